@@ -1,0 +1,236 @@
+"""The prepared-split format every dataset is converted into.
+
+A prepared split is a directory ``<data_root>/<name>/`` holding
+
+* ``annotations.json`` — COCO detection format: ``images`` (id, file_name, width, height),
+  ``annotations`` (id, image_id, category_id, bbox = [x, y, w, h] in pixels, area, iscrowd,
+  optional ``difficult`` 0/1 which evaluation ignores the way VOC does), ``categories``
+  (ids 1..K, contiguous, in class-list order);
+* ``manifest.json`` — written last, so its presence means the split is complete: name,
+  dataset, domain, image_root (relative to the split directory unless absolute, so raw
+  datasets can be referenced in place), num_images, classes, per_class_boxes,
+  annotation_sha256, image_list_sha256 and any ``extra`` keys (e.g. the corruption).
+
+Corrupted variants of a split are ordinary splits named ``<base>-C.<corruption>.<severity>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import DataError, field_error
+from benchmark.store import (
+    atomic_write_json,
+    canonical_json,
+    data_root,
+    sha256_bytes,
+    sha256_lines,
+)
+
+ANNOTATIONS = "annotations.json"
+MANIFEST = "manifest.json"
+
+
+def corrupted_split_name(base: str, corruption: str, severity: int) -> str:
+    return f"{base}-C.{corruption}.{severity}"
+
+
+def parse_corrupted_split_name(name: str) -> tuple[str, str, int] | None:
+    """``"demo_test-C.fog.3"`` → ``("demo_test", "fog", 3)``; ``None`` for a plain split."""
+    base, sep, rest = name.rpartition("-C.")
+    if not sep:
+        return None
+    corruption, _, severity = rest.rpartition(".")
+    if not corruption or not severity.isdigit():
+        return None
+    return base, corruption, int(severity)
+
+
+def split_dir(name: str, root: Path | None = None) -> Path:
+    return Path(root if root is not None else data_root()) / name
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    name: str
+    root: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def annotation_path(self) -> Path:
+        return self.root / ANNOTATIONS
+
+    @property
+    def image_root(self) -> Path:
+        return (self.root / self.manifest.get("image_root", "images")).resolve()
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash used in run fingerprints: annotations + image list (+ extra)."""
+        m = self.manifest
+        keys = ("annotation_sha256", "image_list_sha256", "images_sha256")
+        return sha256_bytes(canonical_json({k: m.get(k) for k in keys}).encode())
+
+    def image_path(self, file_name: str) -> Path:
+        return self.image_root / file_name
+
+    @cached_property
+    def coco(self) -> dict[str, Any]:
+        with open(self.annotation_path, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def validate_coco(coco: Any, source: Path | str) -> None:
+    """Raise :class:`DataError` naming file, field and value for the first problem found."""
+    if not isinstance(coco, dict):
+        raise field_error(DataError, source, "<root>", type(coco).__name__, "expected an object")
+    for key in ("images", "annotations", "categories"):
+        if key not in coco:
+            raise field_error(DataError, source, key, None, "missing required key")
+        if not isinstance(coco[key], list):
+            raise field_error(DataError, source, key, type(coco[key]).__name__, "expected a list")
+
+    cat_ids: set[int] = set()
+    for i, cat in enumerate(coco["categories"]):
+        for key in ("id", "name"):
+            if key not in cat:
+                raise field_error(DataError, source, f"categories[{i}].{key}", None, "missing")
+        if cat["id"] in cat_ids:
+            raise field_error(DataError, source, f"categories[{i}].id", cat["id"], "duplicate id")
+        cat_ids.add(cat["id"])
+
+    image_ids: set[int] = set()
+    for i, img in enumerate(coco["images"]):
+        for key in ("id", "file_name", "width", "height"):
+            if key not in img:
+                raise field_error(DataError, source, f"images[{i}].{key}", None, "missing")
+        if img["id"] in image_ids:
+            raise field_error(DataError, source, f"images[{i}].id", img["id"], "duplicate id")
+        for key in ("width", "height"):
+            if not isinstance(img[key], int) or img[key] <= 0:
+                raise field_error(
+                    DataError, source, f"images[{i}].{key}", img[key], "must be a positive int"
+                )
+        image_ids.add(img["id"])
+
+    ann_ids: set[int] = set()
+    for i, ann in enumerate(coco["annotations"]):
+        for key in ("id", "image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise field_error(DataError, source, f"annotations[{i}].{key}", None, "missing")
+        if ann["id"] in ann_ids:
+            raise field_error(DataError, source, f"annotations[{i}].id", ann["id"], "duplicate id")
+        ann_ids.add(ann["id"])
+        if ann["image_id"] not in image_ids:
+            raise field_error(
+                DataError, source, f"annotations[{i}].image_id", ann["image_id"], "unknown image id"
+            )
+        if ann["category_id"] not in cat_ids:
+            raise field_error(
+                DataError,
+                source,
+                f"annotations[{i}].category_id",
+                ann["category_id"],
+                "unknown category id",
+            )
+        bbox = ann["bbox"]
+        if not (isinstance(bbox, list) and len(bbox) == 4):
+            raise field_error(
+                DataError, source, f"annotations[{i}].bbox", bbox, "expected [x,y,w,h]"
+            )
+        if not all(isinstance(v, int | float) for v in bbox) or bbox[2] <= 0 or bbox[3] <= 0:
+            raise field_error(
+                DataError, source, f"annotations[{i}].bbox", bbox, "width and height must be > 0"
+            )
+
+
+def build_manifest(
+    name: str,
+    coco: dict[str, Any],
+    *,
+    dataset: str,
+    domain: str,
+    image_root: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    names = {c["id"]: c["name"] for c in cats}
+    counts = Counter(names[a["category_id"]] for a in coco["annotations"])
+    return {
+        "name": name,
+        "dataset": dataset,
+        "domain": domain,
+        "image_root": image_root,
+        "num_images": len(coco["images"]),
+        "num_boxes": len(coco["annotations"]),
+        "classes": [c["name"] for c in cats],
+        "per_class_boxes": {n: counts.get(n, 0) for n in names.values()},
+        "annotation_sha256": sha256_bytes(canonical_json(coco).encode()),
+        "image_list_sha256": sha256_lines(sorted(i["file_name"] for i in coco["images"])),
+        **(extra or {}),
+    }
+
+
+def write_split(
+    name: str,
+    coco: dict[str, Any],
+    *,
+    dataset: str,
+    domain: str,
+    image_root: str | Path = "images",
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> PreparedSplit:
+    """Validate and write a split atomically (annotations first, manifest last)."""
+    out = split_dir(name, root)
+    validate_coco(coco, out / ANNOTATIONS)
+    manifest = build_manifest(
+        name, coco, dataset=dataset, domain=domain, image_root=str(image_root), extra=extra
+    )
+    atomic_write_json(out / ANNOTATIONS, coco)
+    atomic_write_json(out / MANIFEST, manifest)
+    return PreparedSplit(name, out, manifest)
+
+
+def load_split(name: str, root: Path | None = None, *, check_images: bool = True) -> PreparedSplit:
+    """Load and validate a prepared split; every problem names the file, field and value."""
+    out = split_dir(name, root)
+    manifest_path = out / MANIFEST
+    if not manifest_path.is_file():
+        raise DataError(
+            f"{manifest_path}: prepared split {name!r} not found "
+            f"(run `python -m benchmark.prepare` for its dataset first)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{manifest_path}: malformed JSON: {e}") from None
+    split = PreparedSplit(name, out, manifest)
+    try:
+        coco = split.coco
+    except FileNotFoundError:
+        raise DataError(f"{split.annotation_path}: missing annotation file") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{split.annotation_path}: malformed JSON: {e}") from None
+    validate_coco(coco, split.annotation_path)
+    if check_images:
+        for i, img in enumerate(coco["images"]):
+            path = split.image_path(img["file_name"])
+            if not path.is_file():
+                raise field_error(
+                    DataError,
+                    split.annotation_path,
+                    f"images[{i}].file_name",
+                    img["file_name"],
+                    f"image not found at {path}",
+                )
+    return split

@@ -1,0 +1,76 @@
+"""Executors run cells. ``local`` runs them here (optionally in parallel processes);
+``slurm`` submits job arrays through submitit (benchmark.slurm)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from benchmark.spec import RunSpec
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # fingerprint → error
+    submitted: list[str] = field(default_factory=list)  # job ids (asynchronous executors)
+
+
+class Executor(Protocol):
+    def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome: ...
+
+
+def _run_one(spec: RunSpec, grid: str, progress: bool, threads: int | None) -> str:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from benchmark.pipeline import run_cell
+
+    run_cell(spec, grid=grid, progress=progress)
+    return spec.fingerprint
+
+
+def _describe(e: BaseException) -> str:
+    from benchmark.errors import BenchmarkError
+
+    return str(e) if isinstance(e, BenchmarkError) else f"{type(e).__name__}: {e}"
+
+
+@dataclass
+class LocalExecutor:
+    """Runs cells on this machine. ``workers > 1`` uses that many processes, each with
+    ``cpu_count // workers`` threads; a parent (DP) shared by several cells is trained once
+    (a file lock), and a failing cell never stops the others."""
+
+    workers: int = 1
+    progress: bool = True
+
+    def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:
+        outcome = Outcome()
+        if self.workers <= 1:
+            for spec in cells:
+                try:
+                    outcome.done.append(_run_one(spec, grid, self.progress, None))
+                except Exception as e:  # noqa: BLE001 - isolate the failure, report it
+                    outcome.failed[spec.fingerprint] = _describe(e)
+                    print(f"FAILED {spec.label}: {_describe(e)}", file=sys.stderr)
+            return outcome
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, s, grid, False, threads): s for s in cells}
+            for fut in as_completed(futures):
+                spec = futures[fut]
+                try:
+                    outcome.done.append(fut.result())
+                    print(f"done   {spec.label}", file=sys.stderr)
+                except Exception as e:  # noqa: BLE001
+                    outcome.failed[spec.fingerprint] = _describe(e)
+                    print(f"FAILED {spec.label}: {_describe(e)}", file=sys.stderr)
+        return outcome

@@ -1,0 +1,224 @@
+"""Grids: YAML files that expand into RunSpecs (backbones × recipes × seeds per experiment).
+
+```yaml
+name: demo
+experiments:
+  - benchmark: demo            # family, used by the report
+    prepare: demo              # optional: generated data built when missing
+    engine: frcnn_fpn_small
+    train_split: demo_train
+    id_split: demo_test
+    ood_splits: [demo_stylized]
+    corruption: {base: demo_test, names: benchmark, severities: [3]}
+    schedule: {iterations: 300, batch_size: 4, lr: 0.01}
+    backbones: [{name: efficientnet_lite0, weights: imagenet}]
+    recipes: [{name: ft}, {name: dp, lr: 0.02}]
+    seeds: [0]
+```
+Top-level keys other than ``name``, ``description`` and ``experiments`` are defaults merged
+into every experiment. Everything is validated before anything runs; errors name the file,
+the field and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.spec import BackboneSpec, CorruptionSpec, RecipeSpec, RunSpec, Schedule
+
+GRIDS_DIR = Path(__file__).parent / "grids"
+EXPERIMENT_KEYS = {
+    "benchmark",
+    "prepare",
+    "engine",
+    "train_split",
+    "id_split",
+    "ood_splits",
+    "corruption",
+    "schedule",
+    "backbones",
+    "recipes",
+    "seeds",
+}
+REQUIRED = ("benchmark", "engine", "train_split", "id_split", "schedule", "backbones", "recipes")
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    path: Path
+    runs: list[RunSpec]
+    prepare: tuple[str, ...]  # generated datasets this grid builds when missing
+
+    def cells(self) -> list[RunSpec]:
+        """Every run that must train: the grid's runs plus their parents, parents first."""
+        seen: dict[str, RunSpec] = {}
+
+        def add(spec: RunSpec) -> None:
+            if spec.parent is not None:
+                add(spec.parent)
+            seen.setdefault(spec.fingerprint, spec)
+
+        for spec in self.runs:
+            add(spec)
+        return list(seen.values())
+
+
+def grid_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    path = GRIDS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(q.stem for q in GRIDS_DIR.glob("*.yaml")))
+        raise ConfigError(f"unknown grid {name_or_path!r} (known: {known}; or give a YAML path)")
+    return path
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: grid file not found")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def _as_list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{field}={value!r}: expected a list")
+    return value
+
+
+def _mapping(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{field}={value!r}: expected a mapping")
+    return value
+
+
+def _expand(exp: dict[str, Any]) -> list[RunSpec]:
+    from benchmark.data.corrupt import corruption_names
+    from benchmark.models.backbones import BACKBONES
+    from benchmark.models.detector import ENGINES
+    from benchmark.recipes import RECIPES, get_recipe
+
+    unknown = sorted(set(exp) - EXPERIMENT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: unknown key (known: {', '.join(sorted(EXPERIMENT_KEYS))})"
+        )
+    for key in REQUIRED:
+        if key not in exp:
+            raise ConfigError(f"{key}: missing required key")
+    ENGINES.get(exp["engine"])
+    sched_doc = _mapping(exp["schedule"], "schedule")
+    try:
+        schedule = Schedule(**sched_doc)
+    except TypeError as e:
+        raise ConfigError(f"schedule={sched_doc!r}: {e}") from None
+    corruption = None
+    if exp.get("corruption") is not None:
+        c = _mapping(exp["corruption"], "corruption")
+        names = c.get("names", "benchmark")
+        names = corruption_names(names if isinstance(names, str) else ",".join(names))
+        corruption = CorruptionSpec(
+            c.get("base", exp["id_split"]),
+            tuple(names),
+            tuple(_as_list(c.get("severities", [1, 2, 3, 4, 5]), "corruption.severities")),
+        )
+    backbones = []
+    for i, b in enumerate(_as_list(exp["backbones"], "backbones")):
+        b = _mapping(b, f"backbones[{i}]")
+        try:
+            spec = BackboneSpec(**b)
+        except TypeError as e:
+            raise ConfigError(f"backbones[{i}]={b!r}: {e}") from None
+        if spec.name not in BACKBONES:
+            BACKBONES.get(spec.name)
+        backbones.append(spec)
+    recipes = []
+    for i, r in enumerate(_as_list(exp["recipes"], "recipes")):
+        r = dict(_mapping(r, f"recipes[{i}]"))
+        if "name" not in r:
+            raise ConfigError(f"recipes[{i}].name: missing")
+        spec_r = RecipeSpec(r.pop("name"), tuple(r.items()))
+        RECIPES.get(spec_r.name)
+        get_recipe(spec_r)  # validates parameters
+        recipes.append(spec_r)
+    seeds = _as_list(exp.get("seeds", [0]), "seeds")
+    return [
+        RunSpec(
+            benchmark=exp["benchmark"],
+            engine=exp["engine"],
+            backbone=b,
+            recipe=r,
+            train_split=exp["train_split"],
+            id_split=exp["id_split"],
+            ood_splits=tuple(_as_list(exp.get("ood_splits", []), "ood_splits")),
+            corruption=corruption,
+            schedule=schedule,
+            seed=s,
+        )
+        for b in backbones
+        for r in recipes
+        for s in seeds
+    ]
+
+
+def _check_categories(runs: list[RunSpec], root: Path | None) -> dict[str, str]:
+    """Load every split once (validating it); check class lists agree; return fingerprints."""
+    from benchmark.data.split import load_split
+
+    fps: dict[str, str] = {}
+    cats: dict[str, list[tuple[int, str]]] = {}
+    for spec in runs:
+        for name in spec.all_splits:
+            if name not in fps:
+                split = load_split(name, root)
+                fps[name] = split.fingerprint
+                cats[name] = sorted((c["id"], c["name"]) for c in split.coco["categories"])
+        train = cats[spec.train_split]
+        for name in spec.eval_splits:
+            if cats[name] != train:
+                raise ConfigError(
+                    f"eval split {name!r}: categories {cats[name][:4]}... differ from train split "
+                    f"{spec.train_split!r} ({train[:4]}...); map both onto the same class list"
+                )
+    return fps
+
+
+def load_grid(
+    name_or_path: str, *, resolve_data: bool = True, data_root: Path | None = None
+) -> Grid:
+    """Parse, validate and expand a grid. With ``resolve_data`` every split is loaded and
+    validated, and its content fingerprint becomes part of each run's fingerprint."""
+    path = grid_path(name_or_path)
+    doc = _read_yaml(path)
+    defaults = {k: v for k, v in doc.items() if k not in ("name", "description", "experiments")}
+    experiments = _as_list(doc.get("experiments", [{}]), f"{path}: experiments")
+    runs: list[RunSpec] = []
+    prepare: list[str] = []
+    for i, exp in enumerate(experiments):
+        exp = {**defaults, **_mapping(exp, f"{path}: experiments[{i}]")}
+        try:
+            runs.extend(_expand(exp))
+        except BenchmarkError as e:
+            raise ConfigError(f"{path}: experiments[{i}].{e}") from None
+        if exp.get("prepare"):
+            prepare.append(str(exp["prepare"]))
+    if not runs:
+        raise ConfigError(f"{path}: the grid expands to no runs")
+    if resolve_data:
+        fps = _check_categories(runs, data_root)
+        runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]
+    return Grid(str(doc.get("name", path.stem)), path, runs, tuple(dict.fromkeys(prepare)))

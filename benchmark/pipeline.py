@@ -1,0 +1,233 @@
+"""Stages of one cell: train once, evaluate every split, write the record.
+
+Every stage is idempotent (its output present → skipped) and atomic (temp file + rename),
+so a killed cell leaves only a resumable checkpoint and rerunning continues it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.data.loader import DetectionDataset
+from benchmark.data.split import PreparedSplit, load_split
+from benchmark.errors import BenchmarkError
+from benchmark.spec import RunSpec
+from benchmark.store import artifacts_root, atomic_write_json, results_root
+
+RECORD = "record.json"
+FAILED = "failed.json"
+SPEC = "spec.json"
+
+
+def results_dir(fingerprint: str) -> Path:
+    return results_root() / "runs" / fingerprint
+
+
+def artifacts_dir(fingerprint: str) -> Path:
+    return artifacts_root() / "runs" / fingerprint
+
+
+def read_record(fingerprint: str) -> dict[str, Any] | None:
+    path = results_dir(fingerprint) / RECORD
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so concurrent cells never train the same run twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------------- train
+def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
+    """Train ``spec`` (its parent first), returning the final checkpoint path."""
+    from benchmark.train import FINAL, Trainer
+
+    out = artifacts_dir(spec.fingerprint)
+    final = out / FINAL
+    if final.is_file():
+        return final
+    init_from = train_stage(spec.parent, progress=progress) if spec.parent is not None else None
+    with file_lock(out / "train.lock"):
+        if final.is_file():
+            return final
+        trainer = Trainer(spec, load_split(spec.train_split), out)
+        return trainer.run(init_from=init_from, progress=progress)
+
+
+# ---------------------------------------------------------------------------------- evaluate
+def predict_split(
+    model: Any, split: PreparedSplit, label_map: Any, batch_size: int, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run the detector over a split; COCO results in the split's own ids."""
+    from tqdm import tqdm
+
+    from benchmark.train import device
+
+    dataset = DetectionDataset(split)
+    dev = device()
+    results: list[dict[str, Any]] = []
+    for start in tqdm(
+        range(0, len(dataset), batch_size),
+        desc=f"eval {split.name}",
+        disable=not progress,
+        leave=False,
+    ):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        outputs = model.predict([img.to(dev) for img, _ in items])
+        for (_, target), out in zip(items, outputs, strict=True):
+            boxes = out["boxes"].cpu()
+            cat_ids = label_map.to_cat_ids(out["labels"].cpu())
+            for box, cat, score in zip(
+                boxes.tolist(), cat_ids, out["scores"].cpu().tolist(), strict=True
+            ):
+                x0, y0, x1, y1 = box
+                results.append(
+                    {
+                        "image_id": int(target["image_id"]),
+                        "category_id": int(cat),
+                        "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                        "score": round(float(score), 5),
+                    }
+                )
+    return results
+
+
+def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) -> dict[str, dict]:
+    """Evaluate every eval split not yet evaluated; return {split: 12 COCO numbers}."""
+    from benchmark.evaluate import coco_summary
+    from benchmark.store import atomic_write_text
+    from benchmark.train import LabelMap, Trainer
+
+    out = artifacts_dir(spec.fingerprint)
+    metrics: dict[str, dict] = {}
+    todo: list[str] = []
+    for name in spec.eval_splits:
+        path = out / "metrics" / f"{name}.json"
+        if path.is_file():
+            metrics[name] = json.loads(path.read_text())
+        else:
+            todo.append(name)
+    if not todo:
+        return metrics
+    train_split = load_split(spec.train_split)
+    model = Trainer(spec, train_split, out).build(init_from=checkpoint)
+    label_map = LabelMap(train_split)
+    for name in todo:
+        split = load_split(name)
+        preds = predict_split(model, split, label_map, spec.schedule.eval_batch_size, progress)
+        atomic_write_text(out / "predictions" / f"{name}.json", json.dumps(preds))
+        metrics[name] = coco_summary(split.annotation_path, preds)
+        atomic_write_json(out / "metrics" / f"{name}.json", metrics[name])
+    return {name: metrics[name] for name in spec.eval_splits}
+
+
+def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
+    from benchmark.metrics import corruption_summary, ood_summary
+
+    id_ap = metrics[spec.id_split]["AP"]
+    ood = {s: metrics[s]["AP"] for s in spec.ood_splits}
+    summary: dict[str, Any] = {
+        "id_ap": id_ap,
+        "id_ap50": metrics[spec.id_split]["AP50"],
+        "ood": ood or None,
+        "ood_mean": None,
+        "ood_mean_ap50": None,
+        "gap": None,
+        "P": None,
+        "mPC": None,
+        "rPC": None,
+        "corruption": None,
+    }
+    if ood:
+        o = ood_summary(id_ap, ood)
+        summary.update(ood_mean=o["ood_mean"], gap=o["gap"])
+        summary["ood_mean_ap50"] = sum(metrics[s]["AP50"] for s in ood) / len(ood)
+    if spec.corruption is not None:
+        aps = {(c, sev): metrics[name]["AP"] for name, c, sev in spec.corrupted_splits}
+        clean = metrics[spec.corruption.base]["AP"]
+        cs = corruption_summary(clean, aps, spec.corruption.names)
+        summary.update(P=cs["P"], mPC=cs["mPC"], rPC=cs["rPC"])
+        table: dict[str, dict[str, float]] = {}
+        for (c, sev), ap in aps.items():
+            table.setdefault(c, {})[str(sev)] = ap
+        summary["corruption"] = table
+    return summary
+
+
+# ---------------------------------------------------------------------------------- cell
+def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate and record one cell; idempotent and resumable."""
+    from benchmark.provenance import provenance
+    from benchmark.train import FINAL
+
+    done = read_record(spec.fingerprint)
+    if done is not None:
+        return done
+    rdir = results_dir(spec.fingerprint)
+    atomic_write_json(rdir / SPEC, {"grid": grid, "spec": spec.to_json()})
+    started = datetime.now(UTC)
+    t0 = time.time()
+    try:
+        checkpoint = train_stage(spec, progress=progress)
+        metrics = evaluate_stage(spec, checkpoint, progress=progress)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        wall = time.time() - t0
+        prov = provenance()
+        prov.update(
+            datasets=dict(spec.data),
+            started=started.isoformat(timespec="seconds"),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            wall_time_s=round(wall, 1),
+            gpu_hours=round(wall / 3600, 4) if torch.cuda.is_available() else 0.0,
+        )
+        out = artifacts_dir(spec.fingerprint)
+        record = {
+            "schema": 1,
+            "fingerprint": spec.fingerprint,
+            "grid": grid,
+            "spec": spec.to_json(),
+            "metrics": metrics,
+            "summary": summarize(spec, metrics),
+            "rgn": state.get("rgn"),
+            "provenance": prov,
+            "artifacts": {
+                "checkpoint": str((out / FINAL).relative_to(artifacts_root())),
+                "predictions": {
+                    s: str((out / "predictions" / f"{s}.json").relative_to(artifacts_root()))
+                    for s in spec.eval_splits
+                },
+            },
+        }
+    except Exception as e:  # not SystemExit: a requeue by submitit exits on purpose
+        tail = traceback.format_exc().splitlines()[-15:]
+        atomic_write_json(
+            rdir / FAILED,
+            {
+                "error": str(e) if isinstance(e, BenchmarkError) else f"{type(e).__name__}: {e}",
+                "traceback_tail": tail,
+                "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+        raise
+    atomic_write_json(rdir / RECORD, record)
+    (rdir / FAILED).unlink(missing_ok=True)
+    return record

@@ -1,0 +1,77 @@
+"""Fine-tuning recipes behind one small interface.
+
+A recipe decides (a) which parameters train and with what lr, (b) extra loss terms,
+(c) gradient changes after backward, (d) stage structure (the run it starts from) and
+(e) post-hoc weight operations. Adding a recipe = one module with a :class:`Recipe`
+subclass decorated by ``@RECIPES.register("name")``, imported at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry
+from benchmark.spec import RecipeSpec
+
+if TYPE_CHECKING:
+    from benchmark.models.detector import Detector
+
+
+class Recipe:
+    #: parameters this recipe accepts (name → default); others are rejected at grid load
+    PARAMS: dict[str, Any] = {"lr": None, "backbone_lr_mult": 1.0}
+
+    def __init__(self, spec: RecipeSpec) -> None:
+        unknown = sorted(set(dict(spec.params)) - set(self.PARAMS))
+        if unknown:
+            raise ConfigError(
+                f"recipe {spec.name!r}: unknown parameter {unknown[0]!r} "
+                f"(accepted: {', '.join(sorted(self.PARAMS))})"
+            )
+        self.spec = spec
+        self.params = {**self.PARAMS, **dict(spec.params)}
+
+    def lr(self, schedule_lr: float) -> float:
+        return float(self.params["lr"] or schedule_lr)
+
+    # (d) stage structure
+    def parent_recipe(self) -> RecipeSpec | None:
+        return None
+
+    # (a) what trains
+    def configure(self, model: Detector) -> None:
+        """Called once after the start weights are loaded, before the optimizer is built."""
+
+    def param_groups(self, model: Detector, lr: float) -> list[dict[str, Any]]:
+        body = [p for _, p in model.body_parameters()]
+        decoder = [p for _, p in model.decoder_parameters()]
+        groups = [{"params": decoder, "lr": lr, "name": "decoder"}]
+        mult = float(self.params["backbone_lr_mult"])
+        if body and mult > 0:
+            groups.append({"params": body, "lr": lr * mult, "name": "backbone"})
+        return groups
+
+    # (b) extra loss terms
+    def extra_losses(self, model: Detector) -> dict[str, torch.Tensor]:
+        return {}
+
+    # (c) gradient modifications
+    def after_backward(self, model: Detector, lr: float) -> None:
+        """Called after backward, before the optimizer step."""
+
+    # (e) post-hoc weight operations
+    def finalize(self, model: Detector, start_state: dict[str, torch.Tensor]) -> None:
+        """Called on the final weights (e.g. WiSE-FT averaging with ``start_state``)."""
+
+
+RECIPES: Registry[type[Recipe]] = Registry("recipe")
+
+
+def get_recipe(spec: RecipeSpec) -> Recipe:
+    return RECIPES.get(spec.name)(spec)
+
+
+from benchmark.recipes import dp, dp_ft, ft  # noqa: E402,F401  (registration)

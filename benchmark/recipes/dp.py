@@ -1,0 +1,20 @@
+"""DP, decoder probing: the backbone's outputs are detached; only FPN, RPN and ROI heads train."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from benchmark.recipes import RECIPES, Recipe
+
+if TYPE_CHECKING:
+    from benchmark.models.detector import Detector
+
+
+@RECIPES.register("dp")
+class DecoderProbe(Recipe):
+    PARAMS = {"lr": None}
+
+    def configure(self, model: Detector) -> None:
+        model.set_detach_body(True)
+        for p in model.body.parameters():
+            p.requires_grad_(False)

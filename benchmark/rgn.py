@@ -1,0 +1,78 @@
+"""Relative Gradient Norm (Saito et al., "Mind the Backbone"), both definitions.
+
+``rgn`` — as the published code computes it: for every trainable backbone tensor W with
+gradient G, accumulate ``|G| / (|W| + 1e-8)`` element-wise over the batches (for 4-D conv
+kernels |G| and |W| are first summed over the two spatial dims), divide by the number of
+batches; per tensor the mean of that map; model level the unweighted mean over tensors.
+
+``rgn_l2`` — as the paper's prose describes it: per tensor ``‖G‖₂ / ‖W‖₂`` per batch,
+averaged over batches; model level the unweighted mean over tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+EPS = 1e-8
+
+
+def _abs_reduced(t: torch.Tensor) -> torch.Tensor:
+    a = t.detach().abs().double()
+    return a.sum(dim=(2, 3)) if a.dim() == 4 else a
+
+
+class RGNAccumulator:
+    """Accumulates both RGN definitions over batches for a fixed set of named tensors."""
+
+    def __init__(self) -> None:
+        self.maps: dict[str, torch.Tensor] = {}
+        self.l2: dict[str, float] = {}
+        self.n_batches = 0
+
+    def add_batch(self, named: Iterable[tuple[str, torch.Tensor, torch.Tensor]]) -> None:
+        """``named`` yields (name, W, G) after one backward pass."""
+        for name, w, g in named:
+            ratio = _abs_reduced(g) / (_abs_reduced(w) + EPS)
+            self.maps[name] = self.maps[name] + ratio if name in self.maps else ratio
+            l2 = float(g.detach().double().norm() / (w.detach().double().norm() + EPS))
+            self.l2[name] = self.l2.get(name, 0.0) + l2
+        self.n_batches += 1
+
+    def result(self) -> dict[str, Any]:
+        if self.n_batches == 0 or not self.maps:
+            return {"rgn": None, "rgn_l2": None, "n_batches": self.n_batches, "per_tensor": {}}
+        n = self.n_batches
+        per_tensor = {
+            name: {"rgn": float((m / n).mean()), "rgn_l2": self.l2[name] / n}
+            for name, m in self.maps.items()
+        }
+        return {
+            "rgn": sum(t["rgn"] for t in per_tensor.values()) / len(per_tensor),
+            "rgn_l2": sum(t["rgn_l2"] for t in per_tensor.values()) / len(per_tensor),
+            "n_batches": n,
+            "per_tensor": per_tensor,
+        }
+
+
+def measure_rgn(
+    loss_fn: Callable[[Any], torch.Tensor],
+    params: list[tuple[str, torch.nn.Parameter]],
+    batches: Iterable[Any],
+) -> dict[str, Any]:
+    """Backward ``loss_fn(batch)`` per batch and accumulate RGN over ``params``.
+
+    Gradients of ``params`` are zeroed before each batch; nothing is updated.
+    Tensors that receive no gradient are left out (they would not train either).
+    """
+    acc = RGNAccumulator()
+    for batch in batches:
+        for _, p in params:
+            p.grad = None
+        loss_fn(batch).backward()
+        acc.add_batch((n, p, p.grad) for n, p in params if p.grad is not None)
+    for _, p in params:
+        p.grad = None
+    return acc.result()

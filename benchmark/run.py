@@ -1,0 +1,109 @@
+"""python -m benchmark.run --grid NAME [--executor local|slurm] [--dry-run] ...
+
+Expands the grid, validates everything (specs, splits, class lists) before running or
+submitting anything, prepares generated datasets the grid asks for, then runs the cells
+that are not done. Finished cells are never recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from benchmark.errors import BenchmarkError
+from benchmark.grid import Grid, load_grid
+from benchmark.spec import RunSpec
+
+
+def cell_state(spec: RunSpec) -> str:
+    from benchmark.pipeline import FAILED, RECORD, results_dir
+
+    d = results_dir(spec.fingerprint)
+    if (d / RECORD).is_file():
+        return "done"
+    if (d / FAILED).is_file():
+        return "failed"
+    return "todo"
+
+
+def prepare_generated(names: tuple[str, ...], workers: int) -> None:
+    """Build (or verify) the generated datasets a grid names; complete splits are skipped."""
+    from benchmark.prepare import main as prepare_main
+
+    for name in names:
+        if prepare_main([name, "--workers", str(workers)]) != 0:
+            raise BenchmarkError(f"preparing dataset {name!r} failed (see above)")
+
+
+def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
+    """Cells in run order (runs other cells start from first), with their state."""
+    cells = grid.cells()
+    parents = {s.parent.fingerprint for s in cells if s.parent is not None}
+    ordered = sorted(cells, key=lambda s: s.fingerprint not in parents)
+    return [(s, cell_state(s)) for s in ordered]
+
+
+def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=sys.stdout) -> None:
+    print(f"grid {grid.name!r} ({grid.path}): {len(cells)} cells", file=file)
+    for spec, state in cells:
+        parent = f"  from {spec.parent.fingerprint}" if spec.parent is not None else ""
+        print(
+            f"  {state:6s} {spec.fingerprint}  {spec.benchmark:8s} {spec.backbone.label:28s} "
+            f"{spec.recipe.name:6s} seed {spec.seed}  {len(spec.eval_splits)} eval splits{parent}",
+            file=file,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
+    ap.add_argument("--grid", required=True, help="grid name (benchmark/grids/NAME.yaml) or path")
+    ap.add_argument("--executor", choices=("local", "slurm"), default="local")
+    ap.add_argument("--profile", help="SLURM cluster profile (slurm/NAME.yaml)")
+    ap.add_argument("--workers", type=int, default=1, help="local: cells run in parallel")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    ap.add_argument("--retry-failed", action="store_true", help="rerun cells that failed")
+    ap.add_argument("--no-report", action="store_true", help="do not regenerate the report")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    try:
+        grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
+        if grid.prepare and not args.dry_run:
+            prepare_generated(grid.prepare, max(1, args.workers))
+        grid = load_grid(args.grid, resolve_data=not args.dry_run or not grid.prepare)
+        cells = plan(grid)
+        print_plan(grid, cells)
+        if args.dry_run:
+            return 0
+        runnable = {"todo", "failed"} if args.retry_failed else {"todo"}
+        todo = [spec for spec, state in cells if state in runnable]
+        skipped = sum(state == "failed" for _, state in cells) if not args.retry_failed else 0
+        if skipped:
+            print(f"{skipped} failed cell(s) skipped: rerun them with --retry-failed")
+        if args.executor == "slurm":
+            from benchmark.slurm import submit_grid
+
+            return submit_grid(grid, todo, profile=args.profile, retry_failed=args.retry_failed)
+        from benchmark.executors import LocalExecutor
+
+        outcome = LocalExecutor(workers=args.workers, progress=not args.quiet).execute(
+            todo, grid.name
+        )
+        print(
+            f"{len(outcome.done)} cell(s) done, {len(outcome.failed)} failed, "
+            f"{len(cells) - len(todo)} already finished or skipped "
+            f"({time.time() - t0:.0f} s)"
+        )
+        if not args.no_report:
+            from benchmark.report import main as report_main
+
+            report_main([])
+        return 1 if outcome.failed else 0
+    except BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

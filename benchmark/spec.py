@@ -1,0 +1,241 @@
+"""RunSpec: one cell of a grid — frozen, validated on construction, serialisable, fingerprinted."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from benchmark.errors import ConfigError
+from benchmark.store import canonical_json
+
+# Bump when a change alters the numbers a run produces (training, evaluation, data):
+# it is part of every fingerprint, so finished runs are only recomputed when it changes.
+RESULTS_VERSION = 1
+
+BENCHMARK_FAMILIES = ("demo", "pascal", "cityscapes", "coco_c", "coco_o")
+
+
+def _check(cond: bool, field_name: str, value: object, problem: str) -> None:
+    if not cond:
+        raise ConfigError(f"{field_name}={value!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    weights: str = "imagenet"  # "imagenet" (the package's checkpoint), "none", or a file path
+    freeze_at: int | None = None  # None: the backbone's default freeze point
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.name, str) and bool(self.name),
+            "backbone.name",
+            self.name,
+            "must be a non-empty string",
+        )
+        _check(isinstance(self.weights, str), "backbone.weights", self.weights, "must be a string")
+        _check(
+            self.freeze_at is None or (isinstance(self.freeze_at, int) and self.freeze_at >= 0),
+            "backbone.freeze_at",
+            self.freeze_at,
+            "must be a non-negative int",
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}[{self.weights}]"
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.name, str) and bool(self.name),
+            "recipe.name",
+            self.name,
+            "must be a non-empty string",
+        )
+        object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
+
+    @classmethod
+    def make(cls, name: str, **params: Any) -> RecipeSpec:
+        return cls(name, tuple(params.items()))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    iterations: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 0
+    policy: str = "onecycle"  # "onecycle" | "step"
+    steps: tuple[int, ...] = ()  # iterations at which lr *= 0.1 (policy "step")
+    train_sizes: tuple[int, ...] = (800,)  # short side, one drawn per batch
+    max_size: int = 1333
+    test_size: int = 800
+    hflip: bool = True
+    checkpoint_every: int = 100
+    rgn_batches: int = 100
+    eval_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_sizes", tuple(self.train_sizes))
+        _check(
+            bool(self.train_sizes) and all(isinstance(v, int) and v > 0 for v in self.train_sizes),
+            "schedule.train_sizes",
+            self.train_sizes,
+            "must be a non-empty list of positive ints",
+        )
+        for name in (
+            "iterations",
+            "batch_size",
+            "max_size",
+            "test_size",
+            "checkpoint_every",
+            "eval_batch_size",
+        ):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > 0, f"schedule.{name}", v, "must be a positive int")
+        for name in ("warmup_iters", "rgn_batches"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"schedule.{name}", v, "must be an int >= 0")
+        _check(
+            isinstance(self.lr, int | float) and self.lr > 0,
+            "schedule.lr",
+            self.lr,
+            "must be a positive number",
+        )
+        _check(
+            self.policy in ("onecycle", "step"),
+            "schedule.policy",
+            self.policy,
+            "must be 'onecycle' or 'step'",
+        )
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    base: str
+    names: tuple[str, ...]
+    severities: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "severities", tuple(self.severities))
+        for s in self.severities:
+            _check(
+                isinstance(s, int) and 1 <= s <= 5,
+                "corruption.severities",
+                s,
+                "severities are ints in 1..5",
+            )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    benchmark: str
+    engine: str
+    backbone: BackboneSpec
+    recipe: RecipeSpec
+    train_split: str
+    id_split: str
+    ood_splits: tuple[str, ...]
+    corruption: CorruptionSpec | None
+    schedule: Schedule
+    seed: int
+    # (split, content fingerprint) for every split the run reads; filled in by the grid loader
+    data: tuple[tuple[str, str], ...] = field(default=(), compare=True)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.benchmark in BENCHMARK_FAMILIES,
+            "benchmark",
+            self.benchmark,
+            f"must be one of {', '.join(BENCHMARK_FAMILIES)}",
+        )
+        _check(
+            isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be an int >= 0"
+        )
+        object.__setattr__(self, "ood_splits", tuple(self.ood_splits))
+        object.__setattr__(self, "data", tuple(sorted(self.data)))
+
+    # ---- derived -------------------------------------------------------------------------
+    @property
+    def corrupted_splits(self) -> list[tuple[str, str, int]]:
+        """(split name, corruption, severity) for every corruption condition."""
+        from benchmark.data.split import corrupted_split_name
+
+        if self.corruption is None:
+            return []
+        c = self.corruption
+        return [(corrupted_split_name(c.base, n, s), n, s) for n in c.names for s in c.severities]
+
+    @property
+    def eval_splits(self) -> list[str]:
+        splits = [self.id_split, *self.ood_splits, *(s for s, _, _ in self.corrupted_splits)]
+        if self.corruption is not None and self.corruption.base not in splits:
+            splits.insert(1, self.corruption.base)
+        return splits
+
+    @property
+    def all_splits(self) -> list[str]:
+        return [self.train_split, *self.eval_splits]
+
+    @property
+    def parent(self) -> RunSpec | None:
+        """The run whose final checkpoint this one starts from (DP-FT → DP), if any."""
+        from benchmark.recipes import get_recipe
+
+        parent_recipe = get_recipe(self.recipe).parent_recipe()
+        return None if parent_recipe is None else replace(self, recipe=parent_recipe)
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.backbone.label} × {self.recipe.name} on {self.train_split} (seed {self.seed})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["recipe"] = {"name": self.recipe.name, "params": dict(self.recipe.params)}
+        d["data"] = dict(self.data)
+        return d
+
+    @property
+    def fingerprint(self) -> str:
+        payload = {"spec": self.to_json(), "results_version": RESULTS_VERSION}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+def spec_from_json(d: dict[str, Any]) -> RunSpec:
+    """Inverse of :meth:`RunSpec.to_json`."""
+    c = d.get("corruption")
+    return RunSpec(
+        benchmark=d["benchmark"],
+        engine=d["engine"],
+        backbone=BackboneSpec(**d["backbone"]),
+        recipe=RecipeSpec(d["recipe"]["name"], tuple(d["recipe"]["params"].items())),
+        train_split=d["train_split"],
+        id_split=d["id_split"],
+        ood_splits=tuple(d["ood_splits"]),
+        corruption=None if c is None else CorruptionSpec(**c),
+        schedule=Schedule(**d["schedule"]),
+        seed=d["seed"],
+        data=tuple(d.get("data", {}).items()),
+    )
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from any parts (global seed, fingerprint, purpose, ...)."""
+    h = hashlib.sha256(canonical_json([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF

@@ -1,0 +1,284 @@
+"""The training loop: seeded, resumable from atomic checkpoints, RGN measured at the start.
+
+Every random draw of iteration ``i`` (batch composition, flips, the train size, RPN/RoI
+sampling) is a function of (run seed, i), so a run resumed from a checkpoint takes exactly
+the same steps as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.data.loader import DetectionDataset
+from benchmark.data.split import PreparedSplit
+from benchmark.errors import BenchmarkError
+from benchmark.models.detector import Detector, build_detector
+from benchmark.recipes import get_recipe
+from benchmark.rgn import measure_rgn
+from benchmark.spec import RunSpec, Schedule, derive_seed
+from benchmark.store import atomic_write_bytes
+
+LAST = "last.pt"
+FINAL = "model_final.pt"
+
+
+class TrainingDiverged(BenchmarkError):
+    pass
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_factor(schedule: Schedule, it: int) -> float:
+    """Multiplier of the base lr at iteration ``it`` (0-based).
+
+    ``step``: linear warm-up over ``warmup_iters`` from 0.001, then ×0.1 at each of ``steps``
+    (detectron2's WarmupMultiStepLR). ``onecycle``: linear warm-up over
+    max(warmup_iters, 20 % of the run), then cosine decay to 0.
+    """
+    if schedule.policy == "step":
+        warm = 1.0
+        if it < schedule.warmup_iters:
+            alpha = it / schedule.warmup_iters
+            warm = 0.001 * (1 - alpha) + alpha
+        return warm * 0.1 ** sum(it >= s for s in schedule.steps)
+    warmup = max(schedule.warmup_iters, int(0.2 * schedule.iterations), 1)
+    if it < warmup:
+        return (it + 1) / warmup
+    progress = (it - warmup) / max(1, schedule.iterations - warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def batch_indices(n: int, batch_size: int, seed: int, it: int) -> list[int]:
+    """Indices of iteration ``it``: consecutive slices of per-epoch seeded permutations."""
+    out: list[int] = []
+    pos = it * batch_size
+    while len(out) < batch_size:
+        epoch, offset = divmod(pos, n)
+        perm = np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n)
+        take = min(batch_size - len(out), n - offset)
+        out.extend(int(i) for i in perm[offset : offset + take])
+        pos += take
+    return out
+
+
+class LabelMap:
+    """Category ids of a split ↔ contiguous model labels 1..K (0 is background)."""
+
+    def __init__(self, split: PreparedSplit) -> None:
+        self.cat_ids = sorted(c["id"] for c in split.coco["categories"])
+        self._to_label = {c: i + 1 for i, c in enumerate(self.cat_ids)}
+
+    def to_labels(self, cat_ids: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self._to_label[int(c)] for c in cat_ids], dtype=torch.int64)
+
+    def to_cat_ids(self, labels: torch.Tensor) -> list[int]:
+        return [self.cat_ids[int(lb) - 1] for lb in labels]
+
+    def __len__(self) -> int:
+        return len(self.cat_ids)
+
+
+def _hflip(image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    width = image.shape[-1]
+    boxes = target["boxes"].clone()
+    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+    return image.flip(-1), {**target, "boxes": boxes}
+
+
+class Trainer:
+    def __init__(self, spec: RunSpec, split: PreparedSplit, out_dir: Path) -> None:
+        self.spec = spec
+        self.split = split
+        self.out_dir = Path(out_dir)
+        self.dataset = DetectionDataset(split)
+        self.labels = LabelMap(split)
+        self.seed = derive_seed(spec.seed, spec.fingerprint, "train")
+        self.device = device()
+        self.recipe = get_recipe(spec.recipe)
+        self.iteration = 0
+        self.rgn: dict[str, Any] | None = None
+        self.log: list[dict[str, Any]] = []
+        self._in_step = False
+
+    # ---- data ------------------------------------------------------------------------------
+    def batch(self, it: int, purpose: str = "train") -> tuple[list[torch.Tensor], list[dict]]:
+        sched = self.spec.schedule
+        seed = self.seed if purpose == "train" else derive_seed(self.seed, purpose)
+        idx = batch_indices(len(self.dataset), sched.batch_size, seed, it)
+        flips = np.random.default_rng(derive_seed(seed, "flip", it)).random(len(idx)) < 0.5
+        images, targets = [], []
+        for i, flip in zip(idx, flips, strict=True):
+            image, target = self.dataset[i]
+            target = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
+            if flip and sched.hflip:
+                image, target = _hflip(image, target)
+            images.append(image.to(self.device))
+            targets.append({k: v.to(self.device) for k, v in target.items()})
+        return images, targets
+
+    # ---- model -----------------------------------------------------------------------------
+    def build(self, init_from: Path | None) -> Detector:
+        torch.manual_seed(derive_seed(self.seed, "init"))
+        model = build_detector(self.spec, num_classes=len(self.labels))
+        if init_from is not None:
+            state = torch.load(init_from, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+        return model.to(self.device)
+
+    def _save(self, model: Detector, optimizer: torch.optim.Optimizer) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "iteration": self.iteration,
+            "rgn": self.rgn,
+            "log": self.log,
+            "fingerprint": self.spec.fingerprint,
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.out_dir / LAST, buf.getvalue())
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self, init_from: Path | None = None, progress: bool = True) -> Path:
+        final = self.out_dir / FINAL
+        if final.is_file():
+            return final
+        sched = self.spec.schedule
+        model = self.build(init_from)
+        start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        last = self.out_dir / LAST
+        resume = None
+        if last.is_file():
+            resume = torch.load(last, map_location="cpu", weights_only=False)
+        if resume is None:
+            self.rgn = self.measure_rgn(model)
+        else:
+            model.load_state_dict(resume["model"])
+            self.iteration, self.rgn, self.log = resume["iteration"], resume["rgn"], resume["log"]
+
+        self.recipe.configure(model)
+        lr = self.recipe.lr(sched.lr)
+        groups = self.recipe.param_groups(model, lr)
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        optimizer = torch.optim.SGD(
+            groups, lr=lr, momentum=sched.momentum, weight_decay=sched.weight_decay
+        )
+        if resume is not None:
+            optimizer.load_state_dict(resume["optimizer"])
+
+        global _ACTIVE
+        _ACTIVE = (self, model, optimizer)
+        try:
+            self._loop(model, optimizer, lr, progress)
+        finally:
+            _ACTIVE = None
+        self.recipe.finalize(model, start_state)
+        buf = io.BytesIO()
+        torch.save({"model": model.state_dict(), "rgn": self.rgn, "log": self.log}, buf)
+        atomic_write_bytes(final, buf.getvalue())
+        last.unlink(missing_ok=True)
+        return final
+
+    def _loop(
+        self, model: Detector, optimizer: torch.optim.Optimizer, lr: float, progress: bool
+    ) -> None:
+        from tqdm import tqdm
+
+        sched = self.spec.schedule
+        bar = tqdm(
+            total=sched.iterations,
+            initial=self.iteration,
+            disable=not progress,
+            desc=f"train {self.spec.recipe.name} {self.spec.backbone.name}",
+            leave=False,
+        )
+        t0 = time.time()
+        while self.iteration < sched.iterations:
+            it = self.iteration
+            images, targets = self.batch(it)
+            torch.manual_seed(derive_seed(self.seed, "step", it))
+            factor = lr_factor(sched, it)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * factor
+            self._in_step = True
+            losses = model.losses(images, targets)
+            losses.update(self.recipe.extra_losses(model))
+            total = sum(losses.values())
+            if not torch.isfinite(total):
+                raise TrainingDiverged(
+                    f"{self.spec.label}: loss is {float(total)} at iteration {it} "
+                    f"(lr {lr * factor:.4g}); lower schedule.lr or the recipe's lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.recipe.after_backward(model, lr * factor)
+            optimizer.step()
+            self.iteration = it + 1
+            self._in_step = False
+            if it % 10 == 0 or self.iteration == sched.iterations:
+                self.log.append(
+                    {
+                        "iter": it,
+                        "loss": float(total),
+                        "lr": lr * factor,
+                        **{k: round(float(v), 5) for k, v in losses.items()},
+                    }
+                )
+            if self.iteration % sched.checkpoint_every == 0:
+                self._save(model, optimizer)
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(total):.3f}")
+        bar.close()
+        (self.out_dir / "train_log.json").write_text(
+            json.dumps({"log": self.log, "seconds_last_session": time.time() - t0})
+        )
+
+    def measure_rgn(self, model: Detector) -> dict[str, Any] | None:
+        """RGN at the start weights, in train mode, with the full detection loss."""
+        sched = self.spec.schedule
+        n = min(sched.rgn_batches, len(self.dataset) // sched.batch_size)
+        params = model.body_parameters()
+        if n == 0 or not params:
+            return None
+
+        def loss(it: int) -> torch.Tensor:
+            images, targets = self.batch(it, purpose="rgn")
+            torch.manual_seed(derive_seed(self.seed, "rgn-step", it))
+            return sum(model.losses(images, targets).values())
+
+        result = measure_rgn(loss, params, range(n))
+        model.zero_grad(set_to_none=True)
+        return {**result, "at": "start weights of this run's training stage"}
+
+    def save_if_idle(self, model: Detector, optimizer: torch.optim.Optimizer) -> bool:
+        if self._in_step:
+            return False
+        self._save(model, optimizer)
+        return True
+
+
+_ACTIVE: tuple[Trainer, Detector, torch.optim.Optimizer] | None = None
+
+
+def checkpoint_now() -> bool:
+    """Save the running training's state if it is between steps (for preemption signals).
+
+    Returns False when no training runs or a step is in flight; the periodic checkpoint
+    (``schedule.checkpoint_every``) then bounds the lost work.
+    """
+    if _ACTIVE is None:
+        return False
+    trainer, model, optimizer = _ACTIVE
+    return trainer.save_if_idle(model, optimizer)
