@@ -106,6 +106,13 @@ def _mapping(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+def _lookup(registry: Any, name: Any, field: str) -> None:
+    try:
+        registry.get(name)
+    except ConfigError as e:
+        raise ConfigError(f"{field}={name!r}: {e}") from None
+
+
 def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     from benchmark.data.corrupt import corruption_names
     from benchmark.models.backbones import BACKBONES
@@ -120,7 +127,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     for key in REQUIRED:
         if key not in exp:
             raise ConfigError(f"{key}: missing required key")
-    ENGINES.get(exp["engine"])
+    _lookup(ENGINES, exp["engine"], "engine")
     sched_doc = _mapping(exp["schedule"], "schedule")
     try:
         schedule = Schedule(**sched_doc)
@@ -143,8 +150,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             spec = BackboneSpec(**b)
         except TypeError as e:
             raise ConfigError(f"backbones[{i}]={b!r}: {e}") from None
-        if spec.name not in BACKBONES:
-            BACKBONES.get(spec.name)
+        _lookup(BACKBONES, spec.name, f"backbones[{i}].name")
         backbones.append(spec)
     recipes = []
     for i, r in enumerate(_as_list(exp["recipes"], "recipes")):
@@ -152,8 +158,11 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         if "name" not in r:
             raise ConfigError(f"recipes[{i}].name: missing")
         spec_r = RecipeSpec(r.pop("name"), tuple(r.items()))
-        RECIPES.get(spec_r.name)
-        get_recipe(spec_r)  # validates parameters
+        _lookup(RECIPES, spec_r.name, f"recipes[{i}].name")
+        try:
+            get_recipe(spec_r)  # validates parameters
+        except ConfigError as e:
+            raise ConfigError(f"recipes[{i}]: {e}") from None
         recipes.append(spec_r)
     seeds = _as_list(exp.get("seeds", [0]), "seeds")
     return [

@@ -231,15 +231,15 @@ class Trainer:
                 self.log.append(
                     {
                         "iter": it,
-                        "loss": float(total),
+                        "loss": total.item(),
                         "lr": lr * factor,
-                        **{k: round(float(v), 5) for k, v in losses.items()},
+                        **{k: round(v.item(), 5) for k, v in losses.items()},
                     }
                 )
             if self.iteration % sched.checkpoint_every == 0:
                 self._save(model, optimizer)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(total):.3f}")
+            bar.set_postfix(loss=f"{total.item():.3f}")
         bar.close()
         (self.out_dir / "train_log.json").write_text(
             json.dumps({"log": self.log, "seconds_last_session": time.time() - t0})

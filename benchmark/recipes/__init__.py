@@ -49,7 +49,7 @@ class Recipe:
         body = [p for _, p in model.body_parameters()]
         decoder = [p for _, p in model.decoder_parameters()]
         groups = [{"params": decoder, "lr": lr, "name": "decoder"}]
-        mult = float(self.params["backbone_lr_mult"])
+        mult = float(self.params.get("backbone_lr_mult", 1.0))
         if body and mult > 0:
             groups.append({"params": body, "lr": lr * mult, "name": "backbone"})
         return groups

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   bash scripts/dev.sh demo   set up everything, run the offline demo grid, write BENCHMARKS.md
+#   bash scripts/dev.sh test   set up everything (incl. the local SLURM test cluster), run tests
+# Extra arguments after the verb go to `benchmark.run` (demo) or pytest (test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+verb="${1:-demo}"; shift || true
+
+PY="${PYTHON:-python3}"
+VENV="${BENCH_VENV:-.venv}"
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "== setting up $VENV (torch 2.14.1 / torchvision 0.29.1 and the suite's dependencies)"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+  "$VENV/bin/python" -m pip install -q -e '.[test]' 2>&1 | grep -v "is ignored" || true
+  "$VENV/bin/python" -c "import benchmark, torch, torchvision, imagecorruptions, pycocotools, submitit"
+  rm -f "$VENV"/.installed-* && touch "$stamp"
+fi
+export PATH="$PWD/$VENV/bin:$PATH"
+
+case "$verb" in
+  demo)
+    exec python -m benchmark.run --grid demo --workers 2 "$@"
+    ;;
+  test)
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      python scripts/slurm_local.py start || {
+        echo "!! could not start the local SLURM test cluster (see above)"; [ "${CI:-}" != true ] || exit 1; }
+    else
+      echo "!! not root or no apt-get: the local SLURM cluster cannot be provisioned;" \
+           "SLURM tests will be SKIPPED (they are required in CI)"
+    fi
+    exec python -m pytest -q "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test [args...]" >&2; exit 2
+    ;;
+esac
