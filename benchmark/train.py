@@ -218,7 +218,7 @@ class Trainer:
             total = sum(losses.values())
             if not torch.isfinite(total):
                 raise TrainingDiverged(
-                    f"{self.spec.label}: loss is {float(total)} at iteration {it} "
+                    f"{self.spec.label}: loss is {total.item()} at iteration {it} "
                     f"(lr {lr * factor:.4g}); lower schedule.lr or the recipe's lr"
                 )
             optimizer.zero_grad(set_to_none=True)

@@ -53,7 +53,7 @@ def test_tiny_grid_end_to_end_and_rerun_skips(bench_env: Path, capsys):
         assert set(s["corruption"]) == {"gaussian_noise", "fog"}
         assert rec["rgn"]["rgn"] > 0 and rec["rgn"]["rgn_l2"] > 0
         prov = rec["provenance"]
-        assert prov["datasets"]["demo_train"] and prov["packages"]["torch"] == torch.__version__
+        assert prov["datasets"]["demo_train"] and torch.__version__.startswith(prov["packages"]["torch"])
         for split, rel in rec["artifacts"]["predictions"].items():
             preds = json.loads((artifacts_dir(fp).parent.parent / rel).read_text())
             assert isinstance(preds, list), split
