@@ -59,13 +59,15 @@ def file_lock(path: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------------- train
 def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
     """Train ``spec`` (its parent first), returning the final checkpoint path."""
-    from benchmark.train import FINAL, Trainer
+    from benchmark.train import FINAL, Trainer, world
 
     out = artifacts_dir(spec.fingerprint)
     final = out / FINAL
     if final.is_file():
         return final
     init_from = train_stage(spec.parent, progress=progress) if spec.parent is not None else None
+    if world()[0] != 0:  # a DDP worker: rank 0 holds the lock and writes the outputs
+        return Trainer(spec, load_split(spec.train_split), out).run(init_from, progress=False)
     with file_lock(out / "train.lock"):
         if final.is_file():
             return final
@@ -177,11 +179,14 @@ def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
 def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[str, Any]:
     """Train, evaluate and record one cell; idempotent and resumable."""
     from benchmark.provenance import provenance
-    from benchmark.train import FINAL
+    from benchmark.train import FINAL, world
 
     done = read_record(spec.fingerprint)
     if done is not None:
         return done
+    if world()[0] != 0:  # DDP workers only help train; rank 0 evaluates and records
+        train_stage(spec, progress=False)
+        return {}
     rdir = results_dir(spec.fingerprint)
     atomic_write_json(rdir / SPEC, {"grid": grid, "spec": spec.to_json()})
     started = datetime.now(UTC)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,25 @@ class TrainingDiverged(BenchmarkError):
     pass
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) from the environment torchrun / submitit set; (0, 1) alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed() -> None:
+    """Join the process group when launched as one of several tasks (DDP)."""
+    import torch.distributed as dist
+
+    rank, size = world()
+    if size > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, rank=rank, world_size=size)
 
 
 def lr_factor(schedule: Schedule, it: int) -> float:
@@ -105,10 +123,17 @@ class Trainer:
         self.seed = derive_seed(spec.seed, spec.fingerprint, "train")
         self.device = device()
         self.recipe = get_recipe(spec.recipe)
+        self.rank, self.world_size = world()
+        if spec.schedule.batch_size % self.world_size:
+            raise BenchmarkError(
+                f"schedule.batch_size={spec.schedule.batch_size}: not divisible by the "
+                f"{self.world_size} processes of this run"
+            )
         self.iteration = 0
         self.rgn: dict[str, Any] | None = None
         self.log: list[dict[str, Any]] = []
         self._in_step = False
+        self.model: Detector | None = None  # the trained model, once run() returns
 
     # ---- data ------------------------------------------------------------------------------
     def batch(self, it: int, purpose: str = "train") -> tuple[list[torch.Tensor], list[dict]]:
@@ -116,6 +141,8 @@ class Trainer:
         seed = self.seed if purpose == "train" else derive_seed(self.seed, purpose)
         idx = batch_indices(len(self.dataset), sched.batch_size, seed, it)
         flips = np.random.default_rng(derive_seed(seed, "flip", it)).random(len(idx)) < 0.5
+        if purpose == "train" and self.world_size > 1:  # each process takes its share
+            idx, flips = idx[self.rank :: self.world_size], flips[self.rank :: self.world_size]
         images, targets = [], []
         for i, flip in zip(idx, flips, strict=True):
             image, target = self.dataset[i]
@@ -162,7 +189,7 @@ class Trainer:
         if last.is_file():
             resume = torch.load(last, map_location="cpu", weights_only=False)
         if resume is None:
-            self.rgn = self.measure_rgn(model)
+            self.rgn = self.measure_rgn(model) if self.rank == 0 else None
         else:
             model.load_state_dict(resume["model"])
             self.iteration, self.rgn, self.log = resume["iteration"], resume["rgn"], resume["log"]
@@ -181,9 +208,12 @@ class Trainer:
         global _ACTIVE
         _ACTIVE = (self, model, optimizer)
         try:
-            self._loop(model, optimizer, lr, progress)
+            self._loop(model, optimizer, lr, progress and self.rank == 0)
         finally:
             _ACTIVE = None
+        self.model = model
+        if self.rank != 0:
+            return final
         self.recipe.finalize(model, start_state)
         buf = io.BytesIO()
         torch.save({"model": model.state_dict(), "rgn": self.rgn, "log": self.log}, buf)
@@ -197,6 +227,17 @@ class Trainer:
         from tqdm import tqdm
 
         sched = self.spec.schedule
+        forward = model.losses
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            init_distributed()
+            ddp = DistributedDataParallel(model.model)
+
+            def forward(images: list[torch.Tensor], targets: list[dict]) -> dict:
+                model.prepare_train()
+                return ddp(images, targets)
+
         bar = tqdm(
             total=sched.iterations,
             initial=self.iteration,
@@ -208,12 +249,12 @@ class Trainer:
         while self.iteration < sched.iterations:
             it = self.iteration
             images, targets = self.batch(it)
-            torch.manual_seed(derive_seed(self.seed, "step", it))
+            torch.manual_seed(derive_seed(self.seed, "step", it, *self._rank_part()))
             factor = lr_factor(sched, it)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
             self._in_step = True
-            losses = model.losses(images, targets)
+            losses = forward(images, targets)
             losses.update(self.recipe.extra_losses(model))
             total = sum(losses.values())
             if not torch.isfinite(total):
@@ -236,14 +277,19 @@ class Trainer:
                         **{k: round(v.item(), 5) for k, v in losses.items()},
                     }
                 )
-            if self.iteration % sched.checkpoint_every == 0:
+            if self.iteration % sched.checkpoint_every == 0 and self.rank == 0:
                 self._save(model, optimizer)
             bar.update(1)
             bar.set_postfix(loss=f"{total.item():.3f}")
         bar.close()
+        if self.rank != 0:
+            return
         (self.out_dir / "train_log.json").write_text(
             json.dumps({"log": self.log, "seconds_last_session": time.time() - t0})
         )
+
+    def _rank_part(self) -> tuple[int, ...]:
+        return (self.rank,) if self.world_size > 1 else ()
 
     def measure_rgn(self, model: Detector) -> dict[str, Any] | None:
         """RGN at the start weights, in train mode, with the full detection loss."""
@@ -263,7 +309,7 @@ class Trainer:
         return {**result, "at": "start weights of this run's training stage"}
 
     def save_if_idle(self, model: Detector, optimizer: torch.optim.Optimizer) -> bool:
-        if self._in_step:
+        if self._in_step or self.rank != 0:
             return False
         self._save(model, optimizer)
         return True

@@ -82,9 +82,12 @@ class Detector(nn.Module):
     def set_detach_body(self, detach: bool) -> None:
         self.backbone.detach_body = detach
 
-    def losses(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, torch.Tensor]:
+    def prepare_train(self) -> None:
         self.model.train()
         self.model.transform.min_size = self.train_sizes  # one drawn per batch (global RNG)
+
+    def losses(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, torch.Tensor]:
+        self.prepare_train()
         return self.model(images, targets)
 
     @torch.no_grad()
