@@ -113,11 +113,25 @@ def predict_split(
     return results
 
 
+def voc_protocol(spec: RunSpec, split: str) -> str | None:
+    """VOC-style AP is computed next to COCO's for the Pascal family: 11-point on VOC2007
+    test (and its -C copies), area under the curve on the other VOC-layout splits."""
+    if spec.benchmark != "pascal":
+        return None
+    return "voc07" if split.startswith("voc07_test") else "voc"
+
+
+def headline(metrics: dict[str, Any], key: str) -> float:
+    """The family's headline number: VOC-style where computed, else COCO."""
+    return metrics["voc"][key] if "voc" in metrics else metrics[key]
+
+
 def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) -> dict[str, dict]:
     """Evaluate every eval split not yet evaluated; return {split: 12 COCO numbers}."""
     from benchmark.evaluate import coco_summary
     from benchmark.store import atomic_write_text
     from benchmark.train import LabelMap, Trainer
+    from benchmark.voc_eval import voc_summary
 
     out = artifacts_dir(spec.fingerprint)
     metrics: dict[str, dict] = {}
@@ -138,6 +152,12 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
         preds = predict_split(model, split, label_map, spec.schedule.eval_batch_size, progress)
         atomic_write_text(out / "predictions" / f"{name}.json", json.dumps(preds))
         metrics[name] = coco_summary(split.annotation_path, preds)
+        protocol = voc_protocol(spec, name)
+        if protocol is not None:
+            metrics[name]["voc"] = voc_summary(
+                split.annotation_path, preds, use_07_metric=protocol == "voc07"
+            )
+            metrics[name]["voc"]["protocol"] = protocol
         atomic_write_json(out / "metrics" / f"{name}.json", metrics[name])
     return {name: metrics[name] for name in spec.eval_splits}
 
@@ -145,11 +165,12 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
 def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
     from benchmark.metrics import corruption_summary, ood_summary
 
-    id_ap = metrics[spec.id_split]["AP"]
-    ood = {s: metrics[s]["AP"] for s in spec.ood_splits}
+    id_ap = headline(metrics[spec.id_split], "AP")
+    ood = {s: headline(metrics[s], "AP") for s in spec.ood_splits}
     summary: dict[str, Any] = {
+        "protocol": "voc" if spec.benchmark == "pascal" else "coco",
         "id_ap": id_ap,
-        "id_ap50": metrics[spec.id_split]["AP50"],
+        "id_ap50": headline(metrics[spec.id_split], "AP50"),
         "ood": ood or None,
         "ood_mean": None,
         "ood_mean_ap50": None,
@@ -162,10 +183,10 @@ def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
     if ood:
         o = ood_summary(id_ap, ood)
         summary.update(ood_mean=o["ood_mean"], gap=o["gap"])
-        summary["ood_mean_ap50"] = sum(metrics[s]["AP50"] for s in ood) / len(ood)
+        summary["ood_mean_ap50"] = sum(headline(metrics[s], "AP50") for s in ood) / len(ood)
     if spec.corruption is not None:
-        aps = {(c, sev): metrics[name]["AP"] for name, c, sev in spec.corrupted_splits}
-        clean = metrics[spec.corruption.base]["AP"]
+        aps = {(c, sev): headline(metrics[name], "AP") for name, c, sev in spec.corrupted_splits}
+        clean = headline(metrics[spec.corruption.base], "AP")
         cs = corruption_summary(clean, aps, spec.corruption.names)
         summary.update(P=cs["P"], mPC=cs["mPC"], rPC=cs["rPC"])
         table: dict[str, dict[str, float]] = {}

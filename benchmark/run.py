@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, DataError
 from benchmark.grid import Grid, load_grid
 from benchmark.spec import RunSpec
 
@@ -71,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
         if grid.prepare and not args.dry_run:
             prepare_generated(grid.prepare, max(1, args.workers))
-        grid = load_grid(args.grid, resolve_data=not args.dry_run or not grid.prepare)
+        try:
+            grid = load_grid(args.grid)
+        except DataError as e:
+            if not args.dry_run:
+                raise
+            print(f"note: {e}\n(data missing: fingerprints below exclude dataset content)")
         cells = plan(grid)
         print_plan(grid, cells)
         if args.dry_run:

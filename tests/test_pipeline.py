@@ -184,3 +184,19 @@ def test_failing_cell_is_recorded_and_others_continue(bench_env: Path, tmp_path:
     assert "loss is" in json.loads(failed[0].read_text())["error"]
     # a rerun skips the failed cell unless asked
     assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+
+
+def test_pascal_family_reports_voc_protocol_next_to_coco(bench_env: Path, tmp_path: Path):
+    grid = tmp_path / "pascal.yaml"
+    text = RESUME_GRID.read_text().replace("benchmark: demo", "benchmark: pascal")
+    grid.write_text(text.replace("iterations: 16", "iterations: 2"))
+    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+    (rec,) = _records(bench_env).values()
+    for split in ("demo_test", "demo_sketch"):
+        voc = rec["metrics"][split]["voc"]
+        assert voc["protocol"] == "voc" and set(voc) >= {"AP", "AP50", "AP75", "per_class"}
+        assert "AP" in rec["metrics"][split]  # COCO numbers kept alongside
+    s = rec["summary"]
+    assert s["protocol"] == "voc"
+    assert s["id_ap"] == rec["metrics"]["demo_test"]["voc"]["AP"]
+    assert s["ood"]["demo_sketch"] == rec["metrics"]["demo_sketch"]["voc"]["AP"]
