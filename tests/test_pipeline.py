@@ -91,8 +91,8 @@ def test_recipes_train_what_they_claim(bench_env: Path):
     body = {k: v for k, v in pre.items()}
     for k, v in body.items():
         assert torch.equal(dp_w["model.backbone.body." + k], v), k
-    stem = [k for k in body if k.startswith("stem.") and k.endswith("weight")]
-    late = [k for k in body if k.startswith("blocks.3.") and k.endswith("weight")]
+    stem = [k for k in body if k.startswith("stages.0.") and k.endswith("weight")]
+    late = [k for k in body if k.startswith("stages.4.") and k.endswith("weight")]
     assert stem and late
     assert all(torch.equal(ft_w["model.backbone.body." + k], body[k]) for k in stem)
     assert any(not torch.equal(ft_w["model.backbone.body." + k], body[k]) for k in late)

