@@ -33,8 +33,9 @@ def results_dir(fingerprint: str) -> Path:
     return results_root() / "runs" / fingerprint
 
 
-def artifacts_dir(fingerprint: str) -> Path:
-    return artifacts_root() / "runs" / fingerprint
+def artifacts_dir(train_fingerprint: str) -> Path:
+    """Checkpoints, predictions and per-split metrics of one training."""
+    return artifacts_root() / "train" / train_fingerprint
 
 
 def read_record(fingerprint: str) -> dict[str, Any] | None:
@@ -61,7 +62,7 @@ def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
     """Train ``spec`` (its parent first), returning the final checkpoint path."""
     from benchmark.train import FINAL, Trainer, world
 
-    out = artifacts_dir(spec.fingerprint)
+    out = artifacts_dir(spec.train_fingerprint)
     final = out / FINAL
     if final.is_file():
         return final
@@ -133,7 +134,7 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
     from benchmark.train import LabelMap, Trainer
     from benchmark.voc_eval import voc_summary
 
-    out = artifacts_dir(spec.fingerprint)
+    out = artifacts_dir(spec.train_fingerprint)
     metrics: dict[str, dict] = {}
     todo: list[str] = []
     for name in spec.eval_splits:
@@ -225,10 +226,11 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
             wall_time_s=round(wall, 1),
             gpu_hours=round(wall / 3600, 4) if torch.cuda.is_available() else 0.0,
         )
-        out = artifacts_dir(spec.fingerprint)
+        out = artifacts_dir(spec.train_fingerprint)
         record = {
             "schema": 1,
             "fingerprint": spec.fingerprint,
+            "train_fingerprint": spec.train_fingerprint,
             "grid": grid,
             "spec": spec.to_json(),
             "metrics": metrics,

@@ -213,7 +213,20 @@ class RunSpec:
 
     @property
     def fingerprint(self) -> str:
+        """Names the run's record: everything in the spec, data content included."""
         payload = {"spec": self.to_json(), "results_version": RESULTS_VERSION}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+    @property
+    def train_fingerprint(self) -> str:
+        """Names the training (and the evaluations of its checkpoint): only what training
+        depends on, so runs that differ in their eval splits share one training."""
+        d = self.to_json()
+        payload = {
+            k: d[k] for k in ("engine", "backbone", "recipe", "train_split", "schedule", "seed")
+        }
+        payload["data"] = d["data"].get(self.train_split)
+        payload["results_version"] = RESULTS_VERSION
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 

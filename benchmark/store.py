@@ -30,6 +30,11 @@ def data_root() -> Path:
     return Path(os.environ.get("BENCH_DATA", REPO_ROOT / "datasets" / "data"))
 
 
+def weights_root() -> Path:
+    """Where relative ``backbone.weights`` paths of grids are looked up."""
+    return Path(os.environ.get("BENCH_WEIGHTS", REPO_ROOT / "weights"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over ``path``."""
     path = Path(path)

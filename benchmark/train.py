@@ -120,7 +120,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.dataset = DetectionDataset(split)
         self.labels = LabelMap(split)
-        self.seed = derive_seed(spec.seed, spec.fingerprint, "train")
+        self.seed = derive_seed(spec.seed, spec.train_fingerprint, "train")
         self.device = device()
         self.recipe = get_recipe(spec.recipe)
         self.rank, self.world_size = world()
@@ -169,7 +169,7 @@ class Trainer:
             "iteration": self.iteration,
             "rgn": self.rgn,
             "log": self.log,
-            "fingerprint": self.spec.fingerprint,
+            "train_fingerprint": self.spec.train_fingerprint,
         }
         buf = io.BytesIO()
         torch.save(state, buf)

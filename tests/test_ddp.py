@@ -37,7 +37,7 @@ def _worker(rank: int, world: int, port: int, env: dict[str, str], out: str) -> 
     from benchmark.train import Trainer
 
     spec = load_grid(str(TESTS / "grids" / "resume.yaml")).runs[0]
-    trainer = Trainer(spec, load_split(spec.train_split), artifacts_dir(spec.fingerprint))
+    trainer = Trainer(spec, load_split(spec.train_split), artifacts_dir(spec.train_fingerprint))
     seen = [trainer.batch(it)[1][0]["boxes"].sum().item() for it in range(3)]
     trainer.run(progress=False)
     h = hashlib.sha256()
@@ -66,5 +66,5 @@ def test_two_process_ddp_synchronises_and_rank0_writes(tmp_path: Path, tiny_data
     h1, seen1 = (tmp_path / "rank1.txt").read_text().split(" ", 1)
     assert seen0 != seen1, "each process must train on its own share of the batch"
     assert h0 == h1, "weights diverged: gradients were not synchronised"
-    finals = list((tmp_path / "artifacts" / "runs").glob("*/model_final.pt"))
+    finals = list((tmp_path / "artifacts" / "train").glob("*/model_final.pt"))
     assert len(finals) == 1

@@ -53,7 +53,9 @@ def test_tiny_grid_end_to_end_and_rerun_skips(bench_env: Path, capsys):
         assert set(s["corruption"]) == {"gaussian_noise", "fog"}
         assert rec["rgn"]["rgn"] > 0 and rec["rgn"]["rgn_l2"] > 0
         prov = rec["provenance"]
-        assert prov["datasets"]["demo_train"] and torch.__version__.startswith(prov["packages"]["torch"])
+        assert prov["datasets"]["demo_train"] and torch.__version__.startswith(
+            prov["packages"]["torch"]
+        )
         for split, rel in rec["artifacts"]["predictions"].items():
             preds = json.loads((artifacts_dir(fp).parent.parent / rel).read_text())
             assert isinstance(preds, list), split
@@ -72,8 +74,10 @@ def test_tiny_grid_end_to_end_and_rerun_skips(bench_env: Path, capsys):
     assert mtimes == {fp: (results_dir(fp) / "record.json").stat().st_mtime_ns for fp in records}
 
 
-def _state(fp: str) -> dict[str, torch.Tensor]:
-    return torch.load(artifacts_dir(fp) / FINAL, map_location="cpu", weights_only=False)["model"]
+def _state(train_fp: str) -> dict[str, torch.Tensor]:
+    return torch.load(artifacts_dir(train_fp) / FINAL, map_location="cpu", weights_only=False)[
+        "model"
+    ]
 
 
 def test_recipes_train_what_they_claim(bench_env: Path):
@@ -87,7 +91,11 @@ def test_recipes_train_what_they_claim(bench_env: Path):
     from benchmark.models.backbones import build_body
 
     pre = build_body("efficientnet_lite0", "imagenet", None).state_dict()
-    dp_w, ft_w, dpft_w = _state(dp.fingerprint), _state(ft.fingerprint), _state(dpft.fingerprint)
+    dp_w, ft_w, dpft_w = (
+        _state(dp.train_fingerprint),
+        _state(ft.train_fingerprint),
+        _state(dpft.train_fingerprint),
+    )
     body = {k: v for k, v in pre.items()}
     for k, v in body.items():
         assert torch.equal(dp_w["model.backbone.body." + k], v), k
@@ -96,12 +104,12 @@ def test_recipes_train_what_they_claim(bench_env: Path):
     assert stem and late
     assert all(torch.equal(ft_w["model.backbone.body." + k], body[k]) for k in stem)
     assert any(not torch.equal(ft_w["model.backbone.body." + k], body[k]) for k in late)
-    # DP-FT's decoder continues from DP's (not from a fresh init): its RPN head moved away
-    # from FT's start less than ... simply check DP-FT did change the backbone, and its
-    # recorded RGN was measured at a different start than FT's
+    # DP-FT fine-tunes the backbone too, and its RGN was measured at DP's final weights
     assert any(not torch.equal(dpft_w["model.backbone.body." + k], body[k]) for k in late)
-    start_ft = torch.load(artifacts_dir(ft.fingerprint) / FINAL, weights_only=False)["rgn"]
-    start_dpft = torch.load(artifacts_dir(dpft.fingerprint) / FINAL, weights_only=False)["rgn"]
+    start_ft = torch.load(artifacts_dir(ft.train_fingerprint) / FINAL, weights_only=False)["rgn"]
+    start_dpft = torch.load(artifacts_dir(dpft.train_fingerprint) / FINAL, weights_only=False)[
+        "rgn"
+    ]
     assert start_ft["rgn"] != start_dpft["rgn"]
 
 
@@ -139,7 +147,7 @@ def test_kill_9_mid_training_resumes_to_identical_metrics(tmp_path: Path, tiny_d
     # killed after its second checkpoint, then rerun
     killed = env("killed")
     proc = _run_resume_grid(killed)
-    art = Path(killed["BENCH_ARTIFACTS"]) / "runs"
+    art = Path(killed["BENCH_ARTIFACTS"]) / "train"
     deadline = time.time() + 240
     while time.time() < deadline:
         lasts = list(art.glob(f"*/{LAST}"))
@@ -162,7 +170,7 @@ def test_kill_9_mid_training_resumes_to_identical_metrics(tmp_path: Path, tiny_d
     assert rec_res["fingerprint"] == rec_ref["fingerprint"]
     assert rec_res["metrics"] == rec_ref["metrics"]
     w_ref = torch.load(
-        next((tmp_path / "ref" / "artifacts" / "runs").glob(f"*/{FINAL}")), weights_only=False
+        next((tmp_path / "ref" / "artifacts" / "train").glob(f"*/{FINAL}")), weights_only=False
     )["model"]
     w_res = torch.load(next(art.glob(f"*/{FINAL}")), weights_only=False)["model"]
     assert all(torch.equal(w_ref[k], w_res[k]) for k in w_ref)
@@ -200,3 +208,21 @@ def test_pascal_family_reports_voc_protocol_next_to_coco(bench_env: Path, tmp_pa
     assert s["protocol"] == "voc"
     assert s["id_ap"] == rec["metrics"]["demo_test"]["voc"]["AP"]
     assert s["ood"]["demo_sketch"] == rec["metrics"]["demo_sketch"]["voc"]["AP"]
+
+
+def test_runs_differing_only_in_eval_splits_share_one_training(bench_env: Path, tmp_path: Path):
+    grid = tmp_path / "shared.yaml"
+    text = RESUME_GRID.read_text().replace("iterations: 16", "iterations: 2")
+    exp = text[text.index("  - benchmark: demo") :]
+    second = exp.replace("ood_splits: [demo_sketch]", "ood_splits: [demo_inked]")
+    grid.write_text(text + second)
+    g = load_grid(str(grid))
+    a, b = g.runs
+    assert a.fingerprint != b.fingerprint and a.train_fingerprint == b.train_fingerprint
+    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+    records = _records(bench_env)
+    assert set(records) == {a.fingerprint, b.fingerprint}
+    trainings = list((bench_env.parent / "artifacts" / "train").glob(f"*/{FINAL}"))
+    assert len(trainings) == 1
+    ra, rb = records[a.fingerprint], records[b.fingerprint]
+    assert ra["metrics"]["demo_test"] == rb["metrics"]["demo_test"]

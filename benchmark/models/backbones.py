@@ -20,6 +20,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.registry import Registry
+from benchmark.store import weights_root
 
 
 class Body(nn.Module):
@@ -76,6 +77,8 @@ def load_state_dict(weights: str, default: Path | None, what: str, published: st
         path = default
     else:
         path = Path(weights).expanduser()
+        if not path.is_absolute():
+            path = weights_root() / path
     if not path.is_file():
         raise MissingFileError(path, f"a PyTorch state dict for {what}", published)
     state = torch.load(path, map_location="cpu", weights_only=True)
