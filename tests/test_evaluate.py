@@ -41,7 +41,10 @@ def known() -> tuple[Path, Path, dict[str, float]]:
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmark.evaluate", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -93,8 +96,15 @@ def _gt(*anns: dict) -> dict:
 
 
 def _ann(i: int, bbox: list[float], difficult: int = 0) -> dict:
-    return {"id": i, "image_id": 1, "category_id": 1, "bbox": bbox,
-            "area": bbox[2] * bbox[3], "iscrowd": 0, "difficult": difficult}
+    return {
+        "id": i,
+        "image_id": 1,
+        "category_id": 1,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "iscrowd": 0,
+        "difficult": difficult,
+    }
 
 
 def _det(bbox: list[float], score: float) -> dict:
@@ -143,17 +153,28 @@ def test_empty_predictions_on_fixture_are_zero(known) -> None:
 @pytest.mark.parametrize(
     ("det", "field", "problem"),
     [
-        ({"image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}, "image_id=7",
-         "unknown image id"),
-        ({"image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1}, "category_id=3",
-         "unknown category id"),
-        ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 1}, "bbox=[0, 0, 1]",
-         "expected"),
-        ({"image_id": 1, "category_id": 1, "bbox": [0, 0, -1, 1], "score": 1}, "bbox=",
-         "negative"),
+        (
+            {"image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1},
+            "image_id=7",
+            "unknown image id",
+        ),
+        (
+            {"image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1},
+            "category_id=3",
+            "unknown category id",
+        ),
+        (
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 1},
+            "bbox=[0, 0, 1]",
+            "expected",
+        ),
+        ({"image_id": 1, "category_id": 1, "bbox": [0, 0, -1, 1], "score": 1}, "bbox=", "negative"),
         ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}, "score=None", "missing"),
-        ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "x"}, "score='x'",
-         "expected a number"),
+        (
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "x"},
+            "score='x'",
+            "expected a number",
+        ),
     ],
 )
 def test_bad_predictions_name_file_index_field_value(tmp_path, det, field, problem) -> None:
@@ -173,8 +194,16 @@ def test_unknown_protocol() -> None:
 def test_cli_voc_protocol_json(known, tmp_path: Path) -> None:
     gt_path, dt_path, _ = known
     out = tmp_path / "voc.json"
-    proc = _run_cli("--gt", str(gt_path), "--predictions", str(dt_path), "--json", str(out),
-                    "--protocol", "voc07")
+    proc = _run_cli(
+        "--gt",
+        str(gt_path),
+        "--predictions",
+        str(dt_path),
+        "--json",
+        str(out),
+        "--protocol",
+        "voc07",
+    )
     assert proc.returncode == 0, proc.stderr
     written = json.loads(out.read_text())
     assert set(written) == {"AP", "AP50", "AP75", "per_class", "per_class_ap50"}

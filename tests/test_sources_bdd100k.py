@@ -25,32 +25,43 @@ def box(x1: float, y1: float, x2: float, y2: float) -> dict:
 
 
 DET20 = [
-    {"name": "a.jpg", "attributes": {"weather": "clear"}, "labels": [
-        {"id": "1", "category": "pedestrian", "box2d": box(100.5, 200.25, 150.5, 300.75)},
-        {"id": "2", "category": "motorcycle", "box2d": box(10, 20, 30, 60)},
-        {"id": "3", "category": "traffic light", "box2d": box(1, 1, 5, 9)},  # not mapped
-        {"id": "4", "category": "other person", "box2d": box(1, 1, 5, 9)},  # not mapped
-        {"id": "5", "category": "bicycle", "box2d": box(1200, 600, 1300, 700)},  # clipped
-        {"id": "6", "category": "dragon", "box2d": box(1, 1, 5, 9)},  # unknown
-        {"id": "7", "category": "car"},  # no box2d: malformed
-        {"id": "8", "category": "bus", "box2d": box(40, 40, 40, 80)},  # zero width
-        {"id": "9", "category": "pedestrian", "attributes": {"crowd": True},
-         "box2d": box(500, 300, 540, 380)},
-    ]},
+    {
+        "name": "a.jpg",
+        "attributes": {"weather": "clear"},
+        "labels": [
+            {"id": "1", "category": "pedestrian", "box2d": box(100.5, 200.25, 150.5, 300.75)},
+            {"id": "2", "category": "motorcycle", "box2d": box(10, 20, 30, 60)},
+            {"id": "3", "category": "traffic light", "box2d": box(1, 1, 5, 9)},  # not mapped
+            {"id": "4", "category": "other person", "box2d": box(1, 1, 5, 9)},  # not mapped
+            {"id": "5", "category": "bicycle", "box2d": box(1200, 600, 1300, 700)},  # clipped
+            {"id": "6", "category": "dragon", "box2d": box(1, 1, 5, 9)},  # unknown
+            {"id": "7", "category": "car"},  # no box2d: malformed
+            {"id": "8", "category": "bus", "box2d": box(40, 40, 40, 80)},  # zero width
+            {
+                "id": "9",
+                "category": "pedestrian",
+                "attributes": {"crowd": True},
+                "box2d": box(500, 300, 540, 380),
+            },
+        ],
+    },
     {"name": "b.jpg", "attributes": {}},  # no objects at all: kept, no boxes
     {"name": "c.jpg", "labels": [{"category": "truck", "box2d": box(0, 0, 10, 10)}]},
 ]
 
 # the 2018 release: person/motor/bike names, poly2d-only drivable areas and lanes
 LEGACY = [
-    {"name": "a.jpg", "labels": [
-        {"category": "person", "box2d": box(1, 2, 11, 22), "id": 0},
-        {"category": "motor", "box2d": box(3, 4, 13, 24), "id": 1},
-        {"category": "bike", "box2d": box(5, 6, 15, 26), "id": 2},
-        {"category": "rider", "box2d": box(7, 8, 17, 28), "id": 3},
-        {"category": "drivable area", "poly2d": [{"vertices": [[0, 0], [1, 1]]}], "id": 4},
-        {"category": "lane", "poly2d": [{"vertices": [[0, 0], [1, 1]]}], "id": 5},
-    ]},
+    {
+        "name": "a.jpg",
+        "labels": [
+            {"category": "person", "box2d": box(1, 2, 11, 22), "id": 0},
+            {"category": "motor", "box2d": box(3, 4, 13, 24), "id": 1},
+            {"category": "bike", "box2d": box(5, 6, 15, 26), "id": 2},
+            {"category": "rider", "box2d": box(7, 8, 17, 28), "id": 3},
+            {"category": "drivable area", "poly2d": [{"vertices": [[0, 0], [1, 1]]}], "id": 4},
+            {"category": "lane", "poly2d": [{"vertices": [[0, 0], [1, 1]]}], "id": 5},
+        ],
+    },
     {"name": "b.jpg", "labels": []},
     {"name": "c.jpg", "labels": None},
 ]
@@ -74,8 +85,10 @@ def partial(tmp_path: Path, **kw) -> Options:
 def named(split) -> list[tuple]:
     cats = {c["id"]: c["name"] for c in split.coco["categories"]}
     files = {i["id"]: i["file_name"] for i in split.coco["images"]}
-    return [(files[a["image_id"]], cats[a["category_id"]], a["iscrowd"], a["bbox"])
-            for a in split.coco["annotations"]]
+    return [
+        (files[a["image_id"]], cats[a["category_id"]], a["iscrowd"], a["bbox"])
+        for a in split.coco["annotations"]
+    ]
 
 
 def test_mapping_covers_cityscapes_classes() -> None:
@@ -87,7 +100,10 @@ def test_bdd_det20(bdd: Path, tmp_path: Path) -> None:
     assert split.name == "bdd100k_val"
     assert [c["name"] for c in split.coco["categories"]] == list(C.CITYSCAPES_CLASSES)
     assert [(i["file_name"], i["width"], i["height"]) for i in split.coco["images"]] == [
-        ("a.jpg", 1280, 720), ("b.jpg", 1280, 720), ("c.jpg", 1280, 720)]
+        ("a.jpg", 1280, 720),
+        ("b.jpg", 1280, 720),
+        ("c.jpg", 1280, 720),
+    ]
     assert named(split) == [
         ("a.jpg", "person", 0, [100.5, 200.25, 50, 100.5]),
         ("a.jpg", "motorcycle", 0, [10, 20, 20, 40]),
@@ -97,15 +113,18 @@ def test_bdd_det20(bdd: Path, tmp_path: Path) -> None:
     ]
     m = split.manifest
     assert m["unmapped_boxes"] == {"other person": 1, "traffic light": 1}
-    assert m["issues"] == {C.CLIPPED: 1, C.MALFORMED_OBJECT: 1, C.UNKNOWN_CLASS: 1,
-                           C.ZERO_AREA: 1}
+    assert m["issues"] == {C.CLIPPED: 1, C.MALFORMED_OBJECT: 1, C.UNKNOWN_CLASS: 1, C.ZERO_AREA: 1}
     assert m["image_root"] == str((bdd / "images" / "100k" / "val").resolve())
     assert m["source_files"] == 1 and list(m["source_file_sha256"]) == [
-        "labels/det_20/det_val.json"]
+        "labels/det_20/det_val.json"
+    ]
     issues = json.loads((split.root / "issues.json").read_text())
     assert {i["where"] for i in issues} == {
-        "[0].labels[4] (a.jpg)", "[0].labels[5] (a.jpg)", "[0].labels[6] (a.jpg)",
-        "[0].labels[7] (a.jpg)"}
+        "[0].labels[4] (a.jpg)",
+        "[0].labels[5] (a.jpg)",
+        "[0].labels[6] (a.jpg)",
+        "[0].labels[7] (a.jpg)",
+    }
     with pytest.raises(DataError, match=r"bdd100k_val: 4 annotation issue\(s\) under --strict"):
         prepare_bdd100k(bdd, partial(tmp_path, strict=True))
 
@@ -116,8 +135,11 @@ def test_bdd_legacy_format(bdd: Path, tmp_path: Path) -> None:
     (bdd / "labels" / "det_20" / "det_val.json").unlink()
     split = prepare_bdd100k(bdd, partial(tmp_path, strict=True))[0]
     assert [(n, c, b) for n, c, _, b in named(split)] == [
-        ("a.jpg", "person", [1, 2, 10, 20]), ("a.jpg", "motorcycle", [3, 4, 10, 20]),
-        ("a.jpg", "bicycle", [5, 6, 10, 20]), ("a.jpg", "rider", [7, 8, 10, 20])]
+        ("a.jpg", "person", [1, 2, 10, 20]),
+        ("a.jpg", "motorcycle", [3, 4, 10, 20]),
+        ("a.jpg", "bicycle", [5, 6, 10, 20]),
+        ("a.jpg", "rider", [7, 8, 10, 20]),
+    ]
     assert split.manifest["unmapped_boxes"] == {"drivable area": 1, "lane": 1}
     assert split.manifest["label_file"] == "bdd100k_labels_images_val.json"
 
@@ -128,12 +150,14 @@ def test_bdd_missing_images_counts_and_duplicates(bdd: Path, tmp_path: Path) -> 
     with pytest.raises(DataError, match=r"1 listed images missing .*c\.jpg"):
         prepare_bdd100k(bdd, Options(root=tmp_path / "data", log=lambda s: None))
     msgs: list[str] = []
-    split = prepare_bdd100k(bdd, Options(root=tmp_path / "data", allow_partial=True,
-                                         log=msgs.append))[0]
+    split = prepare_bdd100k(
+        bdd, Options(root=tmp_path / "data", allow_partial=True, log=msgs.append)
+    )[0]
     assert split.manifest["num_images"] == 2
     assert split.manifest["issues"][C.MISSING_IMAGE] == 1
-    assert any("expected 10000" in m and "extra (on disk, not annotated): zzz.jpg" in m
-               for m in msgs)
+    assert any(
+        "expected 10000" in m and "extra (on disk, not annotated): zzz.jpg" in m for m in msgs
+    )
     dup = bdd / "dup.json"
     dup.write_text(json.dumps([{"name": "a.jpg"}, {"name": "b.jpg"}, {"name": "a.jpg"}]))
     with pytest.raises(DataError, match=r"dup\.json: \[2\]\.name='a\.jpg': duplicate image"):

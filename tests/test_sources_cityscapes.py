@@ -81,15 +81,23 @@ def cityscapes(tmp_path: Path) -> Path:
     # no imgWidth/imgHeight: the size comes from the PNG header (and is reported)
     write_gt(raw, "val", LINDAU, [{"label": "car", "polygon": [[0, 0], [47, 23], [0, 23]]}], None)
     save_png(raw / "leftImg8bit" / "val" / f"{LINDAU}_leftImg8bit.png", 48, 24)
-    write_gt(raw, "train", "aachen/aachen_000000_000019",
-             [{"label": "bus", "polygon": rect(2, 3, 9, 7)}], (16, 16))
-    save_png(raw / "leftImg8bit" / "train" / "aachen" / "aachen_000000_000019_leftImg8bit.png",
-             16, 16)
+    write_gt(
+        raw,
+        "train",
+        "aachen/aachen_000000_000019",
+        [{"label": "bus", "polygon": rect(2, 3, 9, 7)}],
+        (16, 16),
+    )
+    save_png(
+        raw / "leftImg8bit" / "train" / "aachen" / "aachen_000000_000019_leftImg8bit.png", 16, 16
+    )
     for stem, (w, h) in ((FRANKFURT, (64, 32)), (LINDAU, (48, 24))):
-        save_png(raw / "leftImg8bit_foggy" / "val" / f"{stem}_leftImg8bit_foggy_beta_0.02.png",
-                 w, h)
-    save_png(raw / "leftImg8bit_foggy" / "val" / f"{FRANKFURT}_leftImg8bit_foggy_beta_0.01.png",
-             64, 32)
+        save_png(
+            raw / "leftImg8bit_foggy" / "val" / f"{stem}_leftImg8bit_foggy_beta_0.02.png", w, h
+        )
+    save_png(
+        raw / "leftImg8bit_foggy" / "val" / f"{FRANKFURT}_leftImg8bit_foggy_beta_0.01.png", 64, 32
+    )
     return raw
 
 
@@ -101,8 +109,11 @@ def boxes(split, image_index: int) -> list[tuple]:
     coco = split.coco
     iid = coco["images"][image_index]["id"]
     cats = {c["id"]: c["name"] for c in coco["categories"]}
-    return [(cats[a["category_id"]], a["iscrowd"], a["bbox"])
-            for a in coco["annotations"] if a["image_id"] == iid]
+    return [
+        (cats[a["category_id"]], a["iscrowd"], a["bbox"])
+        for a in coco["annotations"]
+        if a["image_id"] == iid
+    ]
 
 
 def test_resolve_label_follows_detectron2() -> None:
@@ -125,17 +136,28 @@ def test_cityscapes_boxes_by_hand(cityscapes: Path, tmp_path: Path) -> None:
     m = val.manifest
     assert m["occluded_dropped"] == 1  # the rider under the building: not an issue
     assert m["issues"] == {C.MALFORMED_OBJECT: 1, C.SIZE_FROM_HEADER: 1, C.UNKNOWN_CLASS: 1}
-    assert m["per_class_boxes"] == {"person": 2, "rider": 0, "car": 3, "truck": 0, "bus": 0,
-                                    "train": 0, "motorcycle": 0, "bicycle": 1}
+    assert m["per_class_boxes"] == {
+        "person": 2,
+        "rider": 0,
+        "car": 3,
+        "truck": 0,
+        "bus": 0,
+        "train": 0,
+        "motorcycle": 0,
+        "bicycle": 1,
+    }
     assert m["image_root"] == str((cityscapes / "leftImg8bit").resolve())
     assert m["source_files"] == 2
     issues = json.loads((val.root / "issues.json").read_text())
     assert {(i["where"], i["kind"]) for i in issues} >= {
-        ("objects[9] (unicorn)", C.UNKNOWN_CLASS), ("objects[10] (truck)", C.MALFORMED_OBJECT)}
+        ("objects[9] (unicorn)", C.UNKNOWN_CLASS),
+        ("objects[10] (truck)", C.MALFORMED_OBJECT),
+    }
 
 
-def test_cityscapes_strict_and_counts(cityscapes: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cityscapes_strict_and_counts(
+    cityscapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(DataError, match=r"cityscapes_val: 3 annotation issue\(s\) under --strict"):
         prepare_cityscapes(cityscapes, partial(tmp_path, strict=True), splits=["val"])
     # the train split is clean; its count (1 of 2975) is an error without --allow-partial
@@ -148,14 +170,18 @@ def test_cityscapes_strict_and_counts(cityscapes: Path, tmp_path: Path,
 
 def test_cityscapes_missing_and_extra_images(cityscapes: Path, tmp_path: Path) -> None:
     (cityscapes / "leftImg8bit" / "val" / f"{LINDAU}_leftImg8bit.png").unlink()
-    save_png(cityscapes / "leftImg8bit" / "val" / "lindau" / "lindau_000099_000019_leftImg8bit.png",
-             8, 8)
+    save_png(
+        cityscapes / "leftImg8bit" / "val" / "lindau" / "lindau_000099_000019_leftImg8bit.png", 8, 8
+    )
     opts = Options(root=tmp_path / "data", log=lambda s: None)
     with pytest.raises(DataError, match=r"1 listed images missing .*lindau_000001_000019"):
         prepare_cityscapes(cityscapes, opts, splits=["val"])
     msgs: list[str] = []
-    out = prepare_cityscapes(cityscapes, Options(root=tmp_path / "data", allow_partial=True,
-                                                 log=msgs.append), splits=["val"])[0]
+    out = prepare_cityscapes(
+        cityscapes,
+        Options(root=tmp_path / "data", allow_partial=True, log=msgs.append),
+        splits=["val"],
+    )[0]
     assert out.manifest["num_images"] == 1
     warning = next(m for m in msgs if "expected 500" in m)
     assert "missing: val/lindau/lindau_000001_000019" in warning
@@ -165,10 +191,13 @@ def test_cityscapes_missing_and_extra_images(cityscapes: Path, tmp_path: Path) -
 def test_cityscapes_malformed_json(cityscapes: Path, tmp_path: Path) -> None:
     bad = cityscapes / "gtFine" / "val" / f"{LINDAU}_gtFine_polygons.json"
     bad.write_text('{"imgWidth": 48,\n "objects": [\n  {"label": "car",}\n]}')
-    with pytest.raises(DataError, match=r"lindau_000001_000019_gtFine_polygons\.json: malformed "
-                                         r"JSON at line 3"):
+    with pytest.raises(
+        DataError,
+        match=r"lindau_000001_000019_gtFine_polygons\.json: malformed "
+        r"JSON at line 3",
+    ):
         prepare_cityscapes(cityscapes, partial(tmp_path), splits=["val"])
-    bad.write_text('[1, 2]')
+    bad.write_text("[1, 2]")
     with pytest.raises(DataError, match="expected an object with an 'objects' list"):
         prepare_cityscapes(cityscapes, partial(tmp_path), splits=["val"])
 
@@ -185,14 +214,16 @@ def test_foggy_cityscapes_same_boxes_foggy_images(cityscapes: Path, tmp_path: Pa
     val = prepare_cityscapes(cityscapes, partial(tmp_path), splits=["val"])[0]
     assert foggy.name == "foggy_cityscapes_val" and foggy.manifest["beta"] == 0.02
     assert foggy.manifest["domain"] == "foggy"
-    assert foggy.coco["images"][0]["file_name"] == \
-        f"val/{FRANKFURT}_leftImg8bit_foggy_beta_0.02.png"
+    assert (
+        foggy.coco["images"][0]["file_name"] == f"val/{FRANKFURT}_leftImg8bit_foggy_beta_0.02.png"
+    )
     assert foggy.coco["annotations"] == val.coco["annotations"]
     assert foggy.image_path(foggy.coco["images"][1]["file_name"]).is_file()
     # beta 0.01: a suffixed name; only one of the two images exists
     with pytest.raises(DataError, match=r"1 listed images missing"):
-        prepare_foggy_cityscapes(cityscapes, Options(root=tmp_path / "data", log=lambda s: None),
-                                 beta=0.01)
+        prepare_foggy_cityscapes(
+            cityscapes, Options(root=tmp_path / "data", log=lambda s: None), beta=0.01
+        )
     other = prepare_foggy_cityscapes(cityscapes, partial(tmp_path), beta=0.01)[0]
     assert other.name == foggy_split_name(0.01) == "foggy_cityscapes_val_beta0.01"
     assert other.manifest["num_images"] == 1 and other.manifest["beta"] == 0.01

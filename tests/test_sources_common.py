@@ -8,16 +8,19 @@ from benchmark.data.sources import common as C
 from benchmark.errors import DataError
 
 
-@pytest.mark.parametrize(("box", "expected", "kind"), [
-    ((1, 2, 30, 40), (1, 2, 30, 40), None),  # inside
-    ((0, 0, 64, 48), (0, 0, 64, 48), None),  # exactly the image
-    ((-5, 2, 30, 50), (0, 2, 30, 48), C.CLIPPED),
-    ((0, 0, 64.005, 48), (0, 0, 64, 48), None),  # float noise: clipped silently
-    ((10, 10, 10, 20), None, C.ZERO_AREA),
-    ((10, 20, 15, 5), None, C.ZERO_AREA),  # inverted
-    ((70, 0, 80, 10), None, C.OUTSIDE),
-    ((-10, -10, 0, 5), None, C.OUTSIDE),  # touches the border only
-])
+@pytest.mark.parametrize(
+    ("box", "expected", "kind"),
+    [
+        ((1, 2, 30, 40), (1, 2, 30, 40), None),  # inside
+        ((0, 0, 64, 48), (0, 0, 64, 48), None),  # exactly the image
+        ((-5, 2, 30, 50), (0, 2, 30, 48), C.CLIPPED),
+        ((0, 0, 64.005, 48), (0, 0, 64, 48), None),  # float noise: clipped silently
+        ((10, 10, 10, 20), None, C.ZERO_AREA),
+        ((10, 20, 15, 5), None, C.ZERO_AREA),  # inverted
+        ((70, 0, 80, 10), None, C.OUTSIDE),
+        ((-10, -10, 0, 5), None, C.OUTSIDE),  # touches the border only
+    ],
+)
 def test_sanitize_xyxy(box, expected, kind) -> None:
     log = C.IssueLog()
     assert C.sanitize_xyxy(box, 64, 48, log, "f.xml", "object[0]") == expected
@@ -28,9 +31,19 @@ def test_sanitize_xyxy(box, expected, kind) -> None:
 
 def test_expected_counts_table_covers_every_split() -> None:
     names = {
-        "voc07_trainval", "voc12_trainval", "voc0712_trainval", "voc07_test", "clipart_test",
-        "watercolor_test", "comic_test", "cityscapes_train", "cityscapes_val",
-        "foggy_cityscapes_val", "bdd100k_val", "coco_train2017", "coco_val2017",
+        "voc07_trainval",
+        "voc12_trainval",
+        "voc0712_trainval",
+        "voc07_test",
+        "clipart_test",
+        "watercolor_test",
+        "comic_test",
+        "cityscapes_train",
+        "cityscapes_val",
+        "foggy_cityscapes_val",
+        "bdd100k_val",
+        "coco_train2017",
+        "coco_val2017",
     }
     assert set(C.EXPECTED_IMAGES) == names
     n = {k: v[0] for k, v in C.EXPECTED_IMAGES.items()}
@@ -52,8 +65,17 @@ def test_every_dataset_registers_a_preparer_with_arguments() -> None:
     import benchmark.data.sources  # noqa: F401
     from benchmark.data import PREPARER_ARGUMENTS, PREPARERS
 
-    names = ["voc", "clipart", "watercolor", "comic", "cityscapes", "foggy_cityscapes",
-             "bdd100k", "coco", "coco_o"]
+    names = [
+        "voc",
+        "clipart",
+        "watercolor",
+        "comic",
+        "cityscapes",
+        "foggy_cityscapes",
+        "bdd100k",
+        "coco",
+        "coco_o",
+    ]
     for name in names:
         assert name in PREPARERS
         parser = argparse.ArgumentParser()

@@ -27,19 +27,33 @@ def save_jpeg(path: Path, w: int, h: int, src: np.ndarray | None = None) -> None
 
 
 def obj(name: str, box: tuple | None, difficult: int | str = 0) -> str:
-    bb = "" if box is None else (
-        "<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>".format(*box)
+    bb = (
+        ""
+        if box is None
+        else (
+            "<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>".format(
+                *box
+            )
+        )
     )
-    return (f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
-            f"<difficult>{difficult}</difficult>{bb}</object>")
+    return (
+        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>{difficult}</difficult>{bb}</object>"
+    )
 
 
 def write_xml(path: Path, size: tuple[int, int] | None, objects: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sz = "" if size is None else (f"<size><width>{size[0]}</width><height>{size[1]}</height>"
-                                  "<depth>3</depth></size>")
-    path.write_text(f"<annotation><folder>VOC</folder><filename>{path.stem}.jpg</filename>{sz}"
-                    + "\n".join(objects) + "</annotation>\n")
+    sz = (
+        ""
+        if size is None
+        else (f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>")
+    )
+    path.write_text(
+        f"<annotation><folder>VOC</folder><filename>{path.stem}.jpg</filename>{sz}"
+        + "\n".join(objects)
+        + "</annotation>\n"
+    )
 
 
 def write_set(ds: Path, name: str, ids: list[str]) -> None:
@@ -48,11 +62,17 @@ def write_set(ds: Path, name: str, ids: list[str]) -> None:
     f.write_text("".join(f"{i}\n" for i in ids))
 
 
-def add_image(ds: Path, image_id: str, size: tuple[int, int], objects: list[str],
-              xml_size: tuple[int, int] | None | str = "same") -> None:
+def add_image(
+    ds: Path,
+    image_id: str,
+    size: tuple[int, int],
+    objects: list[str],
+    xml_size: tuple[int, int] | None | str = "same",
+) -> None:
     save_jpeg(ds / "JPEGImages" / f"{image_id}.jpg", *size)
-    write_xml(ds / "Annotations" / f"{image_id}.xml", size if xml_size == "same" else xml_size,
-              objects)  # type: ignore[arg-type]
+    write_xml(
+        ds / "Annotations" / f"{image_id}.xml", size if xml_size == "same" else xml_size, objects
+    )  # type: ignore[arg-type]
 
 
 AWKWARD = [
@@ -74,8 +94,12 @@ def devkit(tmp_path: Path) -> Path:
     add_image(v07, "000001", (64, 48), AWKWARD)
     add_image(v07, "000002", (40, 30), [obj("horse", (1, 1, 40, 30))], xml_size=None)
     add_image(v07, "000003", (32, 32), [obj("tvmonitor", (5, 6, 7, 8))])
-    add_image(v07, "000004", (50, 40), [obj("chair", (3, 4, 13, 24), difficult=1),
-                                        obj("chair", (20, 4, 30, 24))])
+    add_image(
+        v07,
+        "000004",
+        (50, 40),
+        [obj("chair", (3, 4, 13, 24), difficult=1), obj("chair", (20, 4, 30, 24))],
+    )
     write_set(v07, "trainval", ["000001", "000002", "000003", "000003"])  # duplicate line 4
     write_set(v07, "test", ["000004"])
     v12 = raw / "VOC2012"
@@ -104,7 +128,8 @@ def test_voc_boxes_difficult_and_repairs(devkit: Path, tmp_path: Path) -> None:
     tv = splits["voc07_trainval"]
     anns = by_file(tv)
     assert [i["file_name"] for i in tv.coco["images"]] == [
-        "VOC2007/JPEGImages/000001.jpg", "VOC2007/JPEGImages/000002.jpg",
+        "VOC2007/JPEGImages/000001.jpg",
+        "VOC2007/JPEGImages/000002.jpg",
         "VOC2007/JPEGImages/000003.jpg",
     ]
     first = anns["VOC2007/JPEGImages/000001.jpg"]
@@ -126,8 +151,13 @@ def test_voc_boxes_difficult_and_repairs(devkit: Path, tmp_path: Path) -> None:
     assert m["classes"] == list(C.VOC_CLASSES)
     assert m["image_root"] == str(devkit.resolve())
     assert m["issues"] == {
-        C.CLIPPED: 1, C.DUPLICATE_IMAGE: 1, C.MALFORMED_OBJECT: 1, C.OUTSIDE: 1,
-        C.SIZE_FROM_HEADER: 1, C.UNKNOWN_CLASS: 1, C.ZERO_AREA: 1,
+        C.CLIPPED: 1,
+        C.DUPLICATE_IMAGE: 1,
+        C.MALFORMED_OBJECT: 1,
+        C.OUTSIDE: 1,
+        C.SIZE_FROM_HEADER: 1,
+        C.UNKNOWN_CLASS: 1,
+        C.ZERO_AREA: 1,
     }
     assert m["source_files"] == 4 and len(m["source_sha256"]) == 64  # list + 3 XMLs
     issues = json.loads((tv.root / "issues.json").read_text())
@@ -138,8 +168,11 @@ def test_voc_boxes_difficult_and_repairs(devkit: Path, tmp_path: Path) -> None:
     assert ("000001.xml", "object[5] (bird)", C.MALFORMED_OBJECT) in where
     assert ("trainval.txt", "line 4", C.DUPLICATE_IMAGE) in where
     # the split loads and validates (every image exists under the raw root)
-    assert load_split("voc07_trainval", tmp_path / "data").image_path(
-        "VOC2007/JPEGImages/000001.jpg").is_file()
+    assert (
+        load_split("voc07_trainval", tmp_path / "data")
+        .image_path("VOC2007/JPEGImages/000001.jpg")
+        .is_file()
+    )
 
 
 def test_voc0712_concatenates_and_test_keeps_difficult(devkit: Path, tmp_path: Path) -> None:
@@ -151,7 +184,9 @@ def test_voc0712_concatenates_and_test_keeps_difficult(devkit: Path, tmp_path: P
     assert splits["voc0712_trainval"].manifest["num_boxes"] == 7
     test = splits["voc07_test"].coco
     assert [(a["bbox"], a["difficult"]) for a in test["annotations"]] == [
-        ([2, 3, 11, 21], 1), ([19, 3, 11, 21], 0)]
+        ([2, 3, 11, 21], 1),
+        ([19, 3, 11, 21], 0),
+    ]
     assert splits["voc07_test"].manifest["issues"] == {}
 
 
@@ -162,11 +197,13 @@ def test_voc_count_mismatch_is_an_error_unless_partial(devkit: Path, tmp_path: P
     assert not (tmp_path / "data" / "voc07_test").exists()
 
 
-def test_voc_exact_counts_pass_without_partial(devkit: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_voc_exact_counts_pass_without_partial(
+    devkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(C.EXPECTED_IMAGES, "voc07_test", (1, "test"))
-    out = prepare_voc(devkit, Options(root=tmp_path / "data", log=lambda s: None),
-                      splits=["voc07_test"])
+    out = prepare_voc(
+        devkit, Options(root=tmp_path / "data", log=lambda s: None), splits=["voc07_test"]
+    )
     assert out[0].manifest["num_images"] == 1
 
 
@@ -186,8 +223,9 @@ def test_voc_missing_image_and_annotation(devkit: Path, tmp_path: Path) -> None:
     (v07 / "JPEGImages" / "000003.jpg").unlink()
     (v07 / "Annotations" / "000002.xml").unlink()
     with pytest.raises(DataError, match=r"1 listed images missing .*000003\.jpg"):
-        prepare_voc(devkit, Options(root=tmp_path / "data", log=lambda s: None),
-                    splits=["voc07_trainval"])
+        prepare_voc(
+            devkit, Options(root=tmp_path / "data", log=lambda s: None), splits=["voc07_trainval"]
+        )
     out = prepare_voc(devkit, partial(tmp_path), splits=["voc07_trainval"])
     m = out[0].manifest
     assert m["num_images"] == 1
@@ -232,10 +270,15 @@ def test_verify_images_checks_headers(devkit: Path, tmp_path: Path) -> None:
 
 def test_cross_domain_watercolor_uses_all_voc_categories(tmp_path: Path) -> None:
     raw = tmp_path / "watercolor"
-    add_image(raw, "142090457", (48, 36), [obj("person", (2, 2, 20, 30)),
-                                            obj("dog", (21, 10, 48, 36))])
-    add_image(raw, "1000", (36, 48), [obj("bird", (1, 1, 36, 48), difficult=1),
-                                       obj("dragon", (1, 1, 3, 3))])
+    add_image(
+        raw, "142090457", (48, 36), [obj("person", (2, 2, 20, 30)), obj("dog", (21, 10, 48, 36))]
+    )
+    add_image(
+        raw,
+        "1000",
+        (36, 48),
+        [obj("bird", (1, 1, 36, 48), difficult=1), obj("dragon", (1, 1, 3, 3))],
+    )
     add_image(raw, "2000", (40, 40), [])  # in the train list only
     write_set(raw, "test", ["142090457", "1000"])
     write_set(raw, "train", ["2000"])
@@ -244,7 +287,10 @@ def test_cross_domain_watercolor_uses_all_voc_categories(tmp_path: Path) -> None
     coco = split.coco
     assert [c["name"] for c in coco["categories"]] == list(C.VOC_CLASSES)
     assert [(a["category_id"], a["bbox"]) for a in coco["annotations"]] == [
-        (15, [1, 1, 19, 29]), (12, [20, 9, 28, 27]), (3, [0, 0, 36, 48])]
+        (15, [1, 1, 19, 29]),
+        (12, [20, 9, 28, 27]),
+        (3, [0, 0, 36, 48]),
+    ]
     assert coco["annotations"][2]["difficult"] == 1
     assert split.manifest["issues"] == {C.UNKNOWN_CLASS: 1}
     assert split.manifest["annotated_classes"] == ["bicycle", "bird", "car", "cat", "dog", "person"]
@@ -258,12 +304,33 @@ def test_cli_prepare_voc(devkit: Path, tmp_path: Path, capsys: pytest.CaptureFix
     from benchmark.prepare import main
 
     root = tmp_path / "cli"
-    rc = main(["voc", "--raw", str(devkit), "--data-root", str(root), "--allow-partial",
-               "--splits", "voc07_test"])
+    rc = main(
+        [
+            "voc",
+            "--raw",
+            str(devkit),
+            "--data-root",
+            str(root),
+            "--allow-partial",
+            "--splits",
+            "voc07_test",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0 and "voc07_test: 1 images, 2 boxes" in out.out
-    rc = main(["voc", "--raw", str(devkit), "--data-root", str(root), "--allow-partial",
-               "--strict", "--splits", "voc07_trainval"])
+    rc = main(
+        [
+            "voc",
+            "--raw",
+            str(devkit),
+            "--data-root",
+            str(root),
+            "--allow-partial",
+            "--strict",
+            "--splits",
+            "voc07_trainval",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ")
     assert "object[" in err[0] or "line 4" in err[0]
@@ -271,15 +338,32 @@ def test_cli_prepare_voc(devkit: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert rc == 2 and "unknown splits" in capsys.readouterr().err
 
 
-def test_cli_corruptions_of_the_eval_split(devkit: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture) -> None:
+def test_cli_corruptions_of_the_eval_split(
+    devkit: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     import benchmark.data.sources  # noqa: F401
     from benchmark.prepare import main
 
     root = tmp_path / "cli"
-    rc = main(["voc", "--raw", str(devkit), "--data-root", str(root), "--allow-partial",
-               "--splits", "voc07_trainval,voc07_test", "--corruptions", "gaussian_noise",
-               "--severities", "2", "--workers", "1", "--quiet"])
+    rc = main(
+        [
+            "voc",
+            "--raw",
+            str(devkit),
+            "--data-root",
+            str(root),
+            "--allow-partial",
+            "--splits",
+            "voc07_trainval,voc07_test",
+            "--corruptions",
+            "gaussian_noise",
+            "--severities",
+            "2",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "voc07_test-C.gaussian_noise.2: 1 images, 2 boxes" in out
     assert "voc07_trainval-C" not in out  # training splits are never corrupted

@@ -25,8 +25,15 @@ def _img(i: int) -> dict:
 
 
 def _ann(i: int, img: int, cat: int, bbox: list[float], difficult: int = 0) -> dict:
-    return {"id": i, "image_id": img, "category_id": cat, "bbox": bbox,
-            "area": bbox[2] * bbox[3], "iscrowd": 0, "difficult": difficult}
+    return {
+        "id": i,
+        "image_id": img,
+        "category_id": cat,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "iscrowd": 0,
+        "difficult": difficult,
+    }
 
 
 def _det(img: int, cat: int, bbox: list[float], score: float) -> dict:
@@ -53,13 +60,16 @@ def _det(img: int, cat: int, bbox: list[float], score: float) -> dict:
 CAT, DOG, COW = 1, 2, 3
 GT = {
     "images": [_img(1), _img(2)],
-    "categories": [{"id": CAT, "name": "cat"}, {"id": DOG, "name": "dog"},
-                   {"id": COW, "name": "cow"}],
+    "categories": [
+        {"id": CAT, "name": "cat"},
+        {"id": DOG, "name": "dog"},
+        {"id": COW, "name": "cow"},
+    ],
     "annotations": [
-        _ann(1, 1, CAT, [0, 0, 10, 10]),       # A
-        _ann(2, 1, CAT, [50, 50, 10, 10]),     # B
-        _ann(3, 2, CAT, [0, 0, 10, 10]),       # C
-        _ann(4, 1, DOG, [20, 20, 20, 20]),     # D
+        _ann(1, 1, CAT, [0, 0, 10, 10]),  # A
+        _ann(2, 1, CAT, [50, 50, 10, 10]),  # B
+        _ann(3, 2, CAT, [0, 0, 10, 10]),  # C
+        _ann(4, 1, DOG, [20, 20, 20, 20]),  # D
         _ann(5, 2, DOG, [40, 40, 20, 20], difficult=1),  # E
         _ann(6, 1, DOG, [70, 70, 10, 10], difficult=1),  # F
     ],
@@ -109,8 +119,11 @@ def test_difficult_counts_when_not_flagged() -> None:
 
 def test_iou_threshold_is_strict() -> None:
     """voc_eval needs IoU > t: a box with IoU exactly 0.5 is a FP at 0.5 (COCO would take it)."""
-    gt = {"images": [_img(1)], "categories": [{"id": 1, "name": "a"}],
-          "annotations": [_ann(1, 1, 1, [0, 0, 10, 10])]}
+    gt = {
+        "images": [_img(1)],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [_ann(1, 1, 1, [0, 0, 10, 10])],
+    }
     r = voc_summary(gt, [_det(1, 1, [0, 0, 10, 5], 0.9)], use_07_metric=False)  # IoU 50/100
     assert r["AP50"] == 0.0
     r = voc_summary(gt, [_det(1, 1, [0, 0, 10, 5.1], 0.9)], use_07_metric=False)  # IoU .51
@@ -120,8 +133,9 @@ def test_iou_threshold_is_strict() -> None:
 def test_plus_one_convention_equals_plain_iou_of_coco_boxes() -> None:
     # COCO [0,0,10,10] -> VOC (1,1,10,10); [5,0,10,10] -> (6,1,15,10).
     assert to_voc_corners(np.array([[5, 0, 10, 10]])).tolist() == [[6, 1, 15, 10]]
-    iou = voc_iou(to_voc_corners(np.array([[5, 0, 10, 10]])),
-                  to_voc_corners(np.array([[0, 0, 10, 10]])))
+    iou = voc_iou(
+        to_voc_corners(np.array([[5, 0, 10, 10]])), to_voc_corners(np.array([[0, 0, 10, 10]]))
+    )
     assert iou[0, 0] == pytest.approx(50 / 150)  # overlap 5x10 over 100 + 100 - 50
     # The raw +1 formula on VOC corners: (1,1,10,10) vs (1,1,5,10) -> 5*10 / (100 + 50 - 50).
     assert voc_iou(np.array([[1, 1, 10, 10.0]]), np.array([[1, 1, 5, 10.0]]))[0, 0] == 0.5
@@ -209,8 +223,13 @@ def _reference_class_ap(gt: dict, dets: list[dict], cat: int, thresh: float, use
     rec = ctp / npos
     prec = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
     if use07:
-        return sum((prec[rec >= t].max() if (rec >= t).any() else 0.0)
-                   for t in np.arange(0.0, 1.1, 0.1)) / 11.0
+        return (
+            sum(
+                (prec[rec >= t].max() if (rec >= t).any() else 0.0)
+                for t in np.arange(0.0, 1.1, 0.1)
+            )
+            / 11.0
+        )
     ap, prev_r = 0.0, 0.0
     for k in range(len(rec)):  # area under the monotone envelope, point by point
         if rec[k] > prev_r:
