@@ -1,0 +1,490 @@
+"""Grid cells on SLURM through submitit job arrays: submit, walk away, resume, retry.
+
+``SlurmExecutor(profile).submit(specs)`` queues every cell that is not done, queued or
+running (failed ones too with ``retry_failed=True``) and returns at once; all state lives
+under ``results/runs/<fp>/`` (``submitted.json`` here, ``record.json`` / ``failed.json``
+from the cell) and ``python -m benchmark.status`` reads it back.
+
+- One array task = one cell = ``run_cell(spec)``: training, then every evaluation of that
+  checkpoint, in the same task (see slurm/README.md for why not a dependency per split).
+- A cell whose parent (DP for DP-FT) is submitted in the same call goes into a later
+  *stage* whose arrays start ``afterany`` the arrays holding the parents.
+- Each stage is split into ``ceil(n / MaxArraySize)`` arrays, one sbatch call each,
+  throttled by the profile's ``array_parallelism``.
+- ``CellTask`` is ``submitit.helpers.Checkpointable``: on the preemption / time-limit signal
+  it runs the registered checkpoint hooks and requeues the same cell, which resumes from its
+  last atomic checkpoint.
+- Submission holds an exclusive lock on ``results/.slurm-submit.lock`` while it reads the
+  cell states (one ``sacct``) and writes ``submitted.json``: two racing ``run`` commands
+  cannot submit a cell twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import submitit
+from submitit.core import core, utils
+from submitit.helpers import Checkpointable, DelayedSubmission
+
+from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.profiles import ClusterInfo, Profile, check_cluster, load_profile
+from benchmark.status import CellState, cell_states
+from benchmark.store import REPO_ROOT, artifacts_root, atomic_write_json, results_root
+
+SBATCH_TIMEOUT_S = 120
+LOCK_TIMEOUT_S = 600.0
+ENV_KEYS = ("BENCH_RESULTS", "BENCH_ARTIFACTS", "BENCH_DATA")
+
+
+class SubmissionError(BenchmarkError):
+    """sbatch refused or failed part-way; what was submitted is recorded."""
+
+
+class Spec(Protocol):
+    """What the executor needs of a RunSpec."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+# ------------------------------------------------------------------- checkpoint hooks
+_CHECKPOINT_HOOKS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def checkpoint_hook(hook: Callable[[], None]) -> Iterator[None]:
+    """Run ``hook`` (e.g. "save the training checkpoint now") when SLURM warns of preemption
+    or the time limit, before the cell is requeued. Use around the training loop::
+
+        with checkpoint_hook(lambda: save_checkpoint(state)):
+            for step in ...: ...
+    """
+    _CHECKPOINT_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            _CHECKPOINT_HOOKS.remove(hook)
+
+
+def run_checkpoint_hooks() -> int:
+    """Call every registered hook (newest first); a failing hook is logged, not raised."""
+    ran = 0
+    for hook in reversed(list(_CHECKPOINT_HOOKS)):
+        try:
+            hook()
+            ran += 1
+        except Exception:  # noqa: BLE001 — requeueing matters more than one hook
+            print(f"checkpoint hook {hook!r} failed:\n{traceback.format_exc()}", file=sys.stderr)
+    return ran
+
+
+# ---------------------------------------------------------------------------- the task
+class CellTask(Checkpointable):
+    """One grid cell as a submitit task: ``run_cell(spec, grid=...)``, requeued on preemption.
+
+    ``env`` (the submitter's BENCH_* roots) is applied before the cell runs so that the job
+    writes into the same result store the submitting ``run`` / ``status`` read. ``task``
+    replaces ``run_cell`` (tests use a toy cell).
+    """
+
+    def __init__(
+        self,
+        task: Callable[[Any], Any] | None = None,
+        env: dict[str, str] | None = None,
+        grid: str = "",
+    ) -> None:
+        self.task = task
+        self.env = dict(env or {})
+        self.grid = grid
+
+    def __call__(self, spec: Any) -> Any:
+        os.environ.update(self.env)
+        try:
+            if self.task is not None:
+                return self.task(spec)
+            from benchmark.pipeline import run_cell
+
+            return run_cell(spec, grid=self.grid, progress=False)
+        except Exception as e:  # not SystemExit: submitit exits on purpose after a requeue
+            _write_failed(spec, e)
+            raise
+
+    def checkpoint(self, spec: Any) -> DelayedSubmission:
+        """Preemption / time-limit signal: save state now, then requeue this same cell.
+
+        Runs the registered hooks and, when a training loop is running here,
+        ``benchmark.train.checkpoint_now()``; the periodic checkpoints bound what is lost
+        when the signal lands mid-step (or is a plain SIGTERM, which submitit ignores).
+        """
+        run_checkpoint_hooks()
+        train = sys.modules.get("benchmark.train")  # never import torch in a signal handler
+        if train is not None and hasattr(train, "checkpoint_now"):
+            try:
+                train.checkpoint_now()
+            except Exception:  # noqa: BLE001 — requeue anyway; the last periodic one stays
+                print(f"checkpoint_now failed:\n{traceback.format_exc()}", file=sys.stderr)
+        return DelayedSubmission(self, spec)
+
+
+def _write_failed(spec: Any, error: BaseException) -> None:
+    """failed.json for a cell whose task raised, unless the cell wrote one itself."""
+    path = results_root() / "runs" / spec.fingerprint / "failed.json"
+    if path.exists():
+        return
+    log, job_id = None, None
+    with contextlib.suppress(Exception):
+        env = submitit.JobEnvironment()
+        log, job_id = str(env.paths.stdout), env.job_id
+    atomic_write_json(
+        path,
+        {
+            "error": f"{type(error).__name__}: {error}",
+            "traceback_tail": traceback.format_exc().splitlines()[-30:],
+            "log": log,
+            "job_id": job_id,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ planning
+@dataclass
+class SubmissionPlan:
+    """Which cells go out, in which stage and array; which are skipped and why."""
+
+    stages: list[list[list[Any]]] = field(default_factory=list)  # stage → arrays → specs
+    skipped: dict[str, str] = field(default_factory=dict)  # fingerprint → state
+    array_limit: int = 1
+
+    @property
+    def sbatch_calls(self) -> int:
+        return sum(len(arrays) for arrays in self.stages)
+
+    @property
+    def specs(self) -> list[Any]:
+        return [s for arrays in self.stages for chunk in arrays for s in chunk]
+
+
+def _parent_fp(spec: Any) -> str | None:
+    parent = getattr(spec, "parent", None)
+    return None if parent is None else parent.fingerprint
+
+
+def plan_arrays(specs: Sequence[Any], array_limit: int) -> list[list[list[Any]]]:
+    """Group specs into stages (a cell after its parent when both are submitted) and split
+    each stage into arrays of at most ``array_limit`` tasks: ``ceil(n / limit)`` per stage."""
+    if array_limit < 1:
+        raise ValueError(f"array_limit must be >= 1, got {array_limit}")
+    by_fp = {s.fingerprint: s for s in specs}
+    depth: dict[str, int] = {}
+
+    def depth_of(fp: str, seen: tuple[str, ...] = ()) -> int:
+        if fp not in depth:
+            parent = _parent_fp(by_fp[fp])
+            if parent in seen:
+                raise ConfigError(f"cell {fp}: parent chain loops through {parent}")
+            depth[fp] = 0 if parent not in by_fp else 1 + depth_of(parent, (*seen, fp))
+        return depth[fp]
+
+    stages: list[list[Any]] = []
+    for spec in by_fp.values():
+        d = depth_of(spec.fingerprint)
+        while len(stages) <= d:
+            stages.append([])
+        stages[d].append(spec)
+    return [[st[i : i + array_limit] for i in range(0, len(st), array_limit)] for st in stages]
+
+
+# ---------------------------------------------------------------------- submitit glue
+class _SubmititSlurm(submitit.SlurmExecutor):
+    """submitit's SlurmExecutor with a time bound on sbatch, kept for array submissions
+    (submitit builds a plain SlurmExecutor for arrays, dropping overrides and ``python``)."""
+
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
+        return ["timeout", str(SBATCH_TIMEOUT_S), "sbatch", str(submission_file_path)]
+
+    def _internal_process_submissions(
+        self, delayed_submissions: list[utils.DelayedSubmission]
+    ) -> list[core.Job[Any]]:
+        if len(delayed_submissions) == 1:
+            return super()._internal_process_submissions(delayed_submissions)
+        folder = utils.JobPaths.get_first_id_independent_folder(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        timeout_min = self.parameters.get("time", 5)
+        pickle_paths = []
+        for d in delayed_submissions:
+            pickle_path = folder / f"{os.urandom(16).hex()}.pkl"
+            d.set_timeout(timeout_min, self.max_num_timeout)
+            d.dump(pickle_path)
+            pickle_paths.append(pickle_path)
+        n = len(delayed_submissions)
+        array_ex = type(self)(self.folder, self.max_num_timeout, python=self.python)
+        array_ex.update_parameters(**self.parameters)
+        array_ex.parameters["map_count"] = n
+        first = array_ex._submit_command(self._submitit_command_str)
+        tasks = list(range(first.num_tasks))
+        jobs: list[core.Job[Any]] = [
+            submitit.SlurmJob(folder=self.folder, job_id=f"{first.job_id}_{a}", tasks=tasks)
+            for a in range(n)
+        ]
+        for job, pickle_path in zip(jobs, pickle_paths, strict=True):
+            job.paths.move_temporary_file(pickle_path, "submitted_pickle")
+        return jobs
+
+
+@contextlib.contextmanager
+def submission_lock(results: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Exclusive lock on ``results/.slurm-submit.lock`` (flock: per open file, NFS-safe on
+    Linux), waited for at most ``timeout`` seconds."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / ".slurm-submit.lock"
+    with open(path, "a+") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    f.seek(0)
+                    holder = f.read().strip() or "unknown"
+                    raise SubmissionError(
+                        f"{path}: another submission ({holder}) held the lock for {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------- executor
+class SlurmExecutor:
+    """Submit grid cells as SLURM job arrays and return without waiting for them.
+
+    ``profile``: a profile name (``slurm/<name>.yaml``), a YAML path or a ``Profile``; it
+    is validated against the live cluster here, before anything is submitted.
+    ``task``: the per-cell callable (default ``benchmark.pipeline.run_cell``); it must be
+    picklable and importable on the compute nodes.
+    """
+
+    def __init__(
+        self,
+        profile: str | Profile = "local",
+        *,
+        grid: str = "",
+        task: Callable[[Any], Any] | None = None,
+        check: bool = True,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+    ) -> None:
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.cluster: ClusterInfo | None = check_cluster(self.profile) if check else None
+        self.grid = grid
+        self.task = task
+        self.lock_timeout_s = lock_timeout_s
+        self.sbatch_calls = 0
+        self.jobs: dict[str, core.Job[Any]] = {}  # fingerprint → submitit job (this process)
+        self.last_plan: SubmissionPlan | None = None
+
+    @property
+    def array_limit(self) -> int:
+        if self.cluster is None:
+            self.cluster = check_cluster(self.profile, test_submit=False)
+        return self.cluster.array_limit(self.profile)
+
+    def plan(
+        self,
+        specs: Sequence[Any],
+        *,
+        retry_failed: bool = False,
+        states: dict[str, CellState] | None = None,
+    ) -> SubmissionPlan:
+        """What ``submit`` would do now (one scheduler query; nothing is submitted)."""
+        unique = list({s.fingerprint: s for s in specs}.values())
+        if states is None:
+            states = {c.fingerprint: c for c in cell_states([s.fingerprint for s in unique])}
+        todo, skipped = [], {}
+        for spec in unique:
+            state = states[spec.fingerprint].state
+            if state == "unsubmitted" or (state == "failed" and retry_failed):
+                todo.append(spec)
+            else:
+                skipped[spec.fingerprint] = state
+        limit = self.array_limit
+        return SubmissionPlan(plan_arrays(todo, limit), skipped, limit)
+
+    def submit(self, specs: Sequence[Any], *, retry_failed: bool = False) -> list[str]:
+        """Queue the cells that need it; return their SLURM job ids (``<array>_<task>``).
+
+        Done, queued and running cells are never resubmitted; failed ones only with
+        ``retry_failed``. Returns as soon as sbatch has accepted every array.
+        """
+        results = results_root().resolve()
+        with submission_lock(results, self.lock_timeout_s):
+            plan = self.plan(specs, retry_failed=retry_failed)
+            self.last_plan = plan
+            if not plan.stages:
+                return []
+            return self._submit_plan(plan, results)
+
+    def _make_executor(self, folder: Path) -> _SubmititSlurm:
+        ex = _SubmititSlurm(
+            folder, max_num_timeout=self.profile.max_requeues, python=self.profile.python
+        )
+        params = self.profile.sbatch_parameters()
+        params["setup"] = [
+            *params["setup"],
+            f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}",
+        ]
+        params["additional_parameters"].setdefault("chdir", str(REPO_ROOT))
+        ex.update_parameters(
+            job_name=f"bench-{self.grid or 'cells'}", stderr_to_stdout=True, wckey=None, **params
+        )
+        return ex
+
+    def _submit_plan(self, plan: SubmissionPlan, results: Path) -> list[str]:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        folder = (
+            artifacts_root().resolve() / "slurm" / (self.grid or "cells") / f"{stamp}-{os.getpid()}"
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        ex = self._make_executor(folder)
+        env = {
+            k: str(p)
+            for k, p in (
+                ("BENCH_RESULTS", results),
+                ("BENCH_ARTIFACTS", artifacts_root().resolve()),
+            )
+        }
+        if "BENCH_DATA" in os.environ:
+            env["BENCH_DATA"] = str(Path(os.environ["BENCH_DATA"]).resolve())
+        task = CellTask(self.task, env, grid=self.grid)
+        array_of: dict[str, str] = {}  # fingerprint → array job id (this call)
+        ids: list[str] = []
+        for stage in plan.stages:
+            for chunk in stage:
+                parents = sorted(
+                    {
+                        array_of[p]
+                        for s in chunk
+                        if (p := _parent_fp(s)) is not None and p in array_of
+                    }
+                )
+                if parents:
+                    ex.update_parameters(dependency="afterany:" + ":".join(parents))
+                else:
+                    ex.parameters.pop("dependency", None)
+                for spec in chunk:
+                    self._prepare_cell(results / "runs" / spec.fingerprint, spec, self.grid)
+                try:
+                    jobs = ex.map_array(task, chunk)
+                except Exception as e:
+                    raise SubmissionError(
+                        f"sbatch failed after {len(ids)} of {len(plan.specs)} cells were "
+                        f"queued (running `run` again submits the rest): {e}"
+                    ) from e
+                finally:
+                    self.sbatch_calls += 1
+                for spec, job in zip(chunk, jobs, strict=True):
+                    self._record(results / "runs" / spec.fingerprint, spec, job)
+                    array_of[spec.fingerprint] = str(job.job_id).split("_", 1)[0]
+                    self.jobs[spec.fingerprint] = job
+                    ids.append(str(job.job_id))
+        return ids
+
+    @staticmethod
+    def _prepare_cell(cell: Path, spec: Any, grid: str) -> None:
+        if not (cell / "spec.json").exists():  # same shape as run_cell writes
+            atomic_write_json(cell / "spec.json", {"grid": grid, "spec": spec.to_json()})
+        failed = cell / "failed.json"
+        if failed.exists():  # a retry: the old failure stays as history, not as state
+            os.replace(failed, cell / "failed.previous.json")
+
+    def _record(self, cell: Path, spec: Any, job: core.Job[Any]) -> None:
+        old: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            old = json.loads((cell / "submitted.json").read_text())
+        history = list(old.get("history", []))
+        if old.get("job_id"):
+            history.append({k: old.get(k) for k in ("job_id", "submitted_at", "log")})
+        job_id = str(job.job_id)
+        array_id, _, task = job_id.partition("_")
+        now = time.time()
+        atomic_write_json(
+            cell / "submitted.json",
+            {
+                "executor": "slurm",
+                "job_id": job_id,
+                "array_job_id": array_id,
+                "array_task": int(task) if task else None,
+                "submitted_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+                "submitted_ts": now,
+                "log": str(job.paths.stdout),
+                "profile": self.profile.name,
+                "grid": self.grid,
+                "attempt": len(history) + 1,
+                "history": history,
+            },
+        )
+
+    def execute(self, cells: Sequence[Any], grid: str) -> Any:
+        """The ``benchmark.executors.Executor`` protocol: submit and return at once."""
+        from benchmark.executors import Outcome
+
+        self.grid = grid or self.grid
+        return Outcome(submitted=self.submit(cells))
+
+
+def submit_grid(
+    grid: Any, specs: Sequence[Any], *, profile: str | None, retry_failed: bool = False
+) -> int:
+    """``run --executor slurm``: validate the profile against the cluster, queue the cells
+    that need it, print what went out and what was skipped, return an exit code (0)."""
+    if not profile:
+        from benchmark.profiles import available_profiles
+
+        raise ConfigError(
+            f"--executor slurm needs --profile NAME (profiles: {', '.join(available_profiles())})"
+        )
+    name = getattr(grid, "name", str(grid))
+    ex = SlurmExecutor(profile, grid=name)
+    ids = ex.submit(specs, retry_failed=retry_failed)
+    plan = ex.last_plan or SubmissionPlan()
+    arrays = sorted({i.split("_", 1)[0] for i in ids})
+    print(
+        f"queued {len(ids)} cell(s) on profile {ex.profile.name!r} ({ex.profile.partition}): "
+        f"{ex.sbatch_calls} sbatch call(s) in {len(plan.stages)} stage(s), "
+        f"arrays of <= {plan.array_limit}; job ids {', '.join(arrays) or '-'}"
+    )
+    if plan.skipped:
+        counts: dict[str, int] = {}
+        for state in plan.skipped.values():
+            counts[state] = counts.get(state, 0) + 1
+        print(
+            "not submitted: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            + ("" if retry_failed or "failed" not in counts else " (use --retry-failed)")
+        )
+    print(f"follow with: python -m benchmark.status --grid {name}")
+    return 0

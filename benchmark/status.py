@@ -1,0 +1,370 @@
+"""Where every grid cell stands: ``python -m benchmark.status [--grid NAME] [--json]``.
+
+States come from the result store (``results/runs/<fp>/``) plus at most ONE scheduler
+query per invocation (``sacct``; ``squeue`` only where accounting is disabled):
+
+- ``done``: ``record.json`` exists.
+- ``failed``: ``failed.json`` exists (the cell raised), or its SLURM job ended without a
+  record (OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED, ...: the reason is shown), or the
+  scheduler has not heard of the job long after it was submitted.
+- ``running`` / ``pending``: its SLURM job (``submitted.json``) is running / queued.
+- ``unsubmitted``: nothing has been submitted for the cell yet.
+
+Failed cells show the SLURM job id and the last lines of their log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.store import results_root
+
+STATES = ("done", "running", "pending", "failed", "unsubmitted")
+PENDING = {
+    "PENDING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESV_DEL_HOLD",
+    "SUSPENDED",
+    "RESIZING",
+    "SPECIAL_EXIT",
+}
+RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+EXPLAIN = {  # terminal SLURM states of a job that left no record.json / failed.json
+    "OUT_OF_MEMORY": "killed by the scheduler: out of memory",
+    "NODE_FAIL": "killed by the scheduler: node failure",
+    "TIMEOUT": "time limit reached with no requeue left",
+    "CANCELLED": "cancelled (scancel, an administrator or the scheduler)",
+    "PREEMPTED": "preempted and not requeued",
+    "BOOT_FAIL": "node failed to boot",
+    "DEADLINE": "deadline reached before it could run",
+    "REVOKED": "revoked (federation)",
+    "FAILED": "the job failed before the cell could write failed.json",
+    "COMPLETED": "the job ended without writing record.json",
+}
+ACCOUNTING_GRACE_S = 600.0  # a job sacct has never heard of counts as queued this long
+QUERY_TIMEOUT_S = 60.0
+TAIL_BYTES = 16_384
+
+
+@dataclass
+class JobInfo:
+    """One job (or array task) as the scheduler reports it."""
+
+    state: str  # first word of sacct's State: RUNNING, OUT_OF_MEMORY, ...
+    exit_code: str = ""
+    reason: str = ""
+
+
+@dataclass
+class SchedulerView:
+    """The answer of one scheduler query."""
+
+    jobs: dict[str, JobInfo] = field(default_factory=dict)  # "123_4" / "125" → info
+    source: str = "sacct"  # "sacct" | "squeue" | "none"
+    complete: bool = False  # squeue: a job absent from the answer has left the queue
+    error: str = ""  # why no scheduler could be asked
+    calls: int = 0
+
+
+@dataclass
+class CellState:
+    fingerprint: str
+    state: str
+    job_id: str | None = None
+    detail: str = ""
+    log: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+    scheduler_state: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------ scheduler
+def _expand_task_ids(job_id: str) -> list[str]:
+    """``123_[0-2,5%2]`` → 123_0 123_1 123_2 123_5; ``123_4`` and ``125`` stay as they are."""
+    if "_[" not in job_id:
+        return [job_id]
+    base, _, rest = job_id.partition("_[")
+    ids = []
+    for part in rest.rstrip("]").split("%")[0].split(","):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit():
+            continue
+        ids += [f"{base}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return ids
+
+
+def parse_sacct(text: str) -> dict[str, JobInfo]:
+    """Parse ``sacct -X -n -P --format JobID,State,ExitCode,Reason`` output."""
+    jobs: dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        cols = line.split("|")
+        if len(cols) < 2 or not cols[0] or "." in cols[0]:
+            continue
+        info = JobInfo(
+            state=(cols[1].split() or ["UNKNOWN"])[0].rstrip("+"),
+            exit_code=cols[2] if len(cols) > 2 else "",
+            reason=cols[3] if len(cols) > 3 and cols[3] != "None" else "",
+        )
+        for jid in _expand_task_ids(cols[0]):
+            jobs[jid] = info
+    return jobs
+
+
+def parse_squeue(text: str) -> dict[str, JobInfo]:
+    """Parse ``squeue -h -r -o '%i|%T|%r'`` output."""
+    jobs: dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        cols = line.strip().split("|")
+        if len(cols) >= 2 and cols[0]:
+            reason = cols[2] if len(cols) > 2 and cols[2] != "None" else ""
+            for jid in _expand_task_ids(cols[0]):
+                jobs[jid] = JobInfo(state=cols[1], reason=reason)
+    return jobs
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str] | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, 124, "", f"no answer in {QUERY_TIMEOUT_S:.0f} s")
+
+
+def query_scheduler(job_ids: Iterable[str]) -> SchedulerView:
+    """ONE ``sacct`` call for all ``job_ids`` (array ids are asked once, for all their tasks).
+
+    Where accounting is disabled, one ``squeue`` call instead (a job it does not list has
+    left the queue). No job ids: no call at all.
+    """
+    bases = sorted({j.split("_", 1)[0] for j in job_ids if j})
+    if not bases:
+        return SchedulerView(source="none")
+    proc = _run(
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "--format",
+            "JobID,State,ExitCode,Reason",
+            "-j",
+            ",".join(bases),
+        ]
+    )
+    if proc is not None and proc.returncode == 0:
+        return SchedulerView(jobs=parse_sacct(proc.stdout), source="sacct", calls=1)
+    sacct_err = "sacct not found" if proc is None else proc.stderr.strip()
+    if proc is not None and "accounting storage is disabled" not in proc.stderr.lower():
+        return SchedulerView(source="none", error=f"sacct failed: {sacct_err}", calls=1)
+    user = os.environ.get("USER") or str(os.getuid())
+    proc = _run(["squeue", "-h", "-r", "-t", "all", "-u", user, "-o", "%i|%T|%r"])
+    if proc is None or proc.returncode != 0:
+        err = "squeue not found" if proc is None else proc.stderr.strip()
+        return SchedulerView(source="none", error=f"{sacct_err}; squeue: {err}", calls=1)
+    return SchedulerView(jobs=parse_squeue(proc.stdout), source="squeue", complete=True, calls=1)
+
+
+# ------------------------------------------------------------------------- result store
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def tail_lines(path: str | Path | None, n: int) -> list[str]:
+    """The last ``n`` lines of a (possibly large) log file; [] if it cannot be read."""
+    if not path or n <= 0:
+        return []
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-n:]
+
+
+def _failed_from_json(fp: str, failed: dict[str, Any], sub: dict[str, Any], tail: int) -> CellState:
+    log = failed.get("log") or sub.get("log")
+    lines = tail_lines(log, tail) if log and Path(str(log)).exists() else []
+    if not lines and failed.get("traceback_tail"):
+        tb = failed["traceback_tail"]
+        lines = (tb if isinstance(tb, list) else str(tb).splitlines())[-tail:]
+    return CellState(
+        fp,
+        "failed",
+        job_id=sub.get("job_id") or failed.get("job_id"),
+        detail=str(failed.get("error", "failed.json written"))[:500],
+        log=str(log) if log else None,
+        log_tail=lines,
+    )
+
+
+def _cell_dirs(runs: Path, fingerprints: Iterable[str] | None) -> list[str]:
+    if fingerprints is not None:
+        return list(dict.fromkeys(fingerprints))
+    try:
+        return sorted(e.name for e in os.scandir(runs) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def cell_states(
+    fingerprints: Iterable[str] | None = None,
+    *,
+    results: Path | None = None,
+    query: Callable[[Iterable[str]], SchedulerView] = query_scheduler,
+    tail: int = 5,
+    now: float | None = None,
+) -> list[CellState]:
+    """State of each cell (all cells under ``results/runs`` when ``fingerprints`` is None)."""
+    runs = (results or results_root()) / "runs"
+    now = time.time() if now is None else now
+    out: dict[str, CellState] = {}
+    waiting: dict[str, dict[str, Any]] = {}  # fp → submitted.json of cells the scheduler decides
+    for fp in _cell_dirs(runs, fingerprints):
+        try:
+            names = set(os.listdir(runs / fp))
+        except (FileNotFoundError, NotADirectoryError):
+            out[fp] = CellState(fp, "unsubmitted")
+            continue
+        if "record.json" in names:
+            out[fp] = CellState(fp, "done")
+            continue
+        sub = _load(runs / fp / "submitted.json") if "submitted.json" in names else {}
+        if "failed.json" in names:
+            out[fp] = _failed_from_json(fp, _load(runs / fp / "failed.json"), sub, tail)
+        elif sub.get("executor") == "slurm" and sub.get("job_id"):
+            waiting[fp] = sub
+            out[fp] = CellState(fp, "pending", job_id=str(sub["job_id"]), log=sub.get("log"))
+        elif sub:
+            out[fp] = CellState(
+                fp,
+                "pending",
+                job_id=sub.get("job_id"),
+                detail=f"submitted to {sub.get('executor', '?')} executor",
+            )
+        else:
+            out[fp] = CellState(fp, "unsubmitted")
+    if waiting:
+        view = query([str(s["job_id"]) for s in waiting.values()])
+        for fp, sub in waiting.items():
+            out[fp] = _from_scheduler(runs / fp, out[fp], sub, view, tail, now)
+    return list(out.values())
+
+
+def _from_scheduler(
+    cell: Path, cs: CellState, sub: dict[str, Any], view: SchedulerView, tail: int, now: float
+) -> CellState:
+    job = view.jobs.get(str(sub["job_id"]))
+    if job is not None and job.state in PENDING:
+        cs.state, cs.scheduler_state = "pending", job.state
+        cs.detail = job.reason or job.state
+        return cs
+    if job is not None and job.state in RUNNING:
+        cs.state, cs.scheduler_state, cs.detail = "running", job.state, ""
+        return cs
+    # terminal, unknown, or no scheduler answer; the job may have just written its result
+    if (cell / "record.json").exists():
+        return CellState(cs.fingerprint, "done", job_id=cs.job_id)
+    if (cell / "failed.json").exists():
+        return _failed_from_json(cs.fingerprint, _load(cell / "failed.json"), sub, tail)
+    age = now - float(sub.get("submitted_ts", now))
+    if job is None and view.source == "none":
+        cs.detail = f"scheduler state unknown ({view.error})"
+        return cs  # stays "pending": nothing says it ended
+    if job is None and not view.complete and age < ACCOUNTING_GRACE_S:
+        cs.detail = "submitted; not yet in accounting"
+        return cs
+    if job is None:
+        where = "squeue" if view.complete else "sacct"
+        state, why = "UNKNOWN", f"job unknown to {where} {age / 60:.0f} min after submission"
+    else:
+        state = job.state
+        why = EXPLAIN.get(state, f"job ended in state {state}")
+        if job.exit_code not in ("", "0:0"):  # sacct's Reason is the last *pending* reason
+            why = f"{why} (exit code {job.exit_code})"
+    return CellState(
+        cs.fingerprint,
+        "failed",
+        job_id=cs.job_id,
+        detail=f"{state}: {why}",
+        log=sub.get("log"),
+        log_tail=tail_lines(sub.get("log"), tail),
+        scheduler_state=state,
+    )
+
+
+# --------------------------------------------------------------------------------- CLI
+def _grid_cells(name: str) -> tuple[str, list[str]]:
+    """The grid's name and the fingerprints of every cell it runs (parents included)."""
+    from benchmark.grid import load_grid
+
+    grid = load_grid(name)
+    return grid.name, [spec.fingerprint for spec in grid.cells()]
+
+
+def render(states: list[CellState], title: str = "") -> str:
+    counts = Counter(s.state for s in states)
+    summary = ", ".join(f"{k} {counts[k]}" for k in STATES if counts[k])
+    lines = [f"{title}{len(states)} cells: {summary or 'none'}"]
+    if states:
+        lines.append(f"{'CELL':<14} {'STATE':<11} {'JOB':<14} DETAIL")
+    for s in states:
+        lines.append(f"{s.fingerprint[:14]:<14} {s.state:<11} {s.job_id or '-':<14} {s.detail}")
+        if s.state == "failed":
+            if s.log:
+                lines.append(f"    log: {s.log}")
+            lines += [f"    | {t}" for t in s.log_tail]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmark.status", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--grid", help="only the cells of this grid (name or YAML path)")
+    ap.add_argument("--json", action="store_true", help="one JSON list of cell states")
+    ap.add_argument("--state", choices=STATES, action="append", help="only cells in this state")
+    ap.add_argument("--tail", type=int, default=5, help="log lines shown per failed cell")
+    args = ap.parse_args(argv)
+    title, fps = "", None
+    if args.grid:
+        try:
+            name, fps = _grid_cells(args.grid)
+        except Exception as e:  # noqa: BLE001 — report a bad grid as one line
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        title = f"grid {name}: "
+    states = cell_states(fps, tail=args.tail)
+    if args.state:
+        states = [s for s in states if s.state in args.state]
+    text = json.dumps([s.to_json() for s in states], indent=1) if args.json else None
+    try:
+        print(text if text is not None else render(states, title=title))
+    except BrokenPipeError:  # `status | head`
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
