@@ -1,0 +1,227 @@
+"""Leaderboard figures (matplotlib Agg → PNG). Pure drawing: callers pass plain numbers.
+
+PNGs are byte-for-byte deterministic for the same inputs and matplotlib version (no software
+or date metadata); the freshness check nevertheless only compares BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.store import atomic_write_bytes
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str  # e.g. the backbone
+    group: str  # e.g. the recipe: one colour per group
+    x: float
+    y: float
+    xerr: float = 0.0
+    yerr: float = 0.0
+
+
+def _plt() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use (it is slow to import and
+    only the plotting process needs it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _colors(groups: Sequence[str]) -> dict[str, str]:
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(sorted(set(groups)))}
+
+
+def _finite(*vals: float) -> bool:
+    return all(v is not None and math.isfinite(v) for v in vals)
+
+
+def id_vs_ood(
+    path: Path,
+    title: str,
+    points: Sequence[Point],
+    *,
+    xlabel: str = "ID AP",
+    ylabel: str = "OOD AP",
+    fit: tuple[float, float] | None = None,
+    band: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None,
+    fit_label: str = "baseline fit",
+    published: Sequence[Point] = (),
+) -> Path:
+    """Scatter of ID vs OOD AP (percent), logit-space baseline line and its bootstrap band."""
+    from benchmark.metrics import logit, sigmoid
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    pts = [p for p in points if _finite(p.x, p.y)]
+    colors = _colors([p.group for p in pts] + [p.group for p in published])
+    xs = [p.x for p in pts] + [p.x for p in published]
+    for g in sorted({p.group for p in pts}):
+        sel = [p for p in pts if p.group == g]
+        ax.errorbar([100 * p.x for p in sel], [100 * p.y for p in sel],
+                    xerr=[100 * p.xerr for p in sel], yerr=[100 * p.yerr for p in sel],
+                    fmt="o", color=colors[g], label=g, capsize=2)
+        for p in sel:
+            ax.annotate(p.label, (100 * p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    for p in published:
+        ax.scatter([100 * p.x], [100 * p.y], marker="*", s=90, color=colors[p.group],
+                   edgecolors="black", linewidths=0.5)
+        ax.annotate(f"{p.label} (published)", (100 * p.x, 100 * p.y), fontsize=6,
+                    xytext=(3, -8), textcoords="offset points")
+    if fit is not None and xs:
+        lo, hi = min(xs), max(xs)
+        pad = max(0.02, 0.1 * (hi - lo))
+        grid = np.linspace(max(1e-3, lo - pad), min(1 - 1e-3, hi + pad), 100)
+        line = [sigmoid(fit[0] * logit(float(v)) + fit[1]) for v in grid]
+        ax.plot(100 * grid, 100 * np.asarray(line), color="black", lw=1, label=fit_label)
+    if band is not None:
+        gx, blo, bhi = (np.asarray(v, dtype=float) for v in band)
+        ax.fill_between(100 * gx, 100 * blo, 100 * bhi, color="black", alpha=0.12, lw=0,
+                        label="95% bootstrap band")
+    ax.set_xlabel(f"{xlabel} (%)")
+    ax.set_ylabel(f"{ylabel} (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if pts or published:
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def rgn_vs_ood_change(
+    path: Path,
+    points: Sequence[Point],
+    published: Sequence[Point] = (),
+    *,
+    title: str = "RGN vs OOD change under FT",
+    ylabel: str = "OOD AP (FT) − OOD AP (DP), points",
+) -> Path:
+    """The central figure of "Mind the Backbone": backbone RGN (log x) vs what FT does to
+    OOD AP relative to decoder probing."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    pts = [p for p in points if _finite(p.x, p.y) and p.x > 0]
+    pubs = [p for p in published if _finite(p.x, p.y) and p.x > 0]
+    if pts:
+        ax.errorbar([p.x for p in pts], [100 * p.y for p in pts],
+                    yerr=[100 * p.yerr for p in pts], fmt="o", color=PALETTE[0], capsize=2,
+                    label="reproduced")
+    for p in pts:
+        ax.annotate(p.label, (p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    for p in pubs:
+        ax.scatter([p.x], [100 * p.y], marker="*", s=90, color=PALETTE[1],
+                   edgecolors="black", linewidths=0.5)
+        ax.annotate(p.label, (p.x, 100 * p.y), fontsize=6, xytext=(3, -8),
+                    textcoords="offset points")
+    if pubs:
+        ax.scatter([], [], marker="*", s=90, color=PALETTE[1], label="published (Saito et al.)")
+    ax.axhline(0.0, color="black", lw=0.8)
+    if pts or pubs:
+        ax.set_xscale("log")
+        ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel("mean RGN (code definition, at the DP checkpoint)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def corruption_heatmap(
+    path: Path,
+    title: str,
+    panels: Sequence[tuple[str, np.ndarray]],
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+) -> Path:
+    """One panel per row: AP (percent) per corruption (rows) × severity (columns)."""
+    plt = _plt()
+    n = max(1, len(panels))
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    width = max(3.0, 0.45 * len(severities) + 2.2)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 0.28 * len(corruptions) * rows
+                                                  + 1.2 * rows), squeeze=False)
+    finite = [m[np.isfinite(m)] for _, m in panels]
+    vmax = max([float(v.max()) for v in finite if v.size] + [1e-6]) * 100
+    im = None
+    for i, ax in enumerate(axes.flat):
+        if i >= len(panels):
+            ax.axis("off")
+            continue
+        label, m = panels[i]
+        im = ax.imshow(100 * np.asarray(m, dtype=float), aspect="auto", cmap="viridis",
+                       vmin=0, vmax=vmax)
+        ax.set_title(label, fontsize=8)
+        ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=7)
+        ax.set_yticks(range(len(corruptions)), list(corruptions) if i % cols == 0 else [],
+                      fontsize=7)
+        ax.set_xlabel("severity", fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="AP (%)")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def gain_over_baseline(
+    path: Path,
+    title: str,
+    backbones: Sequence[str],
+    recipes: Sequence[str],
+    gains: Mapping[tuple[str, str], tuple[float, float, float]],
+    *,
+    ylabel: str = "gain over FT (points)",
+) -> Path:
+    """Grouped bars: per backbone, each recipe's (mean, low, high) gain over the baseline;
+    whiskers are the paired-bootstrap interval where one was computed (else none)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(backbones) + 2), 4.2))
+    colors = _colors(recipes)
+    k = max(1, len(recipes))
+    width = 0.8 / k
+    for j, r in enumerate(recipes):
+        xs, ys, lo, hi = [], [], [], []
+        for i, b in enumerate(backbones):
+            if (b, r) not in gains:
+                continue
+            m, low, high = gains[(b, r)]
+            if not _finite(m):
+                continue
+            xs.append(i - 0.4 + width * (j + 0.5))
+            ys.append(100 * m)
+            lo.append(100 * (m - low) if _finite(low) else 0.0)
+            hi.append(100 * (high - m) if _finite(high) else 0.0)
+        if xs:
+            ax.bar(xs, ys, width=width, color=colors[r], label=r, yerr=[lo, hi], capsize=2)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(backbones)), list(backbones), rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    if gains:
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)

@@ -1,0 +1,1239 @@
+"""``python -m benchmark.report``: run records → BENCHMARKS.md, leaderboard CSV/Parquet/HTML, plots.
+
+    python -m benchmark.report [--results DIR] [--out BENCHMARKS.md] [--check]
+                               [--baseline-recipe ft] [--bootstrap 1000] [--seed 0]
+
+The markdown is a pure function of the records (and, for the bootstrap intervals, of the
+saved predictions or the committed interval cache): no timestamps, stable orders. ``--check``
+renders it in memory and exits 1 when the file on disk differs. Plots, CSV, Parquet and HTML
+are written next to the results and are not part of the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark import aggregate as agg
+from benchmark import published as pub
+from benchmark.store import atomic_write_bytes, atomic_write_text, results_root
+
+TEMPLATES = Path(__file__).parent / "templates"
+CACHE_FILE = "bootstrap_cache.json"
+STATS_VERSION = 1  # bump when the bootstrap's numbers would change for the same inputs
+HEATMAP_PANELS = 12
+
+
+# ---- what each benchmark family shows ---------------------------------------------------------
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    title: str
+    description: str
+    headline: str  # runs-frame column the rows are ranked by (descending)
+    headline_label: str
+    er_x: str  # ID axis of the effective-robustness fit
+    er_y: str  # OOD axis
+
+    @property
+    def er_x_label(self) -> str:
+        return {"id_ap": "ID AP", "P": "P (clean AP)"}.get(self.er_x, self.er_x)
+
+    @property
+    def er_y_label(self) -> str:
+        return {"ood_mean": "OOD mean AP", "mPC": "mPC"}.get(self.er_y, self.er_y)
+
+    domains: tuple[str, ...] = ()  # preferred order of OOD splits (substrings)
+    id_ap50: bool = False
+    ood: bool = True
+    corruption: bool = False
+    rgn_l2: bool = False
+    voc: bool = False
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    f.name: f
+    for f in (
+        FamilySpec(
+            "pascal", "Pascal VOC → Clipart / Watercolor / Comic",
+            "Faster R-CNN trained on VOC 2007+2012 trainval, evaluated on VOC 2007 test (ID) "
+            "and the Clipart1k, Watercolor2k and Comic2k test splits (OOD; Watercolor and "
+            "Comic annotate 6 classes, classes without ground truth are skipped).",
+            "ood_mean", "OOD mean AP", "id_ap", "ood_mean",
+            domains=("clipart", "watercolor", "comic"), voc=True,
+        ),
+        FamilySpec(
+            "cityscapes", "Cityscapes → Foggy Cityscapes / BDD100K",
+            "Trained on Cityscapes (8 thing classes), evaluated on Cityscapes val (ID), Foggy "
+            "Cityscapes (β = 0.02) and BDD100K val (OOD).",
+            "ood_mean", "OOD mean AP", "id_ap", "ood_mean", domains=("foggy", "bdd"),
+        ),
+        FamilySpec(
+            "coco_c", "COCO → COCO-C",
+            "Trained on COCO 2017, evaluated on val2017 clean (P) and corrupted (15 benchmark "
+            "corruptions × severities 1–5, corruptions applied at the original resolution).",
+            "mPC", "mPC", "P", "mPC", ood=False, corruption=True,
+        ),
+        FamilySpec(
+            "coco_o", "COCO → COCO-O",
+            "Trained on COCO 2017, evaluated on val2017 (ID) and the six COCO-O domains (OOD).",
+            "ood_mean", "OOD mean AP", "id_ap", "ood_mean",
+            domains=("sketch", "cartoon", "painting", "weather", "handmake", "tattoo"),
+        ),
+        FamilySpec(
+            "demo", "Demo (offline, generated data)",
+            "The offline demo: generated photos (ID) vs three stylised renderings of the same "
+            "test scenes (OOD), plus corruptions of the ID test split.",
+            "ood_mean", "OOD mean AP", "id_ap", "ood_mean", id_ap50=True, corruption=True,
+            rgn_l2=True,
+        ),
+    )
+}
+
+
+def family_spec(name: str) -> FamilySpec:
+    if name in FAMILIES:
+        return FAMILIES[name]
+    return FamilySpec(name, f"{name} (unrecognised family)", "A family the report does not "
+                      "know; shown with the generic columns.", "ood_mean", "OOD mean AP",
+                      "id_ap", "ood_mean", id_ap50=True, corruption=True, rgn_l2=True)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str  # ap | pct | gap | er | rgn
+    protocol: str = ""
+
+
+FORMATS: dict[str, dict[str, Any]] = {
+    "ap": {"scale": 100.0, "digits": 1},
+    "pct": {"scale": 100.0, "digits": 1},
+    "gap": {"scale": 100.0, "digits": 1},
+    "er": {"scale": 100.0, "digits": 1, "signed": True},
+    "rgn": {"scale": 1.0, "digits": 3},
+}
+
+
+# ---- report model (what the templates render) --------------------------------------------------
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    text_columns: int = 3  # left-aligned leading columns; the rest are numbers
+
+    @property
+    def align(self) -> list[str]:
+        return ["---" if i < self.text_columns else "---:" for i in range(len(self.columns))]
+
+
+@dataclass
+class Plot:
+    title: str
+    file: str  # file name under the plots directory
+
+
+@dataclass
+class FamilySection:
+    name: str
+    title: str
+    description: str
+    headline_label: str
+    table: Table
+    column_notes: list[str]
+    notes: list[str] = field(default_factory=list)
+    er_note: str = ""
+    published: Table | None = None
+    published_notes: list[str] = field(default_factory=list)
+    uncertainty: Table | None = None
+    paired: Table | None = None
+    uncertainty_notes: list[str] = field(default_factory=list)
+    corruption_tables: list[tuple[str, Table]] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Options:
+    results: Path
+    out: Path
+    baseline_recipe: str = "ft"
+    n_resamples: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+
+@dataclass
+class Report:
+    markdown: str
+    html: str
+    plot_jobs: list[tuple[str, Callable[[Path], Any]]]
+    cache: dict[str, Any]
+    frames: agg.Frames
+    runs: pd.DataFrame  # frames.runs plus code / variant / er
+
+    @property
+    def skipped(self) -> list[agg.Skipped]:
+        return self.frames.skipped
+
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per run × eval split, with the run's version tag and ER."""
+        return leaderboard_frame(self.frames.long, self.runs)
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+def _esc(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_ap(v: Any, digits: int = 1, signed: bool = False) -> str:
+    if not _finite(v):
+        return "—"
+    value = 100 * float(v)
+    if round(value, digits) == 0:
+        value = 0.0
+    return f"{value:{'+' if signed else ''}.{digits}f}"
+
+
+def _order_domains(splits: Sequence[str], preferred: Sequence[str]) -> list[str]:
+    def rank(s: str) -> tuple[int, str]:
+        low = s.lower()
+        for i, p in enumerate(preferred):
+            if p in low:
+                return i, s
+        return len(preferred), s
+
+    return sorted(splits, key=rank)
+
+
+def _domain_label(split: str, fam: FamilySpec) -> str:
+    low = split.lower()
+    for p in fam.domains:
+        if p in low:
+            return p.capitalize() if p != "bdd" else "BDD"
+    return split
+
+
+def _col_values(frame: pd.DataFrame, prefix: str) -> list[str]:
+    return sorted(c[len(prefix):] for c in frame.columns if c.startswith(prefix))
+
+
+# ---- family tables ----------------------------------------------------------------------------
+class FamilyBuilder:
+    """Aggregates one family's runs into ranked rows, ER, published comparisons and stats."""
+
+    def __init__(self, name: str, runs: pd.DataFrame, options: Options) -> None:
+        self.fam = family_spec(name)
+        self.options = options
+        self.runs = runs.dropna(axis=1, how="all").copy()
+        self.notes: list[str] = []
+        self._columns()
+        self._effective_robustness()
+        if self.fit is None:
+            self.columns = [c for c in self.columns if c.key != "er"]
+        self.rows = self._rows()
+        self.corr_columns = sorted(c for c in self.runs.columns if c.startswith("corr/"))
+        keep = ["fingerprint", "record_sha256", "id_split", "ood_splits", "corruption_base",
+                "predictions", "datasets", *self.corr_columns]
+        self.run_dicts = {d["fingerprint"]: d for d in self.runs[keep].to_dict("records")}
+        self._baselines = self._baseline_index()
+
+    # columns present in this family's records, in display order
+    def _columns(self) -> None:
+        fam, runs = self.fam, self.runs
+        ood_splits = _order_domains(_col_values(runs, "ood/"), fam.domains)
+        self.ood_splits = ood_splits
+        corr = _col_values(runs, "corr/")
+        self.corruptions = sorted({c.split("/")[0] for c in corr})
+        self.severities = sorted({int(c.split("/")[1]) for c in corr})
+        cols: list[Column] = []
+        coco = "COCO AP@[.5:.95] (101-pt)"
+        if fam.ood:
+            cols.append(Column("id_ap", "ID AP", "ap", f"ID AP: {coco} on the ID test split"))
+            if fam.id_ap50:
+                cols.append(Column("id_ap50", "ID AP50", "ap", "ID AP50: COCO AP at IoU 0.50"))
+            if fam.voc and "voc_id_ap" in runs.columns:
+                cols.append(Column("voc_id_ap", "ID AP (VOC)", "ap",
+                                   "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 "
+                                   "test)"))
+            for s in ood_splits:
+                label = _domain_label(s, fam)
+                cols.append(Column(f"ood/{s}", f"{label} AP", "ap", f"{label} AP: {coco} on "
+                                   f"`{s}`"))
+                if fam.voc and f"voc_ood/{s}" in runs.columns:
+                    cols.append(Column(f"voc_ood/{s}", f"{label} AP (VOC)", "ap",
+                                       f"{label} AP (VOC): VOC-protocol AP@[.5:.95] (area under "
+                                       f"the curve) on `{s}`"))
+            cols.append(Column("ood_mean", "OOD mean", "ap",
+                               "OOD mean: unweighted mean of the OOD APs (COCO protocol)"))
+            cols.append(Column("gap", "gap", "gap", "gap: ID AP − OOD mean, AP points"))
+        if fam.corruption and ("P" in runs.columns or "mPC" in runs.columns):
+            cols.append(Column("P", "P", "ap", "P: COCO AP on the clean corruption base split"))
+            cols.append(Column("mPC", "mPC", "ap", "mPC: mean COCO AP over the corruption × "
+                               "severity conditions"))
+            cols.append(Column("rPC", "rPC (%)", "pct", "rPC: mPC / P, percent"))
+        cols.append(Column("er", "ER", "er", ""))  # protocol text set after the fit
+        cols.append(Column("rgn", "RGN", "rgn", "RGN: `rgn`, the code definition (see "
+                           "definitions)"))
+        if fam.rgn_l2:
+            cols.append(Column("rgn_l2", "RGN (L2)", "rgn", "RGN (L2): `rgn_l2`, per-layer "
+                               "‖G‖₂/‖W‖₂"))
+        self.columns = cols
+
+    def _group_keys(self) -> list[str]:
+        return ["config_key", "variant"]
+
+    def _effective_robustness(self) -> None:
+        fam, runs, opts = self.fam, self.runs, self.options
+        from benchmark.metrics import effective_robustness, fit_logit_line
+
+        x, y = fam.er_x, fam.er_y
+        self.fit: tuple[float, float] | None = None
+        self.baseline_points: list[tuple[float, float]] = []
+        runs["er"] = np.nan
+        if x not in runs.columns or y not in runs.columns:
+            self.er_note = f"ER: not computed (no {fam.er_x_label} / {fam.er_y_label} values)."
+            return
+        means = runs.groupby(self._group_keys(), sort=True).agg(
+            recipe=("recipe", "first"), x=(x, "mean"), y=(y, "mean")
+        )
+        base = means[(means.recipe == opts.baseline_recipe) & means.x.notna() & means.y.notna()]
+        pts = sorted(zip(base.x.astype(float), base.y.astype(float), strict=True))
+        self.baseline_points = pts
+        if len(pts) < 2 or len({p[0] for p in pts}) < 2:
+            self.er_note = (
+                f"ER: not computed — the fit needs at least 2 `{opts.baseline_recipe}` rows "
+                f"with different {fam.er_x_label}; this family has {len(pts)}."
+            )
+            return
+        self.fit = fit_logit_line([p[0] for p in pts], [p[1] for p in pts])
+        ok = runs[x].notna() & runs[y].notna()
+        runs.loc[ok, "er"] = [
+            effective_robustness(float(a), float(b), self.fit)
+            for a, b in zip(runs.loc[ok, x], runs.loc[ok, y], strict=True)
+        ]
+        slope, intercept = self.fit
+        self.er_note = (
+            f"ER = {fam.er_y_label} − sigmoid({slope:.3f} · logit({fam.er_x_label}) "
+            f"{'+' if intercept >= 0 else '−'} {abs(intercept):.3f}), the line fitted through "
+            f"the {len(pts)} `{opts.baseline_recipe}` rows (row means); per run, then mean ± "
+            "std over seeds."
+        )
+
+    def _rows(self) -> pd.DataFrame:
+        runs = self.runs
+        values = [c for c in runs.columns if c in ("id_ap", "id_ap50", "id_ap75", "ood_mean",
+                  "ood_mean_ap50", "gap", "P", "mPC", "rPC", "rgn", "rgn_l2", "er", "voc_id_ap")
+                  or c.startswith(("ood/", "voc_ood/", "corr/"))]
+        rows = agg.aggregate(runs, self._group_keys(), values)
+        first = runs.sort_values("fingerprint", kind="mergesort").groupby(
+            self._group_keys(), sort=True).first()
+        meta_cols = ["backbone_label", "backbone", "weights", "recipe", "recipe_label",
+                     "engine", "train_split", "id_split"]
+        rows = rows.merge(first[meta_cols].reset_index(), on=self._group_keys(), how="left")
+        grouped = runs.groupby(self._group_keys(), sort=True)
+        rows = rows.merge(
+            grouped.agg(code=("code", "first"), fingerprints=("fingerprint", tuple)).reset_index(),
+            on=self._group_keys(), how="left",
+        )
+        rows["data_tag"] = [self._data_tag(fps) for fps in rows.fingerprints]
+        self._version_flags(rows)
+        # a configuration label when two configurations share backbone × recipe labels
+        dup = rows.groupby(["engine", "backbone_label", "recipe_label"])["config_key"].transform(
+            "nunique")
+        rows["recipe_display"] = [
+            f"{r} ‹cfg {ck[:6]}›" if d > 1 else r
+            for r, ck, d in zip(rows.recipe_label, rows.config_key, dup, strict=True)
+        ]
+        h = f"{self.fam.headline}|mean"
+        rows["_h"] = rows[h] if h in rows.columns else np.nan
+        rows = rows.sort_values(
+            ["_h", "backbone_label", "recipe_display", "config_key", "variant"],
+            ascending=[False, True, True, True, True], na_position="last", kind="mergesort",
+        ).reset_index(drop=True)
+        rows["rank"] = np.arange(1, len(rows) + 1)
+        return rows
+
+    def _data_tag(self, fps: Sequence[str]) -> str:
+        if not self.conflicting_splits:
+            return ""
+        sub = self.runs[self.runs.fingerprint.isin(fps)]
+        merged: dict[str, set[str]] = {}
+        for ds in sub.datasets:
+            for k, v in ds.items():
+                if k in self.conflicting_splits:
+                    merged.setdefault(k, set()).add(v)
+        if not merged:
+            return "—"
+        return agg.short_hash({k: sorted(v) for k, v in sorted(merged.items())}, 6)
+
+    @property
+    def conflicting_splits(self) -> set[str]:
+        if not hasattr(self, "_conflicting"):
+            seen: dict[str, set[str]] = {}
+            for ds in self.runs.datasets:
+                for k, v in ds.items():
+                    seen.setdefault(k, set()).add(v)
+            self._conflicting = {k for k, v in seen.items() if len(v) > 1}
+        return self._conflicting
+
+    def _version_flags(self, rows: pd.DataFrame) -> None:
+        codes = sorted(set(rows.code))
+        mixed_code = len(codes) > 1
+        mixed_data = bool(self.conflicting_splits)
+        self.mixed = mixed_code or mixed_data
+        tags = [
+            " · ".join(x for x in ((c if mixed_code else ""), (f"data {d}" if mixed_data else ""))
+                       if x)
+            for c, d in zip(rows.code, rows.data_tag, strict=True)
+        ]
+        rows["version"] = tags
+        if not self.mixed:
+            rows["flag"] = ""
+            return
+        weight = rows.groupby("version")["n_runs"].sum()
+        majority = sorted(weight.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        rows["flag"] = ["" if v == majority else "⚠" for v in rows.version]
+        split_cfg = rows.groupby("config_key")["variant"].nunique()
+        parts = []
+        if mixed_code:
+            parts.append(f"{len(codes)} code versions ({', '.join(codes)})")
+        if mixed_data:
+            parts.append(
+                "different dataset manifests for "
+                + ", ".join(f"`{s}`" for s in sorted(self.conflicting_splits))
+            )
+        msg = (
+            f"⚠ This table mixes {' and '.join(parts)}. Runs of one configuration are averaged "
+            "only within one code version and dataset manifest: see the `version` column; ⚠ "
+            f"marks rows outside the most common version ({majority})."
+        )
+        if (split_cfg > 1).any():
+            msg += (f" {int((split_cfg > 1).sum())} configuration(s) appear as several rows, one "
+                    "per version.")
+        self.notes.append(msg)
+
+    # ---- rendering ------------------------------------------------------------------------
+    def table(self) -> Table:
+        rows = self.rows
+        multi_engine = rows.engine.nunique() > 1
+        header = ["#", "Backbone", "Recipe"] + (["Engine"] if multi_engine else []) + ["n"]
+        header += [c.label for c in self.columns]
+        if self.mixed:
+            header.append("version")
+        t = Table(header)
+        for _, r in rows.iterrows():
+            cells = [f"{r['rank']}{(' ' + r['flag']) if r.get('flag') else ''}",
+                     _esc(r.backbone_label), _esc(r.recipe_display)]
+            if multi_engine:
+                cells.append(_esc(r.engine))
+            cells.append(str(int(r.n_runs)))
+            for c in self.columns:
+                cells.append(self.cell(r, c.key, c.kind))
+            if self.mixed:
+                cells.append(_esc(r.version))
+            t.rows.append(cells)
+        return t
+
+    def cell(self, r: Mapping[str, Any], key: str, kind: str) -> str:
+        n = r.get(f"{key}|n")
+        if n is None or not _finite(n):
+            return "—"
+        return agg.format_cell(r.get(f"{key}|mean"), r.get(f"{key}|std"), n, **FORMATS[kind])
+
+    def column_notes(self) -> list[str]:
+        notes = [c.protocol for c in self.columns if c.protocol]
+        if self.fit is not None:
+            notes.append(f"ER: effective robustness, AP points ({self.fam.er_y_label} vs "
+                         f"{self.fam.er_x_label}; see below)")
+        if self.fam.voc and "voc_id_ap" not in self.runs.columns:
+            notes.append("VOC-protocol AP is not in these records (the published Pascal "
+                         "numbers use it; the deltas below then compare against COCO-protocol "
+                         "AP and are marked †)")
+        return notes
+
+    def corruption_tables(self) -> list[tuple[str, Table]]:
+        if not self.corruptions:
+            return []
+        out = []
+        for _, r in self.rows.iterrows():
+            t = Table(["corruption", *[f"s{s}" for s in self.severities], "mean"], text_columns=1)
+            for c in self.corruptions:
+                cells = [self.cell(r, f"corr/{c}/{s}", "ap") for s in self.severities]
+                vals = [r.get(f"corr/{c}/{s}|mean") for s in self.severities]
+                vals = [float(v) for v in vals if _finite(v)]
+                mean = _fmt_ap(np.mean(vals)) if vals else "—"
+                t.rows.append([c, *cells, mean])
+            out.append((f"{r['rank']}. {r.backbone_label} × {r.recipe_display}"
+                        + (f" ({r.version})" if r.version else ""), t))
+        return out
+
+    def row_label(self, r: Mapping[str, Any]) -> str:
+        return f"{r['backbone_label']} × {r['recipe_display']}"
+
+    def _baseline_key(self, r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (r["engine"], r["backbone_label"], r["train_split"], r["id_split"], r["code"])
+
+    def _baseline_index(self) -> dict[tuple[Any, ...], int]:
+        index: dict[tuple[Any, ...], int] = {}
+        rows = self.rows
+        for i, r in zip(rows.index, rows.to_dict("records"), strict=True):
+            if r["recipe"] == self.options.baseline_recipe:
+                index.setdefault(self._baseline_key(r), i)  # rows are ranked: best first
+        return index
+
+    def baseline_row(self, r: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The best-ranked baseline-recipe row with the same engine, backbone, data splits
+        and code version."""
+        i = self._baselines.get(self._baseline_key(r))
+        return None if i is None else self.rows.loc[i]
+
+
+# ---- published reference rows -------------------------------------------------------------------
+def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
+    refs = pub.rows_for(fb.fam.name)
+    if not refs:
+        return None, []
+    keys = list(refs[0].values)
+    domain_col = {}
+    for k in keys:
+        split = next((s for s in fb.ood_splits if k in s.lower()), None)
+        domain_col[k] = split
+    labels = {"id_ap": "ID AP", "ood_mean": "OOD mean", "gap": "gap", "P": "P", "mPC": "mPC",
+              "rPC": "rPC (%)"}
+    header = ["Backbone (published)", "Recipe"]
+    header += [labels.get(k, k.capitalize()) for k in keys]
+    header += ["matched reproduced row", "source"]
+    t = Table(header, text_columns=2)
+    notes: list[str] = []
+    dagger = False
+    for ref in refs:
+        match = None
+        for _, r in fb.rows.iterrows():
+            if r.recipe == ref.recipe and ref.match.matches(r.backbone, r.weights):
+                match = r
+                break
+        cells = [f"{_esc(ref.backbone)} — *published*", ref.recipe]
+        for k in keys:
+            pv = ref.values[k]
+            text = _fmt_ap(pv) + (" (derived)" if k in ref.derived else "")
+            if match is not None:
+                col, mark = _reproduced_key(k, domain_col, fb)
+                mean = match.get(f"{col}|mean") if col else None
+                if _finite(mean):
+                    dagger = dagger or bool(mark)
+                    text += (f" / {_fmt_ap(mean)}{mark} "
+                             f"(Δ {_fmt_ap(float(mean) - pv, signed=True)})")
+            cells.append(text)
+        cells.append(f"#{match['rank']} {_esc(fb.row_label(match))}" if match is not None
+                     else "none")
+        cells.append(_esc(ref.source))
+        t.rows.append(cells)
+    notes.append("Cells: published value, then `/ reproduced (Δ reproduced − published)` for "
+                 "the best-ranked reproduced row with the same family, backbone and recipe.")
+    if dagger:
+        notes.append("† reproduced with the COCO protocol, published with the VOC protocol: "
+                     "not like for like.")
+    return t, notes
+
+
+def _reproduced_key(key: str, domain_col: Mapping[str, str | None], fb: FamilyBuilder
+                    ) -> tuple[str | None, str]:
+    voc = fb.fam.voc
+    if key in ("P", "mPC", "rPC", "ood_mean", "gap"):
+        return key, ("†" if voc and key in ("ood_mean", "gap") else "")
+    if key == "id_ap":
+        if voc and "voc_id_ap|mean" in fb.rows.columns:
+            return "voc_id_ap", ""
+        return "id_ap", "†" if voc else ""
+    split = domain_col.get(key)
+    if split is None:
+        return None, ""
+    if voc and f"voc_ood/{split}|mean" in fb.rows.columns:
+        return f"voc_ood/{split}", ""
+    return f"ood/{split}", "†" if voc else ""
+
+
+def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
+    """RGN per backbone (all families), with the published values where one matches."""
+    t = Table(["Backbone", "rgn (code)", "rgn_l2", "runs", "published rgn", "Δ", "source"],
+              text_columns=1)
+    notes: list[str] = []
+    have = runs[runs["rgn"].notna()] if "rgn" in runs.columns else runs[:0]
+    matched: set[str] = set()
+    if not have.empty:
+        for (name, weights, label), g in have.groupby(["backbone", "weights", "backbone_label"],
+                                                      sort=True):
+            ref = next((p for p in pub.PUBLISHED_RGN if p.match.matches(name, weights)), None)
+            rgn = g["rgn"].astype(float)
+            l2 = g["rgn_l2"].astype(float) if "rgn_l2" in g else pd.Series(dtype=float)
+            cells = [_esc(label),
+                     agg.format_cell(rgn.mean(), rgn.std(ddof=1), rgn.count(), **FORMATS["rgn"]),
+                     agg.format_cell(l2.mean(), l2.std(ddof=1), l2.count(), **FORMATS["rgn"])
+                     if l2.count() else "—",
+                     str(len(g))]
+            if ref is not None:
+                matched.add(ref.backbone)
+                cells += [f"{ref.rgn:.3f} (*published*: {_esc(ref.backbone)})",
+                          f"{rgn.mean() - ref.rgn:+.3f}", _esc(ref.source)]
+            else:
+                cells += ["—", "—", ""]
+            t.rows.append(cells)
+    for ref in pub.PUBLISHED_RGN:
+        if ref.backbone not in matched:
+            t.rows.append([f"{_esc(ref.backbone)} — *published*", "—", "—", "0",
+                           f"{ref.rgn:.3f}", "—", _esc(ref.source)])
+    notes.append("Reproduced RGN: mean ± std over every run of the backbone that recorded one "
+                 "(measured at the run's DP checkpoint); published: mean RGN from the source.")
+    return t, notes
+
+
+# ---- uncertainty ------------------------------------------------------------------------------
+class Unavailable(Exception):
+    """Predictions or ground truth for a bootstrap are not on this machine."""
+
+
+class Uncertainty:
+    """Bootstrap intervals for rows and paired comparisons, with a persistent cache.
+
+    Cache keys hash the statistic, the record files (sha256) and splits it reads, B and the
+    seed, so a cached interval is reused only for identical inputs; this lets ``--check``
+    reproduce intervals on a machine without the (git-ignored) predictions.
+    """
+
+    def __init__(self, options: Options, cache: Mapping[str, Any]) -> None:
+        self.options = options
+        self.cache_in = dict(cache)
+        self.cache_out: dict[str, Any] = {}
+        self._boot: Any = None
+        self._gt: dict[str, Any] = {}
+        self._available: dict[str, str] = {}  # fingerprint → "" or why not
+        self.missing: list[str] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self.options.n_resamples > 0
+
+    def _bootstrap(self) -> Any:
+        if self._boot is None:
+            from benchmark.stats import Bootstrap
+
+            o = self.options
+            self._boot = Bootstrap(o.n_resamples, o.seed, o.level)
+        return self._boot
+
+    def _key(self, stat: str, runs: Sequence[Mapping[str, Any]]) -> str:
+        """The record files determine the splits and predictions a statistic reads."""
+        o = self.options
+        return agg.short_hash({
+            "v": STATS_VERSION, "stat": stat, "n": o.n_resamples, "seed": o.seed,
+            "level": o.level, "runs": [r["record_sha256"] for r in runs],
+        }, 24)
+
+    def _precheck(self, run: Mapping[str, Any]) -> None:
+        """Fail fast (cached per run) when a run's saved predictions are not on this machine."""
+        fp = run["fingerprint"]
+        if fp not in self._available:
+            from benchmark.store import artifacts_root
+
+            preds = run["predictions"]
+            first = preds.get(run["id_split"]) or next(iter(preds.values()), None)
+            if not first:
+                self._available[fp] = f"{fp}: the record lists no saved predictions"
+            elif not (artifacts_root() / first).is_file():
+                self._available[fp] = f"predictions not found: `{first}` (under the artifacts root)"
+            else:
+                self._available[fp] = ""
+        if self._available[fp]:
+            raise Unavailable(self._available[fp])
+
+    def _table_name(self, run: Mapping[str, Any], split: str) -> str:
+        name = f"{run['fingerprint']}:{split}"
+        boot = self._bootstrap()
+        if name in boot:
+            return name
+        from benchmark.stats import match_predictions
+        from benchmark.store import artifacts_root
+
+        rel = run["predictions"].get(split)
+        if not rel:
+            raise Unavailable(f"{run['fingerprint']}: no saved predictions for `{split}`")
+        path = artifacts_root() / rel
+        if not path.is_file():
+            raise Unavailable(f"predictions not found: `{rel}` (under the artifacts root)")
+        gt = self._ground_truth(split, run["datasets"].get(split))
+        try:
+            preds = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise Unavailable(f"predictions unreadable: `{rel}`: {e}") from None
+        boot.add(name, match_predictions(gt, preds))
+        return name
+
+    def _ground_truth(self, split: str, recorded: str | None) -> Any:
+        from benchmark.data.split import load_split
+        from benchmark.errors import DataError
+
+        if split not in self._gt:
+            try:
+                s = load_split(split, check_images=False)
+                self._gt[split] = (s.coco, s.fingerprint)
+            except DataError:
+                self._gt[split] = None
+        entry = self._gt[split]
+        if entry is None:
+            raise Unavailable(f"ground truth for `{split}` is not prepared on this machine")
+        coco, fp = entry
+        if recorded and recorded != fp:
+            raise Unavailable(f"`{split}` changed since the run (dataset fingerprint differs)")
+        return coco
+
+    def interval(self, stat: str, runs: Sequence[Mapping[str, Any]], build: Builder,
+                 *, paired: bool = False) -> Any:
+        """Cached interval of one statistic, or None (reason recorded in ``missing``)."""
+        from benchmark.stats import Interval
+
+        key = self._key(stat, runs)
+        if key in self.cache_in:
+            self.cache_out[key] = self.cache_in[key]
+            return Interval.from_json(self.cache_in[key])
+        try:
+            for run in runs:
+                self._precheck(run)
+            statistic, names = build(self._table_name)
+        except Unavailable as e:
+            self.missing.append(str(e))
+            return None
+        iv = self._bootstrap().interval(statistic, names, paired_null=paired)
+        self.cache_out[key] = iv.to_json()
+        return iv
+
+
+def _iv_text(iv: Any, *, signed: bool = False, scale: float = 100.0) -> str:
+    if iv is None or not _finite(iv.estimate):
+        return "—"
+    s = "+" if signed else ""
+    if not _finite(iv.low):
+        return f"{scale * iv.estimate:{s}.1f}"
+    return f"{scale * iv.estimate:{s}.1f} [{scale * iv.low:{s}.1f}, {scale * iv.high:{s}.1f}]"
+
+
+def _p_text(iv: Any) -> str:
+    if iv is None or iv.p_value is None or not _finite(iv.p_value):
+        return "—"
+    return f"{iv.p_value:.3f}" if iv.p_value >= 0.001 else "<0.001"
+
+
+def _row_runs(fb: FamilyBuilder, r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [fb.run_dicts[fp] for fp in sorted(r["fingerprints"])]
+
+
+TableFn = Callable[[Mapping[str, Any], str], str]  # (run, split) → bootstrap table name
+Builder = Callable[[TableFn], tuple[Any, list[str]]]  # → (statistic, table names)
+
+
+def _splits_of(run: Mapping[str, Any], fb: FamilyBuilder) -> dict[str, Any]:
+    """The split names behind each statistic for one run (memoised on the run's dict)."""
+    from benchmark.data.split import corrupted_split_name
+
+    if "_splits" in run:
+        return run["_splits"]
+    base = run.get("corruption_base") or None
+    names = []
+    if base:
+        for c in fb.corr_columns:
+            if _finite(run.get(c)):
+                name, sev = c[len("corr/"):].rsplit("/", 1)
+                names.append(corrupted_split_name(base, name, int(sev)))
+    out = {"id": run["id_split"], "ood": sorted(json.loads(run["ood_splits"])), "clean": base,
+           "corrupted": sorted(names)}
+    run["_splits"] = out  # type: ignore[index]
+    return out
+
+
+def _row_statistics(fb: FamilyBuilder, runs: list[dict[str, Any]]) -> dict[str, Builder]:
+    """Statistic name → builder of the row-level bootstrap statistic (mean over seeds).
+
+    Builders resolve split names only when called, i.e. when no cached interval exists.
+    """
+    from benchmark import stats as st
+
+    def per() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [(_splits_of(r, fb), r) for r in runs]
+
+    def same(key: str) -> list[str] | None:
+        p = per()
+        first = p[0][0][key]
+        return first if first and all(s[key] == first for s, _ in p) else None
+
+    def build_ap(table: TableFn) -> tuple[Any, list[str]]:
+        names = [table(r, s["id"]) for s, r in per()]
+        return st.mean_of(names), names
+
+    def build_ood(table: TableFn) -> tuple[Any, list[str]]:
+        domains = same("ood")
+        if domains is None:
+            raise Unavailable("the row's runs were evaluated on different OOD splits")
+        groups = [[table(r, d) for _, r in per()] for d in domains]
+        return st.mean_of_groups(groups), [n for g in groups for n in g]
+
+    def conditions(table: TableFn) -> tuple[list[list[str]], list[str]]:
+        conds = same("corrupted")
+        if conds is None:
+            raise Unavailable("the row's runs were evaluated on different corruptions")
+        groups = [[table(r, c) for _, r in per()] for c in conds]
+        clean = [table(r, s["clean"]) for s, r in per()]
+        return groups, clean
+
+    def build_mpc(table: TableFn) -> tuple[Any, list[str]]:
+        groups, _ = conditions(table)
+        return st.mean_of_groups(groups), [n for g in groups for n in g]
+
+    def build_rpc(table: TableFn) -> tuple[Any, list[str]]:
+        groups, clean = conditions(table)
+        return (st.ratio(st.mean_of_groups(groups), st.mean_of(clean)),
+                [n for g in groups for n in g] + clean)
+
+    out: dict[str, Builder] = {"AP": build_ap}
+    if any(json.loads(r["ood_splits"]) for r in runs):
+        out["OOD mean"] = build_ood
+    if fb.corr_columns and all(r.get("corruption_base") for r in runs):
+        out["mPC"] = build_mpc
+        out["rPC"] = build_rpc
+    return out
+
+
+Gains = dict[tuple[str, str], tuple[float, float, float]]
+
+
+def uncertainty_tables(fb: FamilyBuilder, unc: Uncertainty
+                       ) -> tuple[Table | None, Table | None, list[str], Gains]:
+    """Row intervals, paired comparisons against the baseline recipe, and the paired gains
+    per (backbone, recipe) for the gain plot."""
+    from benchmark import stats as st
+
+    o = fb.options
+    gains: Gains = {}
+    if not unc.enabled:
+        return None, None, ["Bootstrap intervals disabled (`--bootstrap 0`)."], gains
+    stat_names = ["AP", "OOD mean", "mPC", "rPC"]
+    t = Table(["#", "Backbone", "Recipe", "ID AP [95% CI]", "OOD mean [95% CI]",
+               "mPC [95% CI]", "rPC % [95% CI]"])
+    headline_stat = "mPC" if fb.fam.headline == "mPC" else "OOD mean"
+    paired = Table(["Backbone", "Recipe", "vs", f"Δ {headline_stat} [95% CI]", "p",
+                    "Δ ID AP [95% CI]", "p"])
+    any_iv = False
+    unc.missing = []
+    stats_by_row: dict[int, dict[str, Any]] = {}
+    for _, r in fb.rows.iterrows():
+        runs = _row_runs(fb, r)
+        stats = _row_statistics(fb, runs)
+        stats_by_row[int(r["rank"])] = stats
+        cells = [str(r["rank"]), _esc(r.backbone_label), _esc(r.recipe_display)]
+        for name in stat_names:
+            if name not in stats:
+                cells.append("—")
+                continue
+            iv = unc.interval(name, runs, stats[name])
+            any_iv = any_iv or iv is not None
+            cells.append(_iv_text(iv))
+        t.rows.append(cells)
+    for _, r in fb.rows.iterrows():
+        if r.recipe == o.baseline_recipe:
+            continue
+        b = fb.baseline_row(r)
+        if b is None:
+            continue
+        ra, rb = _row_runs(fb, r), _row_runs(fb, b)
+        sa, sb = stats_by_row[int(r["rank"])], stats_by_row[int(b["rank"])]
+        cells = [_esc(r.backbone_label), _esc(r.recipe_display), _esc(b.recipe_display)]
+        for name in (headline_stat, "AP"):
+            if name not in sa or name not in sb:
+                cells += ["—", "—"]
+                continue
+            def build(table: TableFn, ba: Builder = sa[name], bb: Builder = sb[name]
+                      ) -> tuple[Any, list[str]]:
+                fa, na = ba(table)
+                fb_, nb = bb(table)
+                return st.difference(fa, fb_), na + nb
+
+            iv = unc.interval(f"Δ {name}", [*ra, *rb], build, paired=True)
+            any_iv = any_iv or iv is not None
+            cells += [_iv_text(iv, signed=True), _p_text(iv)]
+            if name == headline_stat and iv is not None:
+                gains[(r.backbone_label, r.recipe_display)] = (iv.estimate, iv.low, iv.high)
+        paired.rows.append(cells)
+    notes = []
+    if unc.missing:
+        uniq = sorted(set(unc.missing))
+        notes.append(f"Bootstrap intervals omitted where saved predictions or prepared ground "
+                     f"truth are not available on this machine and no cached interval exists "
+                     f"({len(unc.missing)} statistics; e.g. {uniq[0]}).")
+    if not any_iv:
+        return None, None, notes or ["No intervals computed."], gains
+    notes.append(f"{int(100 * o.level)}% percentile intervals over {o.n_resamples} image-level "
+                 f"resamples (seed {o.seed}); paired rows resample the same images for the "
+                 f"recipe and its `{o.baseline_recipe}` baseline (same backbone); p: two-sided "
+                 "bootstrap p-value of Δ = 0.")
+    return t, (paired if paired.rows else None), notes, gains
+
+
+# ---- plots ------------------------------------------------------------------------------------
+def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed: int
+                  ) -> list[tuple[str, str, Callable[[Path], Any]]]:
+    """(title, file name, writer(path)) for the family's figures."""
+    from benchmark import plots
+    from benchmark.stats import er_band
+
+    fam, rows = fb.fam, fb.rows
+    jobs: list[tuple[str, str, Callable[[Path], Any]]] = []
+    x, y = fam.er_x, fam.er_y
+    pts = []
+    for _, r in rows.iterrows():
+        mx, my = r.get(f"{x}|mean"), r.get(f"{y}|mean")
+        if _finite(mx) and _finite(my):
+            sx, sy = r.get(f"{x}|std"), r.get(f"{y}|std")
+            pts.append(plots.Point(r.backbone_label, r.recipe_display, float(mx), float(my),
+                                   float(sx) if _finite(sx) else 0.0,
+                                   float(sy) if _finite(sy) else 0.0))
+    if pts:
+        fit = fb.fit
+        base_pts = list(fb.baseline_points) if fit is not None else []
+        published = [plots.Point(ref.backbone, ref.recipe, ref.values[x], ref.values[y])
+                     for ref in pub.rows_for(fam.name) if x in ref.values and y in ref.values]
+        title = f"{fam.title}: {fam.er_y_label} vs {fam.er_x_label}"
+
+        def id_vs_ood(path: Path, pts: list[Any] = pts, fit: Any = fit,
+                      base_pts: list[tuple[float, float]] = base_pts,
+                      published: list[Any] = published, title: str = title) -> Any:
+            band = None
+            if len(base_pts) >= 3:  # the band is drawn by the (forked) plotting process
+                xs = [p.x for p in pts]
+                grid = np.linspace(max(1e-3, min(xs) - 0.02), min(1 - 1e-3, max(xs) + 0.02), 60)
+                b = er_band([p[0] for p in base_pts], [p[1] for p in base_pts], grid, seed=seed)
+                band = None if b is None else (grid, b[0], b[1])
+            return plots.id_vs_ood(path, title, pts, xlabel=fam.er_x_label,
+                                   ylabel=fam.er_y_label, fit=fit, band=band,
+                                   fit_label=f"{fb.options.baseline_recipe} fit (logit)",
+                                   published=published)
+
+        jobs.append((title, f"{fam.name}_id_vs_ood.png", id_vs_ood))
+    if fb.corruptions:
+        panels = []
+        for _, r in rows.head(HEATMAP_PANELS).iterrows():
+            m = np.array([[float(r.get(f"corr/{c}/{s}|mean", np.nan)) for s in fb.severities]
+                          for c in fb.corruptions])
+            panels.append((f"{r['rank']}. {fb.row_label(r)}", m))
+        name = f"{fam.name}_corruption_heatmap.png"
+        title = f"{fam.title}: AP per corruption × severity"
+        if len(rows) > HEATMAP_PANELS:
+            title += f" (top {HEATMAP_PANELS} rows)"
+        jobs.append((title, name, lambda p, panels=panels, title=title: plots.corruption_heatmap(
+            p, title, panels, fb.corruptions, fb.severities)))
+    base = fb.options.baseline_recipe
+    h = f"{fam.headline}|mean"
+    bar: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for _, r in rows.iterrows():
+        if r.recipe == base:
+            continue
+        b = fb.baseline_row(r)
+        if b is None or not _finite(r.get(h)) or not _finite(b.get(h)):
+            continue
+        key = (r.backbone_label, r.recipe_display)
+        if key in gains:
+            bar[key] = gains[key]
+        elif key not in bar:
+            g = float(r[h]) - float(b[h])
+            bar[key] = (g, float("nan"), float("nan"))
+    if bar:
+        backbones = sorted({k[0] for k in bar})
+        recipes = sorted({k[1] for k in bar})
+        name = f"{fam.name}_gain_over_{base}.png"
+        title = f"{fam.title}: {fam.headline_label} gain over {base}"
+        jobs.append((title, name, lambda p, bar=bar, title=title: plots.gain_over_baseline(
+            p, title, backbones, recipes, bar, ylabel=f"Δ {fam.headline_label} vs {base} "
+            "(points)")))
+    return jobs
+
+
+def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[[Path], Any]]:
+    from benchmark import plots
+
+    pts = []
+    for fb in builders:
+        rows = fb.rows
+        y = f"{fb.fam.er_y}|mean"
+        for (engine, label), g in rows.groupby(["engine", "backbone_label"], sort=True):
+            ft, dp = g[g.recipe == "ft"], g[g.recipe == "dp"]
+            if ft.empty or dp.empty or y not in g:
+                continue
+            a, b = ft.iloc[0], dp.iloc[0]
+            runs = fb.runs[(fb.runs.backbone_label == label) & (fb.runs.engine == engine)]
+            rgn = runs["rgn"].astype(float).mean() if "rgn" in runs else float("nan")
+            if _finite(a[y]) and _finite(b[y]) and _finite(rgn):
+                pts.append(plots.Point(f"{label} ({fb.fam.name})", fb.fam.name, float(rgn),
+                                       float(a[y]) - float(b[y])))
+    published = [plots.Point(n, "published", rgn, d) for n, rgn, d in pub.rgn_ood_change()]
+    return ("RGN vs OOD change under FT (FT − DP)", "rgn_vs_ood_change.png",
+            lambda p: plots.rgn_vs_ood_change(p, pts, published))
+
+
+# ---- provenance ---------------------------------------------------------------------------------
+def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
+    if runs.empty:
+        return {}
+    datasets: dict[str, list[tuple[str, int]]] = {}
+    per_split: dict[str, list[str]] = {}
+    for ds in runs.datasets:
+        for k, v in ds.items():
+            per_split.setdefault(k, []).append(v[:12])
+    for k in sorted(per_split):
+        datasets[k] = agg.counts(per_split[k])
+    dirty = int(runs.git_dirty.fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
+    return {
+        "code": agg.counts(runs.code),
+        "commits": agg.counts(c[:10] or "unknown" for c in runs.git_commit),
+        "dirty": dirty,
+        "datasets": datasets,
+        "torch": agg.counts(v or "unknown" for v in runs.torch),
+        "devices": agg.counts(v or "unknown" for v in runs.device),
+        "engines": agg.counts(runs.engine),
+        "grids": agg.counts(v or "—" for v in runs.grid),
+    }
+
+
+# ---- the whole report -------------------------------------------------------------------------
+def build_report(options: Options) -> Report:
+    frames = agg.load_frames(options.results)
+    runs = frames.runs.copy()
+    cache = _read_cache(options.results)
+    unc = Uncertainty(options, cache)
+    families: list[FamilySection] = []
+    builders: list[FamilyBuilder] = []
+    plot_jobs: list[tuple[str, Callable[[Path], Any]]] = []
+    if not runs.empty:
+        runs["code"] = [agg.code_key(r) for r in runs[["code_version", "results_version"]]
+                        .to_dict("records")]
+        runs["er"] = np.nan
+        runs["variant"] = agg.assign_variants(runs)
+        order = [f for f in FAMILIES if f in set(runs.family)]
+        order += sorted(set(runs.family) - set(FAMILIES))
+        for name in order:
+            fb = FamilyBuilder(name, runs[runs.family == name], options)
+            builders.append(fb)
+            runs.loc[fb.runs.index, "er"] = fb.runs["er"]
+            column_notes = fb.column_notes()
+            sec = FamilySection(fb.fam.name, fb.fam.title, fb.fam.description,
+                                fb.fam.headline_label, fb.table(), column_notes,
+                                notes=list(fb.notes), er_note=fb.er_note)
+            sec.published, sec.published_notes = published_table(fb)
+            ut, pt, un, gains = uncertainty_tables(fb, unc)
+            sec.uncertainty, sec.paired, sec.uncertainty_notes = ut, pt, un
+            sec.corruption_tables = fb.corruption_tables()
+            for title, fname, job in plot_jobs_for(fb, gains, options.seed):
+                sec.plots.append(Plot(title, fname))
+                plot_jobs.append((fname, job))
+            families.append(sec)
+    rgn_plot: Plot | None = None
+    if builders:
+        title, fname, job = rgn_plot_job(builders)
+        rgn_plot = Plot(title, fname)
+        plot_jobs.append((fname, job))
+    rgn_t, rgn_notes = rgn_table(runs) if not runs.empty else (None, [])
+    context = {
+        "options": options,
+        "n_records": frames.n_records,
+        "loaded": frames,
+        "families": families,
+        "rgn_table": rgn_t,
+        "rgn_notes": rgn_notes,
+        "rgn_plot": rgn_plot,
+        "provenance": provenance_summary(runs),
+        "skipped": frames.skipped,
+        "plots_rel": _rel(options.results / "plots", options.out.parent),
+    }
+    markdown = _render("benchmarks.md.j2", context)
+    html = _render("leaderboard.html.j2", {**context, "plots_rel": "plots"}, html=True)
+    return Report(markdown, html, plot_jobs, unc.cache_out, frames, runs)
+
+
+def leaderboard_frame(long: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The long frame plus each run's code key, variant and ER."""
+    if long.empty or runs.empty:
+        return long
+    extra = runs[["fingerprint", "code", "variant"]].rename(columns={"code": "code_key"})
+    extra = extra.assign(er=runs["er"] if "er" in runs else np.nan)
+    return long.merge(extra, on="fingerprint", how="left")
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
+def _render(template: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=html,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template(template).render(**context)
+
+
+def _read_cache(results: Path) -> dict[str, Any]:
+    path = Path(results) / CACHE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") == STATS_VERSION and isinstance(data.get("entries"), dict):
+            return data["entries"]
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    return {}
+
+
+def write_outputs(report: Report, options: Options) -> list[Path]:
+    """BENCHMARKS.md, leaderboard CSV/Parquet/HTML, plots and the interval cache.
+
+    Plots render in a forked worker process while this one builds and writes the tables
+    (where ``fork`` is available; serially otherwise)."""
+    res = Path(options.results)
+    plots_dir = res / "plots"
+    pending = _render_plots_async(report.plot_jobs, plots_dir)
+    atomic_write_text(options.out, report.markdown)
+    write_table(report.leaderboard(), res / "leaderboard.csv", res / "leaderboard.parquet")
+    atomic_write_text(res / "leaderboard.html", report.html)
+    written = [options.out, res / "leaderboard.csv", res / "leaderboard.parquet",
+               res / "leaderboard.html"]
+    if report.cache:
+        cache = {"version": STATS_VERSION, "entries": dict(sorted(report.cache.items()))}
+        atomic_write_text(res / CACHE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        written.append(res / CACHE_FILE)
+    pending()
+    return written + [plots_dir / name for name, _ in report.plot_jobs]
+
+
+_PLOT_JOBS: list[tuple[str, Callable[[Path], Any]]] = []
+
+
+def _plot_worker(plots_dir: str) -> None:
+    for name, job in _PLOT_JOBS:
+        job(Path(plots_dir) / name)
+
+
+def _render_plots_async(jobs: list[tuple[str, Callable[[Path], Any]]], plots_dir: Path
+                        ) -> Callable[[], None]:
+    """Start rendering; the returned function waits for it (and re-raises its errors)."""
+    import multiprocessing as mp
+
+    if not jobs:
+        return lambda: None
+    if "fork" not in mp.get_all_start_methods() or os.environ.get("BENCH_REPORT_SERIAL"):
+        def serial() -> None:
+            for name, job in jobs:
+                job(plots_dir / name)
+
+        return serial
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PLOT_JOBS[:] = jobs  # inherited by the forked worker; lambdas need not pickle
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+    future = pool.submit(_plot_worker, str(plots_dir))
+
+    def wait() -> None:
+        try:
+            future.result()
+        finally:
+            pool.shutdown()
+            _PLOT_JOBS.clear()
+
+    return wait
+
+
+def write_table(frame: pd.DataFrame, csv_path: Path, parquet_path: Path) -> None:
+    """CSV and Parquet of one frame through Arrow (pandas' CSV writer is ~10× slower)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    atomic_write_bytes(csv_path, buf.getvalue())
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    atomic_write_bytes(parquet_path, buf.getvalue())
+
+
+def check(report: Report, options: Options) -> tuple[bool, str]:
+    """(fresh, message): compare the rendered markdown with the file on disk."""
+    out = Path(options.out)
+    if not out.is_file():
+        return False, f"{out}: missing (run `python -m benchmark.report` to generate it)"
+    current = out.read_text(encoding="utf-8")
+    if current == report.markdown:
+        return True, f"{out}: up to date"
+    diff = list(difflib.unified_diff(current.splitlines(), report.markdown.splitlines(),
+                                     fromfile=f"{out} (on disk)", tofile="rendered from results",
+                                     lineterm="", n=1))
+    shown = "\n".join(diff[:60]) + ("\n…" if len(diff) > 60 else "")
+    return False, (f"{out}: stale — it differs from what the results render "
+                   f"(run `python -m benchmark.report`):\n{shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results directory (default: $BENCH_RESULTS or results/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown output (default: BENCHMARKS.md next to the results dir)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the markdown differs from what the results render")
+    parser.add_argument("--baseline-recipe", default="ft",
+                        help="recipe whose rows define the ER fit and the paired baseline")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                        help="bootstrap resamples for the intervals (0 disables)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    results = Path(args.results) if args.results is not None else results_root()
+    out = Path(args.out) if args.out is not None else results.resolve().parent / "BENCHMARKS.md"
+    if args.bootstrap < 0:
+        parser.error("--bootstrap must be >= 0")
+    options = Options(results, out, args.baseline_recipe, args.bootstrap, args.seed)
+    report = build_report(options)
+    if args.check:
+        fresh, message = check(report, options)
+        print(message, file=sys.stdout if fresh else sys.stderr)
+        return 0 if fresh else 1
+    written = write_outputs(report, options)
+    print(f"wrote {len(written)} files: {out}, {results / 'leaderboard.csv'} (.parquet, .html), "
+          f"{results / 'plots'}/")
+    for s in report.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""benchmark.report: tables, ranking, ER, published rows, bootstrap, exports and --check."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import report as rp
+from tests.test_aggregate import make_record, write_record
+
+
+def _options(tmp_path: Path, **kw: Any) -> rp.Options:
+    return rp.Options(tmp_path / "results", tmp_path / "BENCHMARKS.md", **kw)
+
+
+def _table_rows(markdown: str, heading: str) -> list[list[str]]:
+    """The first markdown table after ``heading``, as lists of cells (header excluded)."""
+    part = markdown.split(heading, 1)[1]
+    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    rows = []
+    for ln in lines[2:]:
+        if not ln.startswith("| "):
+            break
+        rows.append([c.strip() for c in ln.strip("|").split(" | ")])
+        idx = lines.index(ln)
+        if idx + 1 < len(lines) and part.find(lines[idx + 1]) - part.find(ln) > len(ln) + 1:
+            break
+    return rows
+
+
+def _family(tmp_path: Path, name: str, **kw: Any) -> rp.FamilyBuilder:
+    from benchmark import aggregate as agg
+
+    frames = agg.load_frames(tmp_path / "results", workers=1)
+    runs = frames.runs.copy()
+    runs["code"] = [agg.code_key(r) for r in runs.to_dict("records")]
+    runs["variant"] = agg.assign_variants(runs)
+    return rp.FamilyBuilder(name, runs[runs.family == name], _options(tmp_path, **kw))
+
+
+# ---- tables -------------------------------------------------------------------------------------
+def _grid(tmp_path: Path) -> None:
+    """3 backbones × {ft, dp}, 2 seeds each; OOD means chosen so the ranking is known."""
+    values = {  # (backbone, recipe): [(id_ap, ood per domain) per seed]
+        ("resnet18", "ft"): [(0.50, 0.20), (0.52, 0.22)],
+        ("resnet18", "dp"): [(0.40, 0.30), (0.40, 0.26)],
+        ("resnet50", "ft"): [(0.60, 0.35), (0.62, 0.37)],
+        ("resnet50", "dp"): [(0.45, 0.10), (0.47, 0.12)],
+        ("efficientnet_lite0", "ft"): [(0.55, 0.25), (0.55, 0.27)],
+        ("efficientnet_lite0", "dp"): [(0.48, 0.15), (0.46, 0.17)],
+    }
+    for (b, r), seeds in values.items():
+        for seed, (id_ap, ood) in enumerate(seeds):
+            write_record(tmp_path / "results", make_record(
+                backbone=b, recipe=r, seed=seed, id_ap=id_ap, ood={s: ood for s in
+                ("demo_stylized", "demo_sketch", "demo_inked")}, rgn=0.1 + 0.1 * seed))
+
+
+def test_rows_are_ranked_by_the_headline_with_mean_std_and_n(tmp_path: Path) -> None:
+    _grid(tmp_path)
+    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    rows = _table_rows(report.markdown, "## Demo (offline, generated data)")
+    order = [(r[1], r[2]) for r in rows]
+    assert order == [
+        ("resnet50[imagenet]", "ft"),  # OOD mean 0.36
+        ("resnet18[imagenet]", "dp"),  # 0.28
+        ("efficientnet_lite0[imagenet]", "ft"),  # 0.26
+        ("resnet18[imagenet]", "ft"),  # 0.21
+        ("efficientnet_lite0[imagenet]", "dp"),  # 0.16
+        ("resnet50[imagenet]", "dp"),  # 0.11
+    ]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5", "6"]
+    header = report.markdown.split("## Demo (offline, generated data)", 1)[1]
+    header = next(ln for ln in header.splitlines() if ln.startswith("| #"))
+    cols = [c.strip() for c in header.strip("|").split(" | ")]
+    top = dict(zip(cols, rows[0], strict=True))
+    assert top["n"] == "2"
+    # ID AP of resnet50 × ft: seeds 0.60 and 0.62 → 61.0 ± 1.4 (sample std 0.01414)
+    assert top["ID AP"] == "61.0 ± 1.4 (n=2)"
+    assert top["OOD mean"] == "36.0 ± 1.4 (n=2)"
+    assert top["gap"] == "25.0 ± 0.0 (n=2)"
+    assert top["RGN"] == "0.150 ± 0.071 (n=2)"
+    assert top["RGN (L2)"] == "0.015 ± 0.007 (n=2)"
+
+
+def test_effective_robustness_matches_a_hand_computation(tmp_path: Path) -> None:
+    _grid(tmp_path)
+    fb = _family(tmp_path, "demo")
+    # baseline = the ft rows' means (ID, OOD mean), fitted in logit space by least squares
+    pts = {"resnet18": (0.51, 0.21), "resnet50": (0.61, 0.36), "efficientnet_lite0": (0.55, 0.26)}
+    lg = lambda p: math.log(p / (1 - p))  # noqa: E731
+    slope, intercept = np.polyfit([lg(x) for x, _ in pts.values()],
+                                  [lg(y) for _, y in pts.values()], 1)
+    assert fb.fit == pytest.approx((slope, intercept), rel=1e-9)
+
+    def er(x: float, y: float) -> float:
+        return y - 1 / (1 + math.exp(-(slope * lg(x) + intercept)))
+
+    row = fb.rows[(fb.rows.backbone == "resnet18") & (fb.rows.recipe == "dp")].iloc[0]
+    expected = np.mean([er(0.40, 0.30), er(0.40, 0.26)])
+    assert row["er|mean"] == pytest.approx(expected, abs=1e-12)
+    assert row["er|n"] == 2
+    assert expected > 0.05  # DP on resnet18 sits well above the FT line
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    assert f"{100 * expected:+.1f} ± " in md
+    assert "the line fitted through the 3 `ft` rows" in md
+
+
+def test_er_needs_two_baseline_rows(tmp_path: Path) -> None:
+    write_record(tmp_path / "results", make_record(recipe="ft"))
+    write_record(tmp_path / "results", make_record(recipe="dp"))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    assert "ER: not computed — the fit needs at least 2 `ft` rows" in md
+    # another baseline recipe makes the dp rows the baseline (still one point)
+    md = rp.build_report(_options(tmp_path, n_resamples=0, baseline_recipe="dp")).markdown
+    assert "at least 2 `dp` rows" in md
+
+
+def test_no_records_still_renders(tmp_path: Path) -> None:
+    report = rp.build_report(_options(tmp_path))
+    assert "**No runs yet.**" in report.markdown
+    assert "## Metric definitions" in report.markdown
+    assert report.leaderboard().empty
+    rp.write_outputs(report, _options(tmp_path))
+    assert (tmp_path / "BENCHMARKS.md").is_file()
+    assert (tmp_path / "results" / "leaderboard.csv").is_file()
+
+
+def test_partial_grid_shows_dashes_and_still_renders(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    write_record(res, make_record(backbone="resnet18", recipe="ft", rgn=None))
+    # no OOD splits evaluated, no corruption run, no RGN
+    write_record(res, make_record(backbone="resnet50", recipe="ft", ood={}, corruption={},
+                                  rgn=None))
+    rec = make_record(backbone="resnet50", recipe="dp", rgn=None)
+    rec["summary"] = {k: None for k in rec["summary"]}  # every summary part null
+    write_record(res, rec)
+    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    rows = {(r[1], r[2]): r for r in _table_rows(report.markdown, "## Demo")}
+    assert len(rows) == 3
+    partial = rows[("resnet50[imagenet]", "ft")]
+    assert partial[4] == "50.0 (n=1)"  # ID AP still there
+    assert partial.count("—") >= 6  # OOD domains, OOD mean, gap, mPC, rPC, RGN
+    assert all(c == "—" for c in rows[("resnet50[imagenet]", "dp")][4:])
+    # rows without the headline (OOD mean) rank last, in label order
+    assert [rows[k][0] for k in (("resnet18[imagenet]", "ft"), ("resnet50[imagenet]", "dp"),
+                                 ("resnet50[imagenet]", "ft"))] == ["1", "2", "3"]
+    rp.write_outputs(report, _options(tmp_path, n_resamples=0))
+    assert rp.main(["--results", str(res), "--out", str(tmp_path / "BENCHMARKS.md"),
+                    "--bootstrap", "0", "--check"]) == 0
+
+
+def test_mixed_code_versions_and_manifests_are_flagged_never_averaged(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    for seed, ap in enumerate((0.40, 0.42)):
+        write_record(res, make_record(seed=seed, id_ap=ap, datasets={"demo_test": "aaa"}))
+    write_record(res, make_record(seed=2, id_ap=0.90, code_version="0.2.0",
+                                  datasets={"demo_test": "aaa"}))
+    write_record(res, make_record(seed=3, id_ap=0.10, datasets={"demo_test": "bbb"}))
+    write_record(res, make_record(recipe="dp", id_ap=0.3, datasets={"demo_test": "aaa"}))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    rows = _table_rows(md, "## Demo")
+    ft = {r[-1]: r for r in rows if r[2] == "ft"}
+    assert len(ft) == 3  # one row per (code version, data manifest); none averaged together
+    id_aps = sorted(r[4] for r in ft.values())
+    assert id_aps == ["10.0 (n=1)", "41.0 ± 1.4 (n=2)", "90.0 (n=1)"]
+    majority = next(k for k, r in ft.items() if r[4].startswith("41.0"))
+    assert "0.1.0/r1" in majority and "data " in majority
+    flagged = [r for r in rows if r[0].endswith("⚠")]
+    assert {r[4] for r in flagged} == {"10.0 (n=1)", "90.0 (n=1)"}
+    assert "This table mixes 2 code versions (0.1.0/r1, 0.2.0/r1) and different dataset " \
+           "manifests for `demo_test`" in md
+    assert "`demo_test`: `aaa` × 4, `bbb` × 1 ⚠" in md
+
+
+def test_corrupt_record_is_named_and_the_report_renders(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    write_record(res, make_record())
+    (res / "runs" / "cafebabe").mkdir(parents=True)
+    (res / "runs" / "cafebabe" / "record.json").write_text('{"schema": 1, "finger')
+    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    assert "**1 record file skipped**" in report.markdown
+    assert "| `results/runs/cafebabe/record.json` | malformed JSON (truncated?)" in \
+        report.markdown
+    assert len(_table_rows(report.markdown, "## Demo")) == 1
+    assert report.skipped[0].path == "results/runs/cafebabe/record.json"
+
+
+# ---- published rows ------------------------------------------------------------------------
+def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
+    write_record(res, make_record(family="pascal", backbone="resnet50", weights="swsl",
+                                  recipe="ft", id_ap=0.52, ood=ood, corruption={},
+                                  id_split="voc2007_test", rgn=1.2))
+    write_record(res, make_record(family="coco_c", backbone="resnet50", recipe="ft",
+                                  id_ap=0.35, ood={}, id_split="coco_val2017",
+                                  corruption_base="coco_val2017",
+                                  corruption={"fog": {"1": 0.2, "2": 0.16}}))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    pascal = _table_rows(md, "### Published reference rows (Pascal")
+    ft = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "ft")
+    assert "*published*" in ft[0]
+    # Comic: published 7.5, reproduced 8.0 (COCO protocol here: marked †)
+    assert ft[2] == "7.5 / 8.0† (Δ +0.5)"
+    assert ft[5] == "50.4 / 52.0† (Δ +1.6)"  # Pascal ID
+    assert ft[-1].startswith('Saito et al., "Mind the Backbone"')
+    dp = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "dp")
+    assert dp[2] == "15.7" and dp[-2] == "none"  # no reproduced DP row: no delta
+    coco = _table_rows(md, "### Published reference rows (COCO → COCO-C)")
+    assert coco[0][2:5] == ["36.3 / 35.0 (Δ −1.3)".replace("−", "-"), "18.2 / 18.0 (Δ -0.2)",
+                            "50.2 / 51.4 (Δ +1.2)"]
+    assert "Michaelis et al." in coco[0][-1]
+    rgn = _table_rows(md, "## RGN per backbone")
+    swsl = next(r for r in rgn if r[0] == "resnet50[swsl]")
+    assert swsl[4].startswith("1.340 (*published*: ResNet-50 (Instagram SWSL))")
+    assert swsl[5] == "-0.140"
+    assert any(r[0] == "EfficientNet-B0 — *published*" for r in rgn)
+
+
+# ---- exports, determinism, --check ---------------------------------------------------------------
+def test_exports_and_deterministic_render(tmp_path: Path) -> None:
+    _grid(tmp_path)
+    opts = _options(tmp_path, n_resamples=0)
+    first = rp.build_report(opts)
+    second = rp.build_report(opts)
+    assert first.markdown == second.markdown and first.html == second.html
+    rp.write_outputs(first, opts)
+    res = tmp_path / "results"
+    board = pd.read_csv(res / "leaderboard.csv")
+    assert len(board) == 12 * (1 + 3 + 2)  # runs × eval splits
+    assert {"fingerprint", "split", "role", "AP", "AP50", "code_version", "git_commit",
+            "dataset_fingerprint", "er", "variant"} <= set(board.columns)
+    assert pd.read_parquet(res / "leaderboard.parquet").shape == board.shape
+    html = (res / "leaderboard.html").read_text()
+    assert "<table>" in html and 'src="plots/demo_id_vs_ood.png"' in html
+    plots = sorted(p.name for p in (res / "plots").iterdir())
+    assert plots == ["demo_corruption_heatmap.png", "demo_gain_over_ft.png",
+                     "demo_id_vs_ood.png", "rgn_vs_ood_change.png"]
+    for name in plots:
+        assert f"](results/plots/{name})" in first.markdown
+    before = {p: p.read_bytes() for p in (res / "plots").iterdir()}
+    rp.write_outputs(second, opts)
+    assert {p: p.read_bytes() for p in (res / "plots").iterdir()} == before  # byte-identical
+    assert not re.search(r"20\d\d-\d\d-\d\d", first.markdown)  # no timestamps
+
+
+def test_check_detects_stale_and_missing_files(tmp_path: Path, capsys: Any) -> None:
+    _grid(tmp_path)
+    res, out = tmp_path / "results", tmp_path / "BENCHMARKS.md"
+    args = ["--results", str(res), "--out", str(out), "--bootstrap", "0"]
+    assert rp.main([*args, "--check"]) == 1  # not generated yet
+    assert "missing" in capsys.readouterr().err
+    assert rp.main(args) == 0
+    assert rp.main([*args, "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    # a new record makes the file stale
+    write_record(res, make_record(backbone="resnet101", recipe="ft", id_ap=0.7))
+    assert rp.main([*args, "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "stale" in err and "resnet101" in err
+    assert rp.main(args) == 0 and rp.main([*args, "--check"]) == 0
+    # a hand edit is caught too; plots are not part of the check
+    out.write_text(out.read_text().replace("## Metric definitions", "## Definitions"))
+    assert rp.main([*args, "--check"]) == 1
+    assert rp.main(args) == 0
+    for p in (res / "plots").iterdir():
+        p.unlink()
+    assert rp.main([*args, "--check"]) == 0
+    # --check writes nothing
+    (res / "leaderboard.csv").unlink()
+    assert rp.main([*args, "--check"]) == 0 and not (res / "leaderboard.csv").exists()
+
+
+# ---- bootstrap intervals from saved predictions --------------------------------------------------
+def _split_gt(rng: np.random.Generator, n_img: int, id0: int = 1) -> dict[str, Any]:
+    images = [{"id": id0 + i, "file_name": f"{i}.png", "width": 160, "height": 160}
+              for i in range(n_img)]
+    anns = []
+    for img in images:
+        for _ in range(int(rng.integers(1, 4))):
+            xy = rng.uniform(0, 100, 2)
+            wh = rng.uniform(15, 50, 2)
+            anns.append({"id": len(anns) + 1, "image_id": img["id"],
+                         "category_id": int(rng.integers(1, 3)),
+                         "bbox": [float(xy[0]), float(xy[1]), float(wh[0]), float(wh[1])],
+                         "area": float(wh[0] * wh[1]), "iscrowd": 0})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+
+
+def _detect(gt: dict[str, Any], rng: np.random.Generator, noise: float, miss: float
+            ) -> list[dict[str, Any]]:
+    preds = []
+    for a in gt["annotations"]:
+        if rng.random() < miss:
+            continue
+        box = np.asarray(a["bbox"]) + rng.normal(0, noise, 4)
+        box[2:] = np.abs(box[2:]) + 1
+        preds.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                      "bbox": [float(v) for v in box], "score": float(rng.uniform(0.5, 1))})
+    for img in gt["images"]:
+        box = [float(v) for v in rng.uniform(0, 100, 2)] + [20.0, 20.0]
+        preds.append({"image_id": img["id"], "category_id": int(rng.integers(1, 3)),
+                      "bbox": box, "score": float(rng.uniform(0, 0.6))})
+    return preds
+
+
+@pytest.fixture
+def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Prepared ID / OOD / corrupted splits and two backbones × {ft, dp} with saved
+    predictions; records carry the real COCO metrics of those predictions."""
+    from benchmark.data.split import write_split
+    from benchmark.evaluate import coco_summary
+
+    data, arts = tmp_path / "data", tmp_path / "artifacts"
+    monkeypatch.setenv("BENCH_DATA", str(data))
+    monkeypatch.setenv("BENCH_ARTIFACTS", str(arts))
+    rng = np.random.default_rng(0)
+    base = _split_gt(rng, 40)
+    splits = {"demo_test": base, "demo_sketch": _split_gt(rng, 30, id0=500),
+              "demo_test-C.fog.3": base}
+    fps = {name: write_split(name, gt, dataset="t", domain="t", root=data).fingerprint
+           for name, gt in splits.items()}
+    quality = {"ft": (2.0, 0.1), "dp": (6.0, 0.3)}  # (box noise, miss rate)
+    records = []
+    for backbone in ("resnet18", "resnet50"):
+        for recipe, (noise, miss) in quality.items():
+            rec = make_record(backbone=backbone, recipe=recipe, ood={"demo_sketch": 0.0},
+                              corruption={"fog": {"3": 0.0}}, datasets=fps)
+            fp = rec["fingerprint"]
+            summaries = {}
+            for name, gt in splits.items():
+                extra = 3.0 if "-C." in name else 0.0
+                preds = _detect(gt, rng, noise + extra, miss)
+                path = arts / "runs" / fp / "predictions" / f"{name}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(preds))
+                summaries[name] = coco_summary(gt, preds)
+            rec["metrics"] = summaries
+            s = rec["summary"]
+            s["id_ap"] = s["P"] = summaries["demo_test"]["AP"]
+            s["ood"] = {"demo_sketch": summaries["demo_sketch"]["AP"]}
+            s["ood_mean"] = summaries["demo_sketch"]["AP"]
+            s["gap"] = s["id_ap"] - s["ood_mean"]
+            s["mPC"] = summaries["demo_test-C.fog.3"]["AP"]
+            s["rPC"] = s["mPC"] / s["P"]
+            s["corruption"] = {"fog": {"3": s["mPC"]}}
+            write_record(tmp_path / "results", rec)
+            records.append(rec)
+    return {"records": records, "tmp": tmp_path, "artifacts": arts}
+
+
+def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
+        prepared: dict[str, Any]) -> None:
+    tmp = prepared["tmp"]
+    opts = _options(tmp, n_resamples=200)
+    report = rp.build_report(opts)
+    md = report.markdown
+    rows = _table_rows(md, "### Uncertainty (Demo")
+    assert len(rows) == 4
+    by_label = {(r[1], r[2]): r for r in rows}
+    rec = next(r for r in prepared["records"] if r["spec"]["backbone"]["name"] == "resnet18"
+               and r["spec"]["recipe"]["name"] == "ft")
+    cell = by_label[("resnet18[imagenet]", "ft")]
+    m = re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", cell[3])
+    assert m, cell
+    est, low, high = map(float, m.groups())
+    assert est == pytest.approx(round(100 * rec["metrics"]["demo_test"]["AP"], 1))
+    assert low < est < high
+    for c in cell[4:]:
+        assert re.match(r"[\d.]+ \[[\d.]+, [\d.]+\]", c), c
+    paired = _table_rows(md, "paired bootstrap, AP points")
+    assert {(r[0], r[1], r[2]) for r in paired} == {("resnet18[imagenet]", "dp", "ft"),
+                                                     ("resnet50[imagenet]", "dp", "ft")}
+    for r in paired:
+        assert r[3].startswith("-")  # dp (noisier boxes) is worse than ft on OOD …
+        assert float(r[4].lstrip("<")) < 0.05  # … significantly
+    # intervals are cached: without the predictions the same markdown renders (--check passes)
+    rp.write_outputs(report, opts)
+    cache = json.loads((tmp / "results" / rp.CACHE_FILE).read_text())
+    assert len(cache["entries"]) == 4 * 4 + 2 * 2
+    import shutil
+
+    shutil.rmtree(prepared["artifacts"])
+    again = rp.build_report(opts)
+    assert again.markdown == md
+    # without cache and artifacts: omitted with a note, still renders
+    (tmp / "results" / rp.CACHE_FILE).unlink()
+    bare = rp.build_report(opts).markdown
+    assert "Bootstrap intervals omitted where saved predictions" in bare
+    assert "### Uncertainty (Demo" in bare
+
+
+def test_bootstrap_refuses_predictions_for_a_changed_split(prepared: dict[str, Any]) -> None:
+    from benchmark.data.split import load_split, write_split
+
+    split = load_split("demo_test", check_images=False)
+    coco = dict(split.coco)
+    coco["annotations"] = coco["annotations"][:-1]  # the GT changed after the runs
+    write_split("demo_test", coco, dataset="t", domain="t", root=split.root.parent)
+    md = rp.build_report(_options(prepared["tmp"], n_resamples=50)).markdown
+    assert "changed since the run" in md
