@@ -29,6 +29,7 @@ class RGNAccumulator:
 
     def __init__(self) -> None:
         self.maps: dict[str, torch.Tensor] = {}
+        self.abs_grad: dict[str, torch.Tensor] = {}  # element-wise Σ|G| (EWC-like importance)
         self.l2: dict[str, float] = {}
         self.n_batches = 0
 
@@ -37,9 +38,20 @@ class RGNAccumulator:
         for name, w, g in named:
             ratio = _abs_reduced(g) / (_abs_reduced(w) + EPS)
             self.maps[name] = self.maps[name] + ratio if name in self.maps else ratio
+            a = g.detach().abs().double()
+            self.abs_grad[name] = self.abs_grad[name] + a if name in self.abs_grad else a
             l2 = float(g.detach().double().norm() / (w.detach().double().norm() + EPS))
             self.l2[name] = self.l2.get(name, 0.0) + l2
         self.n_batches += 1
+
+    def importance(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Per-tensor maps averaged over batches: ``rgn`` (per (out, in) pair for conv
+        kernels) and ``ewc`` (mean |G|, element-wise), as float32."""
+        n = max(self.n_batches, 1)
+        return {
+            "rgn": {k: (v / n).float() for k, v in self.maps.items()},
+            "ewc": {k: (v / n).float() for k, v in self.abs_grad.items()},
+        }
 
     def result(self) -> dict[str, Any]:
         if self.n_batches == 0 or not self.maps:
@@ -61,8 +73,9 @@ def measure_rgn(
     loss_fn: Callable[[Any], torch.Tensor],
     params: list[tuple[str, torch.nn.Parameter]],
     batches: Iterable[Any],
-) -> dict[str, Any]:
-    """Backward ``loss_fn(batch)`` per batch and accumulate RGN over ``params``.
+) -> RGNAccumulator:
+    """Backward ``loss_fn(batch)`` per batch and accumulate RGN over ``params``
+    (``.result()`` for the numbers, ``.importance()`` for the maps).
 
     Gradients of ``params`` are zeroed before each batch; nothing is updated.
     Tensors that receive no gradient are left out (they would not train either).
@@ -75,4 +88,4 @@ def measure_rgn(
         acc.add_batch((n, p, p.grad) for n, p in params if p.grad is not None)
     for _, p in params:
         p.grad = None
-    return acc.result()
+    return acc

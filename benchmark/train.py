@@ -131,6 +131,7 @@ class Trainer:
             )
         self.iteration = 0
         self.rgn: dict[str, Any] | None = None
+        self.importance: dict[str, dict[str, torch.Tensor]] | None = None
         self.log: list[dict[str, Any]] = []
         self._in_step = False
         self.model: Detector | None = None  # the trained model, once run() returns
@@ -168,6 +169,7 @@ class Trainer:
             "optimizer": optimizer.state_dict(),
             "iteration": self.iteration,
             "rgn": self.rgn,
+            "importance": self.importance,
             "log": self.log,
             "train_fingerprint": self.spec.train_fingerprint,
         }
@@ -189,12 +191,13 @@ class Trainer:
         if last.is_file():
             resume = torch.load(last, map_location="cpu", weights_only=False)
         if resume is None:
-            self.rgn = self.measure_rgn(model) if self.rank == 0 else None
+            self.rgn, self.importance = self.measure_rgn(model)
         else:
             model.load_state_dict(resume["model"])
             self.iteration, self.rgn, self.log = resume["iteration"], resume["rgn"], resume["log"]
+            self.importance = resume.get("importance")
 
-        self.recipe.configure(model)
+        self.recipe.configure(model, start_state, self.importance)
         lr = self.recipe.lr(sched.lr)
         groups = self.recipe.param_groups(model, lr)
         for g in groups:
@@ -291,22 +294,24 @@ class Trainer:
     def _rank_part(self) -> tuple[int, ...]:
         return (self.rank,) if self.world_size > 1 else ()
 
-    def measure_rgn(self, model: Detector) -> dict[str, Any] | None:
-        """RGN at the start weights, in train mode, with the full detection loss."""
+    def measure_rgn(self, model: Detector) -> tuple[dict[str, Any] | None, dict | None]:
+        """RGN (and the importance maps of regularised recipes) at the start weights, in
+        train mode, with the full detection loss. Every DDP process measures the same."""
         sched = self.spec.schedule
         n = min(sched.rgn_batches, len(self.dataset) // sched.batch_size)
         params = model.body_parameters()
         if n == 0 or not params:
-            return None
+            return None, None
 
         def loss(it: int) -> torch.Tensor:
             images, targets = self.batch(it, purpose="rgn")
             torch.manual_seed(derive_seed(self.seed, "rgn-step", it))
             return sum(model.losses(images, targets).values())
 
-        result = measure_rgn(loss, params, range(n))
+        acc = measure_rgn(loss, params, range(n))
         model.zero_grad(set_to_none=True)
-        return {**result, "at": "start weights of this run's training stage"}
+        rgn = {**acc.result(), "at": "start weights of this run's training stage"}
+        return rgn, (acc.importance() if self.recipe.needs_importance else None)
 
     def save_if_idle(self, model: Detector, optimizer: torch.optim.Optimizer) -> bool:
         if self._in_step or self.rank != 0:

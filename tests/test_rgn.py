@@ -27,7 +27,8 @@ def test_rgn_both_definitions_match_hand_computation():
         img = torch.ones(1, 1, 2, 2) * scale
         return lin(x).sum() + conv(img).sum()
 
-    out = measure_rgn(loss, [("lin", lin.weight), ("conv", conv.weight)], [1.0, 2.0])
+    acc = measure_rgn(loss, [("lin", lin.weight), ("conv", conv.weight)], [1.0, 2.0])
+    out = acc.result()
 
     # code definition, linear: batch 1 |G|/|W| = [3/1, 4/2] = [3, 2]; batch 2 = [6, 4]
     # → mean map [4.5, 3] → tensor value 3.75
@@ -40,6 +41,12 @@ def test_rgn_both_definitions_match_hand_computation():
     assert out["per_tensor"]["conv"]["rgn_l2"] == pytest.approx(3 / math.sqrt(30))
     assert out["rgn_l2"] == pytest.approx((7.5 / math.sqrt(5) + 3 / math.sqrt(30)) / 2)
     assert out["n_batches"] == 2
+    # the maps regularised fine-tuning uses: RGN per (out, in) pair, EWC mean |G| per weight
+    maps = acc.importance()
+    assert maps["rgn"]["lin"].flatten().tolist() == pytest.approx([4.5, 3.0])
+    assert maps["rgn"]["conv"].shape == (1, 1) and float(maps["rgn"]["conv"]) == pytest.approx(0.6)
+    assert maps["ewc"]["lin"].flatten().tolist() == pytest.approx([4.5, 6.0])
+    assert maps["ewc"]["conv"].flatten().tolist() == pytest.approx([1.5] * 4)
     # measuring leaves the weights and gradients untouched
     assert lin.weight.grad is None and conv.weight.grad is None
     assert lin.weight.tolist() == [[1.0, -2.0]]
@@ -52,5 +59,5 @@ def test_rgn_conv_spatial_sum_differs_from_elementwise():
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([[[[1.0, 1.0], [1.0, 7.0]]]]))
     img = torch.tensor([[[[2.0, 0.0], [0.0, 0.0]]]])  # gradient only on the first tap
-    out = measure_rgn(lambda _: conv(img).sum(), [("c", conv.weight)], [0])
+    out = measure_rgn(lambda _: conv(img).sum(), [("c", conv.weight)], [0]).result()
     assert out["rgn"] == pytest.approx(2.0 / 10.0)  # not mean([2/1, 0, 0, 0]) = 0.5

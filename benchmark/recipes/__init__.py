@@ -41,9 +41,21 @@ class Recipe:
     def parent_recipe(self) -> RecipeSpec | None:
         return None
 
+    #: whether configure() needs the importance maps measured at the start weights
+    needs_importance = False
+
     # (a) what trains
-    def configure(self, model: Detector) -> None:
-        """Called once after the start weights are loaded, before the optimizer is built."""
+    def configure(
+        self,
+        model: Detector,
+        start_state: dict[str, torch.Tensor],
+        importance: dict[str, dict[str, torch.Tensor]] | None,
+    ) -> None:
+        """Called once before the optimizer is built (also when resuming).
+
+        ``start_state``: the model's state dict at the start of this training stage (θ0);
+        ``importance``: {"rgn"|"ewc": {body tensor name: map}} when ``needs_importance``.
+        """
 
     def param_groups(self, model: Detector, lr: float) -> list[dict[str, Any]]:
         body = [p for _, p in model.body_parameters()]
@@ -74,4 +86,4 @@ def get_recipe(spec: RecipeSpec) -> Recipe:
     return RECIPES.get(spec.name)(spec)
 
 
-from benchmark.recipes import dp, dp_ft, ft  # noqa: E402,F401  (registration)
+from benchmark.recipes import dp, dp_ft, ft, reg_ft, wise_ft  # noqa: E402,F401  (registration)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class DecoderProbe(Recipe):
     PARAMS = {"lr": None}
 
-    def configure(self, model: Detector) -> None:
+    def configure(self, model: Detector, start_state: dict, importance: dict | None) -> None:
         model.set_detach_body(True)
         for p in model.body.parameters():
             p.requires_grad_(False)

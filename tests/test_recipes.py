@@ -1,0 +1,94 @@
+"""Recipe mechanics against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.errors import ConfigError
+from benchmark.recipes import get_recipe
+from benchmark.spec import RecipeSpec
+
+
+class _Body:
+    """The slice of the engine interface a recipe touches: named backbone parameters."""
+
+    def __init__(self, **params: nn.Parameter) -> None:
+        self.params = params
+
+    def body_parameters(self):
+        return list(self.params.items())
+
+
+def _start(**tensors: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {f"model.backbone.body.{k}": v for k, v in tensors.items()}
+
+
+def test_reg_ft_distance_adds_clipped_pull_to_start_weights():
+    w = nn.Parameter(torch.tensor([2.0, -1.0]))
+    w.grad = torch.tensor([0.5, 0.5])
+    model = _Body(w=w)
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="distance", c=0.1))
+    recipe.configure(model, _start(w=torch.tensor([1.0, 1.0])), None)
+    recipe.after_backward(model, lr=0.01)  # clip(0.1, 0, 100) = 0.1
+    # grad + (θ − θ0)·0.1 = [0.5 + 1·0.1, 0.5 + (−2)·0.1]
+    assert w.grad.tolist() == pytest.approx([0.6, 0.3])
+    w.grad = torch.tensor([0.5, 0.5])
+    recipe.after_backward(model, lr=20.0)  # clip(0.1, 0, 1/20) = 0.05
+    assert w.grad.tolist() == pytest.approx([0.55, 0.4])
+
+
+def test_reg_ft_rgn_weighting_broadcasts_per_pair_over_kernel_taps():
+    w = nn.Parameter(torch.full((2, 1, 2, 2), 3.0))
+    w.grad = torch.zeros_like(w)
+    model = _Body(conv=w)
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="rgn", c=0.5))
+    assert recipe.needs_importance
+    rgn_map = torch.tensor([[2.0], [100.0]])  # one value per (out, in) pair
+    recipe.configure(model, _start(conv=torch.ones(2, 1, 2, 2)), {"rgn": {"conv": rgn_map}})
+    recipe.after_backward(model, lr=0.5)
+    # out 0: clip(0.5·2, 0, 2) = 1 → grad (3−1)·1 = 2; out 1: clip(50, 0, 2) = 2 → 4
+    assert w.grad[0].flatten().tolist() == [2.0] * 4
+    assert w.grad[1].flatten().tolist() == [4.0] * 4
+
+
+def test_reg_ft_ewc_weighting_is_element_wise():
+    w = nn.Parameter(torch.tensor([1.0, 1.0]))
+    w.grad = torch.zeros(2)
+    model = _Body(w=w)
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="ewc", c=1.0))
+    recipe.configure(model, _start(w=torch.zeros(2)), {"ewc": {"w": torch.tensor([0.25, 0.0])}})
+    recipe.after_backward(model, lr=0.1)
+    assert w.grad.tolist() == pytest.approx([0.25, 0.0])
+
+
+def test_regularised_and_wise_recipes_start_from_dp():
+    for name in ("dp_ft", "reg_ft", "wise_ft"):
+        parent = get_recipe(RecipeSpec.make(name, dp_lr=0.02)).parent_recipe()
+        assert parent == RecipeSpec.make("dp", lr=0.02)
+
+
+def test_wise_ft_averages_every_weight_with_the_start():
+    net = nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[4.0, 0.0]]))
+        net.bias.fill_(2.0)
+    start = {"weight": torch.tensor([[0.0, 2.0]]), "bias": torch.tensor([0.0])}
+    get_recipe(RecipeSpec.make("wise_ft", alpha=0.25)).finalize(net, start)
+    # 0.75·start + 0.25·final
+    assert net.weight.tolist() == [[1.0, 1.5]]
+    assert net.bias.tolist() == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("reg_ft", {"weighting": "fisher"}, "weighting='fisher'"),
+        ("wise_ft", {"beta": 1}, "unknown parameter 'beta'"),
+        ("dp", {"dp_lr": 0.1}, "unknown parameter 'dp_lr'"),
+    ],
+)
+def test_bad_recipe_parameters_are_named(name, params, match):
+    with pytest.raises(ConfigError, match=match):
+        get_recipe(RecipeSpec.make(name, **params))
