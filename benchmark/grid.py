@@ -184,6 +184,21 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     ]
 
 
+def _check_weights(runs: list[RunSpec]) -> None:
+    """Every weights file a grid names exists (checked before anything runs)."""
+    from benchmark.errors import MissingFileError
+    from benchmark.models.backbones import weights_path
+
+    for backbone in {r.backbone for r in runs}:
+        path = weights_path(backbone.weights)
+        if path is not None and not path.is_file():
+            raise MissingFileError(
+                path,
+                f"backbone.weights={backbone.weights!r} for {backbone.name} "
+                "(a torchvision-format state dict; relative paths are under $BENCH_WEIGHTS)",
+            )
+
+
 def _check_categories(runs: list[RunSpec], root: Path | None) -> dict[str, str]:
     """Load every split once (validating it); check class lists agree; return fingerprints."""
     from benchmark.data.split import load_split
@@ -228,6 +243,7 @@ def load_grid(
     if not runs:
         raise ConfigError(f"{path}: the grid expands to no runs")
     if resolve_data:
+        _check_weights(runs)
         fps = _check_categories(runs, data_root)
         runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]
     return Grid(str(doc.get("name", path.stem)), path, runs, tuple(dict.fromkeys(prepare)))

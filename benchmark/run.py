@@ -44,7 +44,7 @@ def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
     return [(s, cell_state(s)) for s in ordered]
 
 
-def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=sys.stdout) -> None:
+def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
     print(f"grid {grid.name!r} ({grid.path}): {len(cells)} cells", file=file)
     for spec, state in cells:
         parent = f"  from {spec.parent.fingerprint}" if spec.parent is not None else ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import ConfigError, DataError
+from benchmark.errors import ConfigError, DataError, MissingFileError
 from benchmark.grid import load_grid
 from benchmark.run import main as run_main
 from tests.conftest import TINY_GRID
@@ -79,3 +79,20 @@ def test_missing_image_file_names_file_field_value(tmp_path):
 def test_unknown_grid_name_lists_known():
     with pytest.raises(ConfigError, match="known: .*demo"):
         load_grid("no_such_grid")
+
+
+@pytest.mark.parametrize("name", ["demo", "full", "mind_back_pascal", "coco_c"])
+def test_shipped_grids_validate_and_plan_without_data(name, capsys):
+    grid = load_grid(name, resolve_data=False)
+    assert grid.runs and len({r.fingerprint for r in grid.runs}) == len(grid.runs)
+    assert run_main(["--grid", name, "--dry-run"]) == 0
+    assert f"grid {name!r}" in capsys.readouterr().out
+
+
+def test_missing_weights_file_is_caught_before_running(bench_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path / "w"))
+    path = _variant(
+        tmp_path, "{name: resnet18, weights: none}", "{name: resnet18, weights: r18.pth}"
+    )
+    with pytest.raises(MissingFileError, match=str(tmp_path / "w" / "r18.pth")):
+        load_grid(str(path))

@@ -66,6 +66,15 @@ class Body(nn.Module):
 BACKBONES: Registry[Callable[[str], Body]] = Registry("backbone")
 
 
+def weights_path(weights: str) -> Path | None:
+    """The file a ``backbone.weights`` value names (relative paths under $BENCH_WEIGHTS);
+    None for "imagenet" (packaged) and "none" (random init)."""
+    if weights in ("imagenet", "none"):
+        return None
+    path = Path(weights).expanduser()
+    return path if path.is_absolute() else weights_root() / path
+
+
 def load_state_dict(weights: str, default: Path | None, what: str, published: str) -> dict:
     """The state dict for ``weights``: the packaged file for "imagenet", else a path."""
     if weights == "imagenet":
@@ -76,9 +85,8 @@ def load_state_dict(weights: str, default: Path | None, what: str, published: st
             )
         path = default
     else:
-        path = Path(weights).expanduser()
-        if not path.is_absolute():
-            path = weights_root() / path
+        path = weights_path(weights)
+        assert path is not None
     if not path.is_file():
         raise MissingFileError(path, f"a PyTorch state dict for {what}", published)
     state = torch.load(path, map_location="cpu", weights_only=True)
