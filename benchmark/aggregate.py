@@ -338,11 +338,12 @@ _SPLIT_TEXT = ("split", "role", "corruption", "dataset_fingerprint", "prediction
 
 
 class _Flattener:
-    """Records → flat columns for the runs frame (one row per run) and the long frame (one
-    row per run × split). Used in-process or per chunk in worker processes: its state is
-    plain lists and arrays, cheap to send back."""
+    """Records → flat columns: the runs frame (one row per run) and the split-level part of
+    the long frame (one row per run × split). Runs in-process or per chunk in a worker
+    process; :meth:`frames` turns the lists into DataFrames, which pickle as buffers."""
 
-    def __init__(self) -> None:
+    def __init__(self, splits: bool = True) -> None:
+        self.with_splits = splits
         self.runs: list[dict[str, Any]] = []
         self.wide: list[dict[str, float]] = []
         self.split_fp: list[str] = []
@@ -365,8 +366,7 @@ class _Flattener:
         for split, ap in (s.get("ood") or {}).items():
             wide[f"ood/{split}"] = _num(ap)
         metrics = d["metrics"]
-        spec = d["spec"]
-        for split in spec.get("ood_splits") or ():
+        for split in d["spec"].get("ood_splits") or ():
             voc = (metrics.get(split) or {}).get(VOC_KEY)
             if isinstance(voc, dict):
                 wide[f"voc_ood/{split}"] = _num(voc.get("AP"))
@@ -374,7 +374,8 @@ class _Flattener:
             for sev, ap in by_sev.items():
                 wide[f"corr/{name}/{int(sev)}"] = _num(ap)
         self.wide.append(wide)
-        self._add_splits(d, row)
+        if self.with_splits:
+            self._add_splits(d, row)
 
     def _add_splits(self, d: Mapping[str, Any], row: Mapping[str, Any]) -> None:
         spec = d["spec"]
@@ -412,98 +413,101 @@ class _Flattener:
                 self.voc.append((None, None, None))
                 self.voc_protocol.append("")
 
-    def packed(self) -> _Flattener:
-        """Turn the metric lists into arrays (what a worker sends back)."""
-        self.values = _ap_array(self.values, len(COCO_KEYS))  # type: ignore[assignment]
-        self.voc = _ap_array(self.voc, 3)  # type: ignore[assignment]
-        self._roles = {}
-        return self
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """(runs part, split part or None)."""
+        runs = self._runs_frame()
+        if not self.with_splits:
+            return runs, None
+        cols: dict[str, Any] = {"fingerprint": pd.array(self.split_fp, dtype="str")}
+        for k in _SPLIT_TEXT:
+            cols[k] = pd.array(self.text[k], dtype="str")
+        cols["severity"] = pd.array(np.asarray(self.severity, dtype=float),
+                                    dtype="Float64").astype("Int64")
+        values = _ap_array(self.values, len(COCO_KEYS))
+        for i, k in enumerate(COCO_KEYS):
+            cols[k] = values[:, i]
+        voc = _ap_array(self.voc, 3)
+        for i, k in enumerate(("voc_AP", "voc_AP50", "voc_AP75")):
+            cols[k] = voc[:, i]
+        cols["voc_protocol"] = pd.array(self.voc_protocol, dtype="str")
+        return runs, pd.DataFrame(cols)
+
+    def _runs_frame(self) -> pd.DataFrame:
+        if not self.runs:
+            return pd.DataFrame()
+        n = len(self.runs)
+        cols: dict[str, Any] = {}
+        for key in self.runs[0]:
+            values = [row[key] for row in self.runs]
+            if key in _OBJECT_COLUMNS:
+                arr = np.empty(n, dtype=object)
+                arr[:] = values
+                cols[key] = arr
+            else:
+                cols[key] = values
+        for key in sorted({k for w in self.wide for k in w}):
+            cols[key] = np.array([w.get(key, np.nan) for w in self.wide], dtype=float)
+        return pd.DataFrame(cols)
 
 
-def _runs_from(parts: Sequence[_Flattener]) -> pd.DataFrame:
-    base = [r for p in parts for r in p.runs]
-    if not base:
+def _combine_runs(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate run chunks (their wide columns may differ), sorted by family, fingerprint."""
+    parts = [p for p in parts if not p.empty]
+    if not parts:
         return pd.DataFrame()
-    wide_rows = [w for p in parts for w in p.wide]
-    n = len(base)
-    cols: dict[str, Any] = {}
-    for key in base[0]:
-        values = [row[key] for row in base]
-        if key in _OBJECT_COLUMNS:
-            arr = np.empty(n, dtype=object)
-            arr[:] = values
-            cols[key] = arr
-        else:
-            cols[key] = values
-    keys = sorted({k for w in wide_rows for k in w})
-    for key in keys:
-        cols[key] = np.array([w.get(key, np.nan) for w in wide_rows], dtype=float)
-    return pd.DataFrame(cols)
+    runs = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    fixed = [c for c in parts[0].columns if "/" not in c]
+    wide = sorted(c for c in runs.columns if "/" in c)
+    runs = runs[fixed + wide]
+    return runs.sort_values(["family", "fingerprint"], kind="mergesort").reset_index(drop=True)
 
 
-def _long_from(parts: Sequence[_Flattener], runs: pd.DataFrame) -> pd.DataFrame:
+def _combine_long(parts: Sequence[pd.DataFrame], runs: pd.DataFrame) -> pd.DataFrame:
+    """Split-level chunks + the run-level columns of each row's run."""
     if runs.empty:
         return pd.DataFrame(columns=list(LONG_COLUMNS))
-    pos = {fp: i for i, fp in enumerate(runs["fingerprint"])}
-    run_idx = np.fromiter((pos[fp] for p in parts for fp in p.split_fp), dtype=np.int64)
+    split = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    pos = pd.Series(np.arange(len(runs)), index=runs["fingerprint"].to_numpy())
+    run_idx = pos.loc[split["fingerprint"].to_numpy()].to_numpy()
     base_cols = [c for c in (*RUN_COLUMNS, *SUMMARY_KEYS, "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
                  if c in runs.columns]
     out = _take_rows(runs[base_cols], run_idx)
-    split_part = pd.DataFrame({
-        k: pd.Categorical([v for p in parts for v in p.text[k]]) if k in ("split", "role",
-           "corruption") else [v for p in parts for v in p.text[k]]
-        for k in _SPLIT_TEXT
-    })
-    sev = np.concatenate([np.asarray(p.severity, dtype=float) for p in parts])
-    split_part.insert(3, "severity", pd.array(sev, dtype="Float64").astype("Int64"))
-    values = np.concatenate([_as_array(p.values, len(COCO_KEYS)) for p in parts])
-    voc = np.concatenate([_as_array(p.voc, 3) for p in parts])
-    metric_part = pd.DataFrame(values, columns=list(COCO_KEYS))
-    voc_part = pd.DataFrame(voc, columns=["voc_AP", "voc_AP50", "voc_AP75"])
-    voc_part["voc_protocol"] = [v for p in parts for v in p.voc_protocol]
+    split = split.drop(columns=["fingerprint"])
+    for k in ("split", "role", "corruption"):
+        split[k] = split[k].astype("category")
     head = out[list(RUN_COLUMNS)]
     tail = out.drop(columns=list(RUN_COLUMNS))
-    df = pd.concat([head, split_part, metric_part, voc_part, tail], axis=1)
+    df = pd.concat([head, split, tail], axis=1)
     return df.sort_values(["family", "fingerprint", "split"], kind="mergesort").reset_index(
         drop=True
     )
 
 
-LONG_COLUMNS = (*RUN_COLUMNS, "split", "role", "corruption", "severity", "dataset_fingerprint",
-                "predictions", *COCO_KEYS, "voc_AP", "voc_AP50", "voc_AP75", "voc_protocol",
-                *SUMMARY_KEYS, "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
-
-
-def _as_array(values: Any, width: int) -> np.ndarray:
-    return values if isinstance(values, np.ndarray) else _ap_array(values, width)
-
-
-def _sorted_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    if runs.empty:
-        return runs
-    return runs.sort_values(["family", "fingerprint"], kind="mergesort").reset_index(drop=True)
+LONG_COLUMNS = (*RUN_COLUMNS, "split", "role", "corruption", "dataset_fingerprint",
+                "predictions", "severity", *COCO_KEYS, "voc_AP", "voc_AP50", "voc_AP75",
+                "voc_protocol", *SUMMARY_KEYS, "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
 
 
 def runs_frame(records: Sequence[Record]) -> pd.DataFrame:
     """One row per run: spec labels, summary, RGN, provenance. Wide columns: ``ood/<split>``
     (AP per OOD split, from the summary), ``voc_ood/<split>`` (VOC-protocol AP where
     recorded) and ``corr/<name>/<severity>``."""
-    flat = _Flattener()
+    flat = _Flattener(splits=False)
     for rec in records:
         flat.add(rec)
-    return _sorted_runs(_runs_from([flat]))
+    return _combine_runs([flat.frames()[0]])
 
 
-def long_frame(records: Sequence[Record], runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def long_frame(records: Sequence[Record]) -> pd.DataFrame:
     """One row per run × evaluated split: every COCO metric (and VOC-protocol AP where
     recorded), the split's role, its dataset fingerprint, the run's summary, RGN and
     provenance (the leaderboard export)."""
     flat = _Flattener()
     for rec in records:
         flat.add(rec)
-    if runs is None:
-        runs = _sorted_runs(_runs_from([flat]))
-    return _long_from([flat], runs)
+    runs_part, split_part = flat.frames()
+    runs = _combine_runs([runs_part])
+    return _combine_long([split_part] if split_part is not None else [], runs)
 
 
 @dataclass
@@ -511,7 +515,7 @@ class Frames:
     """What the report needs from the records, without the records themselves."""
 
     runs: pd.DataFrame
-    long: pd.DataFrame
+    long: pd.DataFrame | None  # None when not requested
     skipped: list[Skipped]
     pending: int = 0
     failed: int = 0
@@ -521,25 +525,30 @@ class Frames:
         return len(self.runs)
 
 
-def _load_chunk(paths: Sequence[Path], results_dir: Path) -> tuple[_Flattener, list[Skipped]]:
-    flat = _Flattener()
+Chunk = tuple[pd.DataFrame, "pd.DataFrame | None", list[Skipped]]
+
+
+def _load_chunk(paths: Sequence[Path], results_dir: Path, splits: bool) -> Chunk:
+    flat = _Flattener(splits)
     skipped = []
     for path in paths:
         try:
             flat.add(read_record(path))
         except RecordError as e:
             skipped.append(Skipped(_display_path(path, results_dir), str(e)))
-    return flat.packed(), skipped
+    runs, split = flat.frames()
+    return runs, split, skipped
 
 
 PARALLEL_MIN_RECORDS = 400
 
 
-def load_frames(results_dir: Path, workers: int | None = None) -> Frames:
+def load_frames(results_dir: Path, workers: int | None = None, *, long: bool = True) -> Frames:
     """Read, validate and flatten every record under ``results_dir/runs``.
 
     With many records the JSON parsing and flattening is split over forked worker processes
-    (``workers``, default: the CPU count, at most 4); each sends back flat columns only.
+    (``workers``, default: the CPU count, at most 4); each sends back DataFrames. ``long``:
+    also build the long (run × split) frame.
     """
     runs_dir = Path(results_dir) / "runs"
     paths: list[Path] = []
@@ -554,7 +563,7 @@ def load_frames(results_dir: Path, workers: int | None = None) -> Frames:
             else:
                 pending += 1
     n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    results: list[tuple[_Flattener, list[Skipped]]]
+    results: list[Chunk]
     if n_workers > 1 and len(paths) >= PARALLEL_MIN_RECORDS and _can_fork():
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -562,14 +571,16 @@ def load_frames(results_dir: Path, workers: int | None = None) -> Frames:
         size = -(-len(paths) // n_workers)
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
         with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("fork")) as pool:
-            results = list(pool.map(_load_chunk, chunks, [results_dir] * len(chunks)))
+            results = list(pool.map(_load_chunk, chunks, [results_dir] * len(chunks),
+                                    [long] * len(chunks)))
     else:
-        results = [_load_chunk(paths, results_dir)]
-    parts = [r[0] for r in results]
-    skipped = [s for r in results for s in r[1]]
-    runs = _runs_from(parts)
-    order = _sorted_runs(runs)
-    return Frames(order, _long_from(parts, order), skipped, pending, failed)
+        results = [_load_chunk(paths, results_dir, long)]
+    skipped = [s for r in results for s in r[2]]
+    runs = _combine_runs([r[0] for r in results])
+    long_df = None
+    if long:
+        long_df = _combine_long([r[1] for r in results if r[1] is not None], runs)
+    return Frames(runs, long_df, skipped, pending, failed)
 
 
 def _can_fork() -> bool:

@@ -28,11 +28,11 @@ import pandas as pd
 
 from benchmark import aggregate as agg
 from benchmark import published as pub
+from benchmark.stats import CACHE_VERSION
 from benchmark.store import atomic_write_bytes, atomic_write_text, results_root
 
 TEMPLATES = Path(__file__).parent / "templates"
 CACHE_FILE = "bootstrap_cache.json"
-STATS_VERSION = 1  # bump when the bootstrap's numbers would change for the same inputs
 HEATMAP_PANELS = 12
 
 
@@ -139,6 +139,13 @@ class Table:
     def align(self) -> list[str]:
         return ["---" if i < self.text_columns else "---:" for i in range(len(self.columns))]
 
+    @property
+    def md(self) -> str:
+        """The table as GitHub markdown (no trailing newline)."""
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "|".join(self.align) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
 
 @dataclass
 class Plot:
@@ -173,6 +180,7 @@ class Options:
     n_resamples: int = 1000
     seed: int = 0
     level: float = 0.95
+    exports: bool = True  # build the run × split frame for the CSV/Parquet (not for --check)
 
 
 @dataclass
@@ -190,6 +198,8 @@ class Report:
 
     def leaderboard(self) -> pd.DataFrame:
         """One row per run × eval split, with the run's version tag and ER."""
+        if self.frames.long is None:
+            raise ValueError("built with exports=False: no run × split frame")
         return leaderboard_frame(self.frames.long, self.runs)
 
 
@@ -608,132 +618,14 @@ def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
 
 
 # ---- uncertainty ------------------------------------------------------------------------------
-class Unavailable(Exception):
-    """Predictions or ground truth for a bootstrap are not on this machine."""
-
-
-class Uncertainty:
-    """Bootstrap intervals for rows and paired comparisons, with a persistent cache.
-
-    Cache keys hash the statistic, the record files (sha256) and splits it reads, B and the
-    seed, so a cached interval is reused only for identical inputs; this lets ``--check``
-    reproduce intervals on a machine without the (git-ignored) predictions.
-    """
-
-    def __init__(self, options: Options, cache: Mapping[str, Any]) -> None:
-        self.options = options
-        self.cache_in = dict(cache)
-        self.cache_out: dict[str, Any] = {}
-        self._boot: Any = None
-        self._gt: dict[str, Any] = {}
-        self._available: dict[str, str] = {}  # fingerprint → "" or why not
-        self.missing: list[str] = []
-
-    @property
-    def enabled(self) -> bool:
-        return self.options.n_resamples > 0
-
-    def _bootstrap(self) -> Any:
-        if self._boot is None:
-            from benchmark.stats import Bootstrap
-
-            o = self.options
-            self._boot = Bootstrap(o.n_resamples, o.seed, o.level)
-        return self._boot
-
-    def _key(self, stat: str, runs: Sequence[Mapping[str, Any]]) -> str:
-        """The record files determine the splits and predictions a statistic reads."""
-        o = self.options
-        return agg.short_hash({
-            "v": STATS_VERSION, "stat": stat, "n": o.n_resamples, "seed": o.seed,
-            "level": o.level, "runs": [r["record_sha256"] for r in runs],
-        }, 24)
-
-    def _precheck(self, run: Mapping[str, Any]) -> None:
-        """Fail fast (cached per run) when a run's saved predictions are not on this machine."""
-        fp = run["fingerprint"]
-        if fp not in self._available:
-            from benchmark.store import artifacts_root
-
-            preds = run["predictions"]
-            first = preds.get(run["id_split"]) or next(iter(preds.values()), None)
-            if not first:
-                self._available[fp] = f"{fp}: the record lists no saved predictions"
-            elif not (artifacts_root() / first).is_file():
-                self._available[fp] = f"predictions not found: `{first}` (under the artifacts root)"
-            else:
-                self._available[fp] = ""
-        if self._available[fp]:
-            raise Unavailable(self._available[fp])
-
-    def _table_name(self, run: Mapping[str, Any], split: str) -> str:
-        name = f"{run['fingerprint']}:{split}"
-        boot = self._bootstrap()
-        if name in boot:
-            return name
-        from benchmark.stats import match_predictions
-        from benchmark.store import artifacts_root
-
-        rel = run["predictions"].get(split)
-        if not rel:
-            raise Unavailable(f"{run['fingerprint']}: no saved predictions for `{split}`")
-        path = artifacts_root() / rel
-        if not path.is_file():
-            raise Unavailable(f"predictions not found: `{rel}` (under the artifacts root)")
-        gt = self._ground_truth(split, run["datasets"].get(split))
-        try:
-            preds = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise Unavailable(f"predictions unreadable: `{rel}`: {e}") from None
-        boot.add(name, match_predictions(gt, preds))
-        return name
-
-    def _ground_truth(self, split: str, recorded: str | None) -> Any:
-        from benchmark.data.split import load_split
-        from benchmark.errors import DataError
-
-        if split not in self._gt:
-            try:
-                s = load_split(split, check_images=False)
-                self._gt[split] = (s.coco, s.fingerprint)
-            except DataError:
-                self._gt[split] = None
-        entry = self._gt[split]
-        if entry is None:
-            raise Unavailable(f"ground truth for `{split}` is not prepared on this machine")
-        coco, fp = entry
-        if recorded and recorded != fp:
-            raise Unavailable(f"`{split}` changed since the run (dataset fingerprint differs)")
-        return coco
-
-    def interval(self, stat: str, runs: Sequence[Mapping[str, Any]], build: Builder,
-                 *, paired: bool = False) -> Any:
-        """Cached interval of one statistic, or None (reason recorded in ``missing``)."""
-        from benchmark.stats import Interval
-
-        key = self._key(stat, runs)
-        if key in self.cache_in:
-            self.cache_out[key] = self.cache_in[key]
-            return Interval.from_json(self.cache_in[key])
-        try:
-            for run in runs:
-                self._precheck(run)
-            statistic, names = build(self._table_name)
-        except Unavailable as e:
-            self.missing.append(str(e))
-            return None
-        iv = self._bootstrap().interval(statistic, names, paired_null=paired)
-        self.cache_out[key] = iv.to_json()
-        return iv
-
-
-def _iv_text(iv: Any, *, signed: bool = False, scale: float = 100.0) -> str:
+def _iv_text(iv: Any, *, signed: bool = False) -> str:
+    """``"44.6 [43.1, 46.0]"`` in percent / AP points; "—" without an interval."""
     if iv is None or not _finite(iv.estimate):
         return "—"
-    s = "+" if signed else ""
     if not _finite(iv.low):
-        return f"{scale * iv.estimate:{s}.1f}"
-    return f"{scale * iv.estimate:{s}.1f} [{scale * iv.low:{s}.1f}, {scale * iv.high:{s}.1f}]"
+        return _fmt_ap(iv.estimate, signed=signed)
+    return (f"{_fmt_ap(iv.estimate, signed=signed)} [{_fmt_ap(iv.low, signed=signed)}, "
+            f"{_fmt_ap(iv.high, signed=signed)}]")
 
 
 def _p_text(iv: Any) -> str:
@@ -746,153 +638,66 @@ def _row_runs(fb: FamilyBuilder, r: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [fb.run_dicts[fp] for fp in sorted(r["fingerprints"])]
 
 
-TableFn = Callable[[Mapping[str, Any], str], str]  # (run, split) → bootstrap table name
-Builder = Callable[[TableFn], tuple[Any, list[str]]]  # → (statistic, table names)
-
-
-def _splits_of(run: Mapping[str, Any], fb: FamilyBuilder) -> dict[str, Any]:
-    """The split names behind each statistic for one run (memoised on the run's dict)."""
-    from benchmark.data.split import corrupted_split_name
-
-    if "_splits" in run:
-        return run["_splits"]
-    base = run.get("corruption_base") or None
-    names = []
-    if base:
-        for c in fb.corr_columns:
-            if _finite(run.get(c)):
-                name, sev = c[len("corr/"):].rsplit("/", 1)
-                names.append(corrupted_split_name(base, name, int(sev)))
-    out = {"id": run["id_split"], "ood": sorted(json.loads(run["ood_splits"])), "clean": base,
-           "corrupted": sorted(names)}
-    run["_splits"] = out  # type: ignore[index]
-    return out
-
-
-def _row_statistics(fb: FamilyBuilder, runs: list[dict[str, Any]]) -> dict[str, Builder]:
-    """Statistic name → builder of the row-level bootstrap statistic (mean over seeds).
-
-    Builders resolve split names only when called, i.e. when no cached interval exists.
-    """
-    from benchmark import stats as st
-
-    def per() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        return [(_splits_of(r, fb), r) for r in runs]
-
-    def same(key: str) -> list[str] | None:
-        p = per()
-        first = p[0][0][key]
-        return first if first and all(s[key] == first for s, _ in p) else None
-
-    def build_ap(table: TableFn) -> tuple[Any, list[str]]:
-        names = [table(r, s["id"]) for s, r in per()]
-        return st.mean_of(names), names
-
-    def build_ood(table: TableFn) -> tuple[Any, list[str]]:
-        domains = same("ood")
-        if domains is None:
-            raise Unavailable("the row's runs were evaluated on different OOD splits")
-        groups = [[table(r, d) for _, r in per()] for d in domains]
-        return st.mean_of_groups(groups), [n for g in groups for n in g]
-
-    def conditions(table: TableFn) -> tuple[list[list[str]], list[str]]:
-        conds = same("corrupted")
-        if conds is None:
-            raise Unavailable("the row's runs were evaluated on different corruptions")
-        groups = [[table(r, c) for _, r in per()] for c in conds]
-        clean = [table(r, s["clean"]) for s, r in per()]
-        return groups, clean
-
-    def build_mpc(table: TableFn) -> tuple[Any, list[str]]:
-        groups, _ = conditions(table)
-        return st.mean_of_groups(groups), [n for g in groups for n in g]
-
-    def build_rpc(table: TableFn) -> tuple[Any, list[str]]:
-        groups, clean = conditions(table)
-        return (st.ratio(st.mean_of_groups(groups), st.mean_of(clean)),
-                [n for g in groups for n in g] + clean)
-
-    out: dict[str, Builder] = {"AP": build_ap}
-    if any(json.loads(r["ood_splits"]) for r in runs):
-        out["OOD mean"] = build_ood
-    if fb.corr_columns and all(r.get("corruption_base") for r in runs):
-        out["mPC"] = build_mpc
-        out["rPC"] = build_rpc
-    return out
-
-
 Gains = dict[tuple[str, str], tuple[float, float, float]]
 
 
-def uncertainty_tables(fb: FamilyBuilder, unc: Uncertainty
+def uncertainty_tables(fb: FamilyBuilder, unc: Any
                        ) -> tuple[Table | None, Table | None, list[str], Gains]:
     """Row intervals, paired comparisons against the baseline recipe, and the paired gains
-    per (backbone, recipe) for the gain plot."""
+    per (backbone, recipe) for the gain plot. ``unc`` is a :class:`stats.RecordBootstrap`
+    (None: bootstrap disabled)."""
     from benchmark import stats as st
 
     o = fb.options
     gains: Gains = {}
-    if not unc.enabled:
+    if unc is None:
         return None, None, ["Bootstrap intervals disabled (`--bootstrap 0`)."], gains
-    stat_names = ["AP", "OOD mean", "mPC", "rPC"]
     t = Table(["#", "Backbone", "Recipe", "ID AP [95% CI]", "OOD mean [95% CI]",
                "mPC [95% CI]", "rPC % [95% CI]"])
-    headline_stat = "mPC" if fb.fam.headline == "mPC" else "OOD mean"
-    paired = Table(["Backbone", "Recipe", "vs", f"Δ {headline_stat} [95% CI]", "p",
+    headline = "mPC" if fb.fam.headline == "mPC" else "OOD mean"
+    paired = Table(["Backbone", "Recipe", "vs", f"Δ {headline} [95% CI]", "p",
                     "Δ ID AP [95% CI]", "p"])
     any_iv = False
     unc.missing = []
-    stats_by_row: dict[int, dict[str, Any]] = {}
+    by_rank: dict[int, dict[str, st.Builder]] = {}
     for _, r in fb.rows.iterrows():
         runs = _row_runs(fb, r)
-        stats = _row_statistics(fb, runs)
-        stats_by_row[int(r["rank"])] = stats
+        stats = st.row_statistics(runs, fb.corr_columns)
+        by_rank[int(r["rank"])] = stats
         cells = [str(r["rank"]), _esc(r.backbone_label), _esc(r.recipe_display)]
-        for name in stat_names:
-            if name not in stats:
-                cells.append("—")
-                continue
-            iv = unc.interval(name, runs, stats[name])
+        for name in ("AP", "OOD mean", "mPC", "rPC"):
+            iv = unc.interval(name, runs, stats[name]) if name in stats else None
             any_iv = any_iv or iv is not None
             cells.append(_iv_text(iv))
         t.rows.append(cells)
     for _, r in fb.rows.iterrows():
-        if r.recipe == o.baseline_recipe:
-            continue
-        b = fb.baseline_row(r)
+        b = None if r.recipe == o.baseline_recipe else fb.baseline_row(r)
         if b is None:
             continue
-        ra, rb = _row_runs(fb, r), _row_runs(fb, b)
-        sa, sb = stats_by_row[int(r["rank"])], stats_by_row[int(b["rank"])]
+        runs = [*_row_runs(fb, r), *_row_runs(fb, b)]
+        sa, sb = by_rank[int(r["rank"])], by_rank[int(b["rank"])]
         cells = [_esc(r.backbone_label), _esc(r.recipe_display), _esc(b.recipe_display)]
-        for name in (headline_stat, "AP"):
+        for name in (headline, "AP"):
             if name not in sa or name not in sb:
                 cells += ["—", "—"]
                 continue
-            def build(table: TableFn, ba: Builder = sa[name], bb: Builder = sb[name]
-                      ) -> tuple[Any, list[str]]:
-                fa, na = ba(table)
-                fb_, nb = bb(table)
-                return st.difference(fa, fb_), na + nb
-
-            iv = unc.interval(f"Δ {name}", [*ra, *rb], build, paired=True)
+            iv = unc.interval(f"Δ {name}", runs, st.paired(sa[name], sb[name]), paired=True)
             any_iv = any_iv or iv is not None
             cells += [_iv_text(iv, signed=True), _p_text(iv)]
-            if name == headline_stat and iv is not None:
+            if name == headline and iv is not None:
                 gains[(r.backbone_label, r.recipe_display)] = (iv.estimate, iv.low, iv.high)
         paired.rows.append(cells)
     notes = []
     if unc.missing:
-        uniq = sorted(set(unc.missing))
         notes.append(f"Bootstrap intervals omitted where saved predictions or prepared ground "
                      f"truth are not available on this machine and no cached interval exists "
-                     f"({len(unc.missing)} statistics; e.g. {uniq[0]}).")
+                     f"({len(unc.missing)} statistics; e.g. {sorted(set(unc.missing))[0]}).")
     if not any_iv:
         return None, None, notes or ["No intervals computed."], gains
-    notes.append(f"{int(100 * o.level)}% percentile intervals over {o.n_resamples} image-level "
-                 f"resamples (seed {o.seed}); paired rows resample the same images for the "
-                 f"recipe and its `{o.baseline_recipe}` baseline (same backbone); p: two-sided "
-                 "bootstrap p-value of Δ = 0.")
+    notes.append(f"{int(100 * o.level)}% basic bootstrap intervals over {o.n_resamples} "
+                 f"image-level resamples (seed {o.seed}); paired rows resample the same images "
+                 f"for the recipe and its `{o.baseline_recipe}` baseline (same backbone); "
+                 "p: two-sided bootstrap p-value of Δ = 0.")
     return t, (paired if paired.rows else None), notes, gains
 
 
@@ -1022,10 +827,14 @@ def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
 
 # ---- the whole report -------------------------------------------------------------------------
 def build_report(options: Options) -> Report:
-    frames = agg.load_frames(options.results)
+    frames = agg.load_frames(options.results, long=options.exports)
     runs = frames.runs.copy()
     cache = _read_cache(options.results)
-    unc = Uncertainty(options, cache)
+    unc = None
+    if options.n_resamples > 0:
+        from benchmark.stats import RecordBootstrap
+
+        unc = RecordBootstrap(options.n_resamples, options.seed, options.level, cache)
     families: list[FamilySection] = []
     builders: list[FamilyBuilder] = []
     plot_jobs: list[tuple[str, Callable[[Path], Any]]] = []
@@ -1072,7 +881,7 @@ def build_report(options: Options) -> Report:
     }
     markdown = _render("benchmarks.md.j2", context)
     html = _render("leaderboard.html.j2", {**context, "plots_rel": "plots"}, html=True)
-    return Report(markdown, html, plot_jobs, unc.cache_out, frames, runs)
+    return Report(markdown, html, plot_jobs, unc.cache_out if unc else {}, frames, runs)
 
 
 def leaderboard_frame(long: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -1106,7 +915,7 @@ def _read_cache(results: Path) -> dict[str, Any]:
     path = Path(results) / CACHE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") == STATS_VERSION and isinstance(data.get("entries"), dict):
+        if data.get("version") == CACHE_VERSION and isinstance(data.get("entries"), dict):
             return data["entries"]
     except (OSError, json.JSONDecodeError, AttributeError):
         pass
@@ -1127,7 +936,7 @@ def write_outputs(report: Report, options: Options) -> list[Path]:
     written = [options.out, res / "leaderboard.csv", res / "leaderboard.parquet",
                res / "leaderboard.html"]
     if report.cache:
-        cache = {"version": STATS_VERSION, "entries": dict(sorted(report.cache.items()))}
+        cache = {"version": CACHE_VERSION, "entries": dict(sorted(report.cache.items()))}
         atomic_write_text(res / CACHE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
         written.append(res / CACHE_FILE)
     pending()
@@ -1137,14 +946,16 @@ def write_outputs(report: Report, options: Options) -> list[Path]:
 _PLOT_JOBS: list[tuple[str, Callable[[Path], Any]]] = []
 
 
-def _plot_worker(plots_dir: str) -> None:
-    for name, job in _PLOT_JOBS:
-        job(Path(plots_dir) / name)
+def _plot_worker(index: int, plots_dir: str) -> None:
+    name, job = _PLOT_JOBS[index]
+    job(Path(plots_dir) / name)
 
 
 def _render_plots_async(jobs: list[tuple[str, Callable[[Path], Any]]], plots_dir: Path
                         ) -> Callable[[], None]:
-    """Start rendering; the returned function waits for it (and re-raises its errors)."""
+    """Start rendering in forked worker processes (the jobs are closures: they are inherited,
+    not pickled); the returned function waits for them and re-raises their errors. Serial
+    where ``fork`` is unavailable or ``BENCH_REPORT_SERIAL`` is set."""
     import multiprocessing as mp
 
     if not jobs:
@@ -1157,13 +968,15 @@ def _render_plots_async(jobs: list[tuple[str, Callable[[Path], Any]]], plots_dir
         return serial
     from concurrent.futures import ProcessPoolExecutor
 
-    _PLOT_JOBS[:] = jobs  # inherited by the forked worker; lambdas need not pickle
-    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
-    future = pool.submit(_plot_worker, str(plots_dir))
+    _PLOT_JOBS[:] = jobs
+    workers = max(1, min(2, os.cpu_count() or 1, len(jobs)))
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+    futures = [pool.submit(_plot_worker, i, str(plots_dir)) for i in range(len(jobs))]
 
     def wait() -> None:
         try:
-            future.result()
+            for f in futures:
+                f.result()
         finally:
             pool.shutdown()
             _PLOT_JOBS.clear()
@@ -1221,7 +1034,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out is not None else results.resolve().parent / "BENCHMARKS.md"
     if args.bootstrap < 0:
         parser.error("--bootstrap must be >= 0")
-    options = Options(results, out, args.baseline_recipe, args.bootstrap, args.seed)
+    options = Options(results, out, args.baseline_recipe, args.bootstrap, args.seed,
+                      exports=not args.check)
     report = build_report(options)
     if args.check:
         fresh, message = check(report, options)
