@@ -1,0 +1,81 @@
+"""A prepared split as a torch detection dataset (torchvision's detection target format).
+
+No augmentation happens here: the training loop flips with its own seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from benchmark.data import read_rgb
+from benchmark.data.corrupt import check_corruption, corrupt_image, corruption_seed
+from benchmark.data.split import PreparedSplit
+
+Target = dict[str, Any]
+
+
+class DetectionDataset(Dataset):
+    """``dataset[i]`` → ``(image FloatTensor[3, H, W] in [0, 1], target)`` where target is
+    ``{"boxes": FloatTensor[N, 4] xyxy pixels, "labels": int64[N] category ids, "image_id": int}``.
+
+    Annotations marked ``difficult`` (VOC) or ``iscrowd`` (COCO) are left out of the targets, as
+    training skips them; images without boxes are kept. With ``corruption=(name, severity)``
+    images are corrupted on the fly, to exactly the pixels of the materialised
+    ``<split>-C.<name>.<severity>`` built with the same ``global_seed``.
+    """
+
+    def __init__(
+        self,
+        split: PreparedSplit,
+        *,
+        corruption: tuple[str, int] | None = None,
+        global_seed: int = 0,
+    ) -> None:
+        if corruption is not None:
+            check_corruption(*corruption)
+        self.split = split
+        self.corruption = corruption
+        self.global_seed = global_seed
+        coco = split.coco
+        self.images: list[dict[str, Any]] = list(coco["images"])
+        self._boxes: dict[int, list[tuple[list[float], int]]] = defaultdict(list)
+        for ann in coco["annotations"]:
+            if ann.get("difficult", 0) or ann.get("iscrowd", 0):
+                continue
+            x, y, w, h = ann["bbox"]
+            self._boxes[ann["image_id"]].append(([x, y, x + w, y + h], ann["category_id"]))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load_array(self, index: int) -> np.ndarray:
+        """The (H, W, 3) uint8 RGB pixels of image ``index``, corrupted if requested."""
+        info = self.images[index]
+        image = read_rgb(self.split.image_path(info["file_name"]))
+        if self.corruption is not None:
+            name, severity = self.corruption
+            seed = corruption_seed(self.global_seed, info["id"], name, severity)
+            image = corrupt_image(image, name, severity, seed=seed)
+        return image
+
+    def target(self, index: int) -> Target:
+        image_id = self.images[index]["id"]
+        entries = self._boxes.get(image_id, [])
+        boxes = torch.tensor([b for b, _ in entries], dtype=torch.float32).reshape(-1, 4)
+        labels = torch.tensor([c for _, c in entries], dtype=torch.int64)
+        return {"boxes": boxes, "labels": labels, "image_id": int(image_id)}
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        array = self.load_array(index)
+        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255)
+        return image, self.target(index)
+
+
+def collate(batch: list[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
+    """Detection batches keep per-image sizes: a list of images and a list of targets."""
+    return [image for image, _ in batch], [target for _, target in batch]
