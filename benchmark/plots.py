@@ -19,7 +19,7 @@ from benchmark.store import atomic_write_bytes
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MAX_LABELS = 30  # points annotated with their label in a scatter
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def _plt() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15,
+                metadata={"Software": None})
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -85,9 +86,10 @@ def id_vs_ood(
         ax.errorbar([100 * p.x for p in sel], [100 * p.y for p in sel],
                     xerr=[100 * p.xerr for p in sel], yerr=[100 * p.yerr for p in sel],
                     fmt="o", color=colors[g], label=g, capsize=2)
-        for p in sel:
-            ax.annotate(p.label, (100 * p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+        if len(pts) <= MAX_LABELS:  # beyond that, labels are unreadable (and slow to draw)
+            for p in sel:
+                ax.annotate(p.label, (100 * p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
     for p in published:
         ax.scatter([100 * p.x], [100 * p.y], marker="*", s=90, color=colors[p.group],
                    edgecolors="black", linewidths=0.5)
@@ -130,7 +132,7 @@ def rgn_vs_ood_change(
         ax.errorbar([p.x for p in pts], [100 * p.y for p in pts],
                     yerr=[100 * p.yerr for p in pts], fmt="o", color=PALETTE[0], capsize=2,
                     label="reproduced")
-    for p in pts:
+    for p in pts if len(pts) <= MAX_LABELS else []:
         ax.annotate(p.label, (p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     for p in pubs:
@@ -176,7 +178,7 @@ def corruption_heatmap(
         label, m = panels[i]
         im = ax.imshow(100 * np.asarray(m, dtype=float), aspect="auto", cmap="viridis",
                        vmin=0, vmax=vmax)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label.replace(" × ", "\n× "), fontsize=7)
         ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=7)
         ax.set_yticks(range(len(corruptions)), list(corruptions) if i % cols == 0 else [],
                       fontsize=7)

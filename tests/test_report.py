@@ -208,12 +208,13 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     pascal = _table_rows(md, "### Published reference rows (Pascal")
     ft = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "ft")
     assert "*published*" in ft[0]
-    # Comic: published 7.5, reproduced 8.0 (COCO protocol here: marked †)
-    assert ft[2] == "7.5 / 8.0† (Δ +0.5)"
-    assert ft[5] == "50.4 / 52.0† (Δ +1.6)"  # Pascal ID
+    # columns: ID AP, Clipart, Watercolor, Comic, OOD mean, gap (as the reproduced table)
+    assert ft[2] == "50.4 / 52.0† (Δ +1.6)"  # Pascal ID (COCO protocol here: marked †)
+    assert ft[5] == "7.5 / 8.0† (Δ +0.5)"  # Comic
+    assert ft[6] == "12.8 (derived) / 13.3† (Δ +0.6)"  # 13.33 − 12.77
     assert ft[-1].startswith('Saito et al., "Mind the Backbone"')
     dp = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "dp")
-    assert dp[2] == "15.7" and dp[-2] == "none"  # no reproduced DP row: no delta
+    assert dp[5] == "15.7" and dp[-2] == "none"  # no reproduced DP row: no delta
     coco = _table_rows(md, "### Published reference rows (COCO → COCO-C)")
     assert coco[0][2:5] == ["36.3 / 35.0 (Δ −1.3)".replace("−", "-"), "18.2 / 18.0 (Δ -0.2)",
                             "50.2 / 51.4 (Δ +1.2)"]
@@ -408,3 +409,74 @@ def test_bootstrap_refuses_predictions_for_a_changed_split(prepared: dict[str, A
     write_split("demo_test", coco, dataset="t", domain="t", root=split.root.parent)
     md = rp.build_report(_options(prepared["tmp"], n_resamples=50)).markdown
     assert "changed since the run" in md
+
+
+# ---- family layouts ---------------------------------------------------------------------------
+@pytest.mark.parametrize("family, ood, expected", [
+    ("pascal", ("clipart_test", "watercolor_test", "comic_test"),
+     ["ID AP", "Clipart AP", "Watercolor AP", "Comic AP", "OOD mean", "gap", "RGN"]),
+    ("cityscapes", ("bdd100k_val", "foggy_cityscapes_val"),
+     ["ID AP", "Foggy AP", "BDD AP", "OOD mean", "gap", "RGN"]),
+    ("coco_o", ("coco_o_tattoo", "coco_o_sketch", "coco_o_cartoon"),
+     ["ID AP", "Sketch AP", "Cartoon AP", "Tattoo AP", "OOD mean", "gap", "RGN"]),
+])
+def test_family_columns_in_protocol_order(tmp_path: Path, family: str, ood: tuple[str, ...],
+                                          expected: list[str]) -> None:
+    write_record(tmp_path / "results", make_record(family=family, ood={s: 0.2 for s in ood},
+                                                   corruption={}, id_split="id_split"))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
+    cols = [c.strip() for c in header.strip("|").split(" | ")]
+    assert cols[4:] == expected
+
+
+def test_voc_protocol_columns_and_like_for_like_deltas(tmp_path: Path) -> None:
+    ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
+    rec = make_record(family="pascal", backbone="efficientnet_b2", weights="noisy_student_jft",
+                      recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
+    rec["metrics"]["voc2007_test"]["voc"] = {"AP": 0.41, "AP50": 0.7, "AP75": 0.4,
+                                             "protocol": "voc07"}
+    rec["metrics"]["comic_test"]["voc"] = {"AP": 0.13, "AP50": 0.3, "AP75": 0.1,
+                                           "protocol": "voc"}
+    write_record(tmp_path / "results", rec)
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
+    assert "| ID AP | ID AP (VOC) | Clipart AP |" in header
+    assert "| Comic AP | Comic AP (VOC) | OOD mean |" in header
+    assert "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 test)" in md
+    pub = _table_rows(md, "### Published reference rows (Pascal")
+    row = next(r for r in pub if r[0].startswith("EfficientNet-B2") and r[1] == "dp")
+    assert row[2] == "40.2 / 41.0 (Δ +0.8)"  # Pascal ID AP, VOC07 on both sides: no †
+    assert row[5] == "12.6 / 13.0 (Δ +0.4)"  # Comic, VOC protocol on both sides
+    assert "†" in row[3] and "†" in row[4]  # Clipart, Watercolor: only COCO-protocol AP
+
+
+def test_coco_c_table_and_per_corruption_severity_grid(tmp_path: Path) -> None:
+    for b, scale in (("resnet50", 1.0), ("resnet18", 0.8)):
+        corr = {c: {str(s): scale * (0.4 - 0.05 * s) for s in range(1, 6)}
+                for c in ("fog", "gaussian_noise")}
+        write_record(tmp_path / "results", make_record(
+            family="coco_c", backbone=b, id_ap=0.4 * scale, ood={}, corruption=corr,
+            id_split="coco_val2017", corruption_base="coco_val2017"))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
+    assert [c.strip() for c in header.strip("|").split(" | ")][4:] == \
+        ["P", "mPC", "rPC (%)", "ER", "RGN"]  # two ft rows: an (exact) ER line
+    rows = _table_rows(md, "## COCO → COCO-C")
+    assert [r[1] for r in rows] == ["resnet50[imagenet]", "resnet18[imagenet]"]  # by mPC
+    assert rows[0][4:7] == ["40.0 (n=1)", "25.0 (n=1)", "62.5 (n=1)"]
+    grid = _table_rows(md, "**1. resnet50[imagenet] × ft**")
+    assert grid[0] == ["fog", "35.0 (n=1)", "30.0 (n=1)", "25.0 (n=1)", "20.0 (n=1)",
+                       "15.0 (n=1)", "25.0"]
+
+
+def test_configurations_sharing_labels_get_a_config_tag(tmp_path: Path) -> None:
+    a = make_record()
+    b = make_record(id_ap=0.6)
+    b["spec"]["schedule"] = {"iterations": 600}
+    b["fingerprint"] = "f" * 16
+    write_record(tmp_path / "results", a)
+    write_record(tmp_path / "results", b)
+    rows = _table_rows(rp.build_report(_options(tmp_path, n_resamples=0)).markdown, "## Demo")
+    assert len(rows) == 2
+    assert all(re.fullmatch(r"ft ‹cfg [0-9a-f]{6}›", r[2]) for r in rows)
