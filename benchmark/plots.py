@@ -146,7 +146,7 @@ def rgn_vs_ood_change(
     if pts or pubs:
         ax.set_xscale("log")
         ax.legend(fontsize=7, loc="best")
-    ax.set_xlabel("mean RGN (code definition, at the DP checkpoint)")
+    ax.set_xlabel("mean RGN (code definition)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")

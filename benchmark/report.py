@@ -46,6 +46,12 @@ class FamilySpec:
     headline_label: str
     er_x: str  # ID axis of the effective-robustness fit
     er_y: str  # OOD axis
+    domains: tuple[str, ...] = ()  # preferred order of OOD splits (substrings)
+    id_ap50: bool = False
+    ood: bool = True
+    corruption: bool = False
+    rgn_l2: bool = False
+    voc: bool = False
 
     @property
     def er_x_label(self) -> str:
@@ -54,13 +60,6 @@ class FamilySpec:
     @property
     def er_y_label(self) -> str:
         return {"ood_mean": "OOD mean AP", "mPC": "mPC"}.get(self.er_y, self.er_y)
-
-    domains: tuple[str, ...] = ()  # preferred order of OOD splits (substrings)
-    id_ap50: bool = False
-    ood: bool = True
-    corruption: bool = False
-    rgn_l2: bool = False
-    voc: bool = False
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -501,7 +500,8 @@ class FamilyBuilder:
         return f"{r['backbone_label']} × {r['recipe_display']}"
 
     def _baseline_key(self, r: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (r["engine"], r["backbone_label"], r["train_split"], r["id_split"], r["code"])
+        return (r["engine"], r["backbone_label"], r["train_split"], r["id_split"], r["code"],
+                r["data_tag"])
 
     def _baseline_index(self) -> dict[tuple[Any, ...], int]:
         index: dict[tuple[Any, ...], int] = {}
@@ -512,8 +512,8 @@ class FamilyBuilder:
         return index
 
     def baseline_row(self, r: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """The best-ranked baseline-recipe row with the same engine, backbone, data splits
-        and code version."""
+        """The best-ranked baseline-recipe row with the same engine, backbone, data splits,
+        code version and dataset manifest."""
         i = self._baselines.get(self._baseline_key(r))
         return None if i is None else self.rows.loc[i]
 
@@ -583,25 +583,42 @@ def _reproduced_key(key: str, domain_col: Mapping[str, str | None], fb: FamilyBu
     return f"ood/{split}", "†" if voc else ""
 
 
+# RGN is recorded at the start weights of each run's training stage; for dp_ft that is the DP
+# checkpoint, where "Mind the Backbone" measures it. Per backbone, the first recipe here that
+# has RGN values stands for the backbone (published deltas, the RGN-vs-OOD figure).
+RGN_RECIPES = ("dp_ft", "dp", "ft")
+
+
+def _rgn_source(g: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose RGN represents a backbone: those of the preferred recipe present."""
+    have = g[g["rgn"].notna()] if "rgn" in g.columns else g[:0]
+    for recipe in RGN_RECIPES:
+        sub = have[have.recipe == recipe]
+        if not sub.empty:
+            return sub
+    return have
+
+
 def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
-    """RGN per backbone (all families), with the published values where one matches."""
-    t = Table(["Backbone", "rgn (code)", "rgn_l2", "runs", "published rgn", "Δ", "source"],
-              text_columns=1)
-    notes: list[str] = []
+    """RGN per backbone × recipe (all families), with the published values next to the
+    representative recipe's row."""
+    t = Table(["Backbone", "measured for", "rgn (code)", "rgn_l2", "runs", "published rgn", "Δ",
+               "source"], text_columns=2)
     have = runs[runs["rgn"].notna()] if "rgn" in runs.columns else runs[:0]
     matched: set[str] = set()
-    if not have.empty:
-        for (name, weights, label), g in have.groupby(["backbone", "weights", "backbone_label"],
-                                                      sort=True):
-            ref = next((p for p in pub.PUBLISHED_RGN if p.match.matches(name, weights)), None)
-            rgn = g["rgn"].astype(float)
-            l2 = g["rgn_l2"].astype(float) if "rgn_l2" in g else pd.Series(dtype=float)
-            cells = [_esc(label),
+    for (name, weights, label), g in have.groupby(["backbone", "weights", "backbone_label"],
+                                                  sort=True):
+        ref = next((p for p in pub.PUBLISHED_RGN if p.match.matches(name, weights)), None)
+        rep = _rgn_source(g)
+        rep_recipe = rep.recipe.iloc[0] if not rep.empty else None
+        for recipe, r in g.groupby("recipe", sort=True):
+            rgn = r["rgn"].astype(float)
+            l2 = r["rgn_l2"].astype(float) if "rgn_l2" in r else pd.Series(dtype=float)
+            cells = [_esc(label), f"`{recipe}`",
                      agg.format_cell(rgn.mean(), rgn.std(ddof=1), rgn.count(), **FORMATS["rgn"]),
-                     agg.format_cell(l2.mean(), l2.std(ddof=1), l2.count(), **FORMATS["rgn"])
-                     if l2.count() else "—",
-                     str(len(g))]
-            if ref is not None:
+                     agg.format_cell(l2.mean(), l2.std(ddof=1), l2.count(), **FORMATS["rgn"]),
+                     str(len(r))]
+            if ref is not None and recipe == rep_recipe:
                 matched.add(ref.backbone)
                 cells += [f"{ref.rgn:.3f} (*published*: {_esc(ref.backbone)})",
                           f"{rgn.mean() - ref.rgn:+.3f}", _esc(ref.source)]
@@ -610,10 +627,14 @@ def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
             t.rows.append(cells)
     for ref in pub.PUBLISHED_RGN:
         if ref.backbone not in matched:
-            t.rows.append([f"{_esc(ref.backbone)} — *published*", "—", "—", "0",
+            t.rows.append([f"{_esc(ref.backbone)} — *published*", "—", "—", "—", "0",
                            f"{ref.rgn:.3f}", "—", _esc(ref.source)])
-    notes.append("Reproduced RGN: mean ± std over every run of the backbone that recorded one "
-                 "(measured at the run's DP checkpoint); published: mean RGN from the source.")
+    notes = [
+        "Each run records RGN at the start weights of its training stage: for `dp_ft` that is "
+        "the DP checkpoint, where the paper measures it; for `ft` and `dp` the pretrained "
+        "backbone with a fresh decoder. Published values are compared with the first of "
+        f"{', '.join(f'`{r}`' for r in RGN_RECIPES)} that a backbone has."
+    ]
     return t, notes
 
 
@@ -791,8 +812,9 @@ def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[
             if ft.empty or dp.empty or y not in g:
                 continue
             a, b = ft.iloc[0], dp.iloc[0]
-            runs = fb.runs[(fb.runs.backbone_label == label) & (fb.runs.engine == engine)]
-            rgn = runs["rgn"].astype(float).mean() if "rgn" in runs else float("nan")
+            runs = _rgn_source(fb.runs[(fb.runs.backbone_label == label)
+                                       & (fb.runs.engine == engine)])
+            rgn = runs["rgn"].astype(float).mean() if not runs.empty else float("nan")
             if _finite(a[y]) and _finite(b[y]) and _finite(rgn):
                 pts.append(plots.Point(f"{label} ({fb.fam.name})", fb.fam.name, float(rgn),
                                        float(a[y]) - float(b[y])))

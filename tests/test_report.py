@@ -221,8 +221,9 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     assert "Michaelis et al." in coco[0][-1]
     rgn = _table_rows(md, "## RGN per backbone")
     swsl = next(r for r in rgn if r[0] == "resnet50[swsl]")
-    assert swsl[4].startswith("1.340 (*published*: ResNet-50 (Instagram SWSL))")
-    assert swsl[5] == "-0.140"
+    assert swsl[1] == "`ft`" and swsl[2] == "1.200 (n=1)"
+    assert swsl[5].startswith("1.340 (*published*: ResNet-50 (Instagram SWSL))")
+    assert swsl[6] == "-0.140"
     assert any(r[0] == "EfficientNet-B0 — *published*" for r in rgn)
 
 
@@ -480,3 +481,15 @@ def test_configurations_sharing_labels_get_a_config_tag(tmp_path: Path) -> None:
     rows = _table_rows(rp.build_report(_options(tmp_path, n_resamples=0)).markdown, "## Demo")
     assert len(rows) == 2
     assert all(re.fullmatch(r"ft ‹cfg [0-9a-f]{6}›", r[2]) for r in rows)
+
+
+def test_rgn_per_backbone_prefers_runs_measured_at_the_dp_checkpoint(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    for recipe, rgn in (("ft", 0.9), ("dp", 0.8), ("dp_ft", 1.30)):
+        write_record(res, make_record(backbone="resnet50", weights="swsl", recipe=recipe,
+                                      rgn=rgn))
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone") if r[0] == "resnet50[swsl]"}
+    assert set(rows) == {"`ft`", "`dp`", "`dp_ft`"}
+    assert rows["`dp_ft`"][6] == "-0.040"  # 1.30 − 1.34, the dp_ft runs stand for the backbone
+    assert rows["`ft`"][5] == rows["`dp`"][5] == "—"
