@@ -105,6 +105,16 @@ def validate_record(d: Any, directory: str | None = None) -> None:
             raise RecordError(f"spec.{key}={part!r}: expected an object with a name")
     if not isinstance(spec.get("seed"), int) or isinstance(spec.get("seed"), bool):
         raise RecordError(f"spec.seed={spec.get('seed')!r}: expected an int")
+    params = spec["recipe"].get("params")
+    if params is not None and not isinstance(params, dict):
+        raise RecordError(f"spec.recipe.params={params!r}: expected an object")
+    ood = spec.get("ood_splits")
+    if ood is not None and not (isinstance(ood, list) and all(isinstance(x, str) for x in ood)):
+        raise RecordError(f"spec.ood_splits={ood!r}: expected a list of split names")
+    corruption = spec.get("corruption")
+    if corruption is not None and not (isinstance(corruption, dict)
+                                       and isinstance(corruption.get("base"), str)):
+        raise RecordError(f"spec.corruption={corruption!r}: expected an object with a base")
     metrics = d["metrics"]
     if not isinstance(metrics, dict):
         raise RecordError(f"metrics: expected an object, got {type(metrics).__name__}")
@@ -147,6 +157,11 @@ def validate_record(d: Any, directory: str | None = None) -> None:
         v = d.get(key)
         if v is not None and not isinstance(v, dict):
             raise RecordError(f"{key}: expected an object or null, got {type(v).__name__}")
+    for key, sub in (("provenance", "datasets"), ("artifacts", "predictions")):
+        v = (d.get(key) or {}).get(sub)
+        if v is not None and not (isinstance(v, dict)
+                                  and all(isinstance(x, str) for x in v.values())):
+            raise RecordError(f"{key}.{sub}: expected an object of split → string")
 
 
 def read_record(path: Path) -> Record:

@@ -1,12 +1,18 @@
 """Uncertainty: image-level bootstrap of COCO AP, paired bootstrap, effective-robustness band.
 
 COCO AP is not a mean over images, so resampling images means recomputing AP. Rerunning
-COCOeval per resample would cost minutes each; instead the per-image matching (which
-detection is a true positive at which IoU threshold, which ground truth is ignored) is
-computed once with pycocotools, and a resample is just a vector of per-image multiplicities.
-:func:`weighted_ap` turns a multiplicity vector into AP exactly as ``COCOeval.accumulate``
-would on the resampled image multiset (area "all", 100 detections per image and class,
-101-point interpolated precision, classes without ground truth skipped).
+COCOeval per resample would take tens of seconds each on COCO val; instead the per-image
+matching (which detection is a true positive at which IoU threshold, which ground truth is
+ignored) is computed once (:func:`match_predictions`, COCOeval's greedy matching, vectorised),
+and a resample is just a vector of per-image multiplicities. :class:`WeightedAP` turns such
+vectors into AP exactly as ``COCOeval.accumulate`` would on the resampled image multiset
+(area "all", 100 detections per image and class, 101-point interpolated precision, classes
+without ground truth skipped); the tests check both against pycocotools.
+
+Sections: matching; AP of a resample; the bootstrap (:class:`Bootstrap`, basic intervals,
+paired p-values); statistics over tables (mean over seeds, OOD mean, mPC, rPC, differences);
+the effective-robustness band; the bootstrap of run records (:class:`RecordBootstrap`: saved
+predictions + prepared ground truth, with a persistent interval cache).
 
 Everything is seeded: the same tables, seed and number of resamples give the same numbers.
 """
@@ -110,6 +116,20 @@ def _bbox_iou(det: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return np.where((w > 0) & (h > 0), iou, 0.0)
 
 
+def _index_of(known: np.ndarray, values: Sequence[int], what: str) -> np.ndarray:
+    """Positions of ``values`` in the sorted ``known`` ids; ValueError for an unknown id."""
+    v = np.asarray(values, dtype=np.int64)
+    if not len(v):
+        return v
+    idx = np.searchsorted(known, v)
+    bad = (idx >= len(known)) | (known[np.minimum(idx, max(len(known) - 1, 0))] != v
+                                 if len(known) else True)
+    if np.any(bad):
+        first = int(v[np.argmax(np.broadcast_to(bad, v.shape))])
+        raise ValueError(f"unknown {what} {first} (not in the ground truth)")
+    return idx
+
+
 def _last_argmax(values: np.ndarray) -> np.ndarray:
     """argmax over the last axis, ties to the last index (COCOeval replaces on equal IoU)."""
     n = values.shape[-1]
@@ -134,8 +154,8 @@ def match_predictions(
     n_img, K = len(image_ids), len(class_ids)
     T = len(IOU_THRESHOLDS)
     anns = gt["annotations"]
-    g_img = np.searchsorted(image_ids, np.array([a["image_id"] for a in anns], dtype=np.int64))
-    g_cls = np.searchsorted(class_ids, np.array([a["category_id"] for a in anns], dtype=np.int64))
+    g_img = _index_of(image_ids, [a["image_id"] for a in anns], "image_id")
+    g_cls = _index_of(class_ids, [a["category_id"] for a in anns], "category_id")
     g_box = np.array([a["bbox"] for a in anns], dtype=float).reshape(-1, 4)
     g_crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
     g_ig = g_crowd | np.array([bool(a.get("difficult", 0)) for a in anns], dtype=bool)
@@ -143,8 +163,8 @@ def match_predictions(
     np.add.at(gt_count, (g_img[~g_ig], g_cls[~g_ig]), 1)
 
     n_det = len(predictions)
-    d_img = np.searchsorted(image_ids, np.array([p["image_id"] for p in predictions], np.int64))
-    d_cls = np.searchsorted(class_ids, np.array([p["category_id"] for p in predictions], np.int64))
+    d_img = _index_of(image_ids, [p["image_id"] for p in predictions], "image_id")
+    d_cls = _index_of(class_ids, [p["category_id"] for p in predictions], "category_id")
     d_box = np.array([p["bbox"] for p in predictions], dtype=float).reshape(-1, 4)
     d_score = np.array([p["score"] for p in predictions], dtype=float)
     # per (image, class) group: best score first, input order on ties; keep 100

@@ -104,12 +104,17 @@ def test_corrupt_and_invalid_records_are_skipped_with_a_named_reason(tmp_path: P
         "nospec": json.dumps({"schema": 1, "fingerprint": "nospec", "metrics": {}}),
         "badseed": json.dumps({**make_record(seed=4),
                                "spec": {**make_record()["spec"], "seed": "x"}}),
+        "badood": json.dumps({**make_record(seed=5),
+                              "spec": {**make_record()["spec"], "ood_splits": "demo_sketch"}}),
+        "badpreds": json.dumps({**make_record(seed=6), "artifacts": {"predictions": ["x"]}}),
+        "badsev": json.dumps({**make_record(seed=7), "summary": {
+            **make_record()["summary"], "corruption": {"fog": {"high": 0.2}}}}),
     }
     for name, text in cases.items():
         (bad_dir / name).mkdir(parents=True)
         (bad_dir / name / "record.json").write_text(text)
     # a record whose fingerprint matches its directory but is otherwise broken
-    for name in ("badap", "nospec", "badseed", "schema"):
+    for name in ("badap", "nospec", "badseed", "schema", "badood", "badpreds", "badsev"):
         d = json.loads((bad_dir / name / "record.json").read_text())
         d["fingerprint"] = name
         (bad_dir / name / "record.json").write_text(json.dumps(d))
@@ -128,6 +133,9 @@ def test_corrupt_and_invalid_records_are_skipped_with_a_named_reason(tmp_path: P
     assert "metrics.demo_test.AP=7.5" in reasons["badap"]
     assert "missing key 'spec'" in reasons["nospec"]
     assert "spec.seed='x'" in reasons["badseed"]
+    assert "spec.ood_splits='demo_sketch'" in reasons["badood"]
+    assert "artifacts.predictions" in reasons["badpreds"]
+    assert "severity 'high' is not an int" in reasons["badsev"]
     assert all(s.path.startswith(f"{tmp_path.name}/runs/") for s in loaded.skipped)
     assert (loaded.pending, loaded.failed) == (1, 1)
     frames = agg.load_frames(tmp_path, workers=1)

@@ -493,3 +493,19 @@ def test_rgn_per_backbone_prefers_runs_measured_at_the_dp_checkpoint(tmp_path: P
     assert set(rows) == {"`ft`", "`dp`", "`dp_ft`"}
     assert rows["`dp_ft`"][6] == "-0.040"  # 1.30 − 1.34, the dp_ft runs stand for the backbone
     assert rows["`ft`"][5] == rows["`dp`"][5] == "—"
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write_record(tmp_path / "results", make_record())
+    cmd = [sys.executable, "-m", "benchmark.report", "--results", str(tmp_path / "results"),
+           "--out", str(tmp_path / "B.md"), "--bootstrap", "0"]
+    env = {**__import__("os").environ, "BENCH_REPORT_SERIAL": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "B.md").read_text().startswith("# Benchmarks")
+    check = subprocess.run([*cmd, "--check"], capture_output=True, text=True, env=env,
+                           check=False)
+    assert check.returncode == 0 and "up to date" in check.stdout

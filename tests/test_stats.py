@@ -249,3 +249,11 @@ def test_er_band_brackets_the_fitted_line() -> None:
     line = np.array([sigmoid(slope * logit(x) + intercept) for x in grid])
     assert (band[0] <= line + 1e-12).all() and (line <= band[1] + 1e-12).all()
     assert st.er_band(ids[:2], oods[:2], grid) is None
+
+
+def test_unknown_ids_are_rejected() -> None:
+    gt, preds = _box_case()
+    with pytest.raises(ValueError, match="unknown image_id 99"):
+        st.match_predictions(gt, [dict(preds[0], image_id=99)])
+    with pytest.raises(ValueError, match="unknown category_id 7"):
+        st.match_predictions(gt, [dict(preds[0], category_id=7)])
