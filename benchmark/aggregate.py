@@ -493,9 +493,9 @@ def _combine_long(parts: Sequence[pd.DataFrame], runs: pd.DataFrame) -> pd.DataF
     head = out[list(RUN_COLUMNS)]
     tail = out.drop(columns=list(RUN_COLUMNS))
     df = pd.concat([head, split, tail], axis=1)
-    return df.sort_values(["family", "fingerprint", "split"], kind="mergesort").reset_index(
-        drop=True
-    )
+    # runs are sorted by (family, fingerprint) and each run's splits by name: a stable sort
+    # on the run's position gives the (family, fingerprint, split) order
+    return df.iloc[np.argsort(run_idx, kind="stable")].reset_index(drop=True)
 
 
 LONG_COLUMNS = (*RUN_COLUMNS, "split", "role", "corruption", "dataset_fingerprint",

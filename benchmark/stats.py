@@ -744,7 +744,7 @@ def row_statistics(runs: Sequence[Mapping[str, Any]], corr_columns: Sequence[str
                 [n for g in groups for n in g] + clean)
 
     out: dict[str, Builder] = {"AP": build_ap}
-    if any(splits(r)["ood"] for r in runs):
+    if any(r["ood_splits"] not in ("[]", [], (), None) for r in runs):
         out["OOD mean"] = build_ood
     if corr_columns and all(r.get("corruption_base") for r in runs):
         out["mPC"] = build_mpc
