@@ -37,7 +37,6 @@ class PublishedRow:
     source: str
     match: BackboneMatch
     derived: tuple[str, ...] = field(default=())  # keys computed here from published values
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,15 @@ class PublishedRGN:
 R50_IG = BackboneMatch(("resnet50",), r"instagram|swsl|(^|[^a-z])ig([^a-z]|$)")
 EFFB2_JFT = BackboneMatch(("efficientnet_b2",), r"jft|noisy|(^|[^a-z])ns([^a-z]|$)")
 CONVNEXT_B_21K = BackboneMatch(("convnext_base", "convnext_b"), r"21k|22k")
-CONVNEXT_B_1K = BackboneMatch(("convnext_base", "convnext_b"), r"1k|imagenet$")
+# torchvision's ImageNet-1k checkpoints are named <arch>-<hash>.pth
+CONVNEXT_B_1K = BackboneMatch(("convnext_base", "convnext_b"),
+                              r"1k|imagenet$|^convnext_base-[0-9a-f]+\.pth$")
 MSRA_R50 = BackboneMatch(("resnet50",), r"msra|caffe")
 MSRA_R101 = BackboneMatch(("resnet101",), r"msra|caffe")
 AUGMIX_R50 = BackboneMatch(("resnet50",), r"augmix")
 EFFB0 = BackboneMatch(("efficientnet_b0",), r".*")
-TORCHVISION_R50 = BackboneMatch(("resnet50",), r"imagenet|torchvision|msra|caffe")
+TORCHVISION_R50 = BackboneMatch(("resnet50",),
+                                r"imagenet|torchvision|msra|caffe|^resnet50-[0-9a-f]+\.pth$")
 
 # Pascal columns: the three OOD domains are matched to splits by these substrings.
 PASCAL_DOMAINS = ("clipart", "watercolor", "comic")

@@ -49,7 +49,7 @@ class FamilySpec:
     domains: tuple[str, ...] = ()  # preferred order of OOD splits (substrings)
     id_ap50: bool = False
     ood: bool = True
-    corruption: bool = False
+    corruption: bool = False  # P / mPC / rPC columns (shown when the records have them)
     rgn_l2: bool = False
     voc: bool = False
 
@@ -71,13 +71,14 @@ FAMILIES: dict[str, FamilySpec] = {
             "and the Clipart1k, Watercolor2k and Comic2k test splits (OOD; Watercolor and "
             "Comic annotate 6 classes, classes without ground truth are skipped).",
             "ood_mean", "OOD mean AP", "id_ap", "ood_mean",
-            domains=("clipart", "watercolor", "comic"), voc=True,
+            domains=("clipart", "watercolor", "comic"), voc=True, corruption=True,
         ),
         FamilySpec(
             "cityscapes", "Cityscapes → Foggy Cityscapes / BDD100K",
             "Trained on Cityscapes (8 thing classes), evaluated on Cityscapes val (ID), Foggy "
             "Cityscapes (β = 0.02) and BDD100K val (OOD).",
             "ood_mean", "OOD mean AP", "id_ap", "ood_mean", domains=("foggy", "bdd"),
+            corruption=True,
         ),
         FamilySpec(
             "coco_c", "COCO → COCO-C",
