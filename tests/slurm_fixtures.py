@@ -11,6 +11,8 @@ them and nobody else holds a lease (``BENCH_SLURM_KEEP=1`` keeps them up).
 
 The toy cell (``ToySpec`` + ``toy_cell``) stands in for ``benchmark.pipeline.run_cell``: it
 is pickled by value, so the compute node does not need to import this test module.
+
+PYTEST_DONT_REWRITE (test modules import helpers from here before pytest loads it as a plugin)
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ def slurm_cluster() -> Iterator[LocalSlurmCluster]:
         warnings.warn(msg, stacklevel=1)
         print(f"\n{'!' * 20} {msg} {'!' * 20}", file=sys.stderr)
         pytest.skip(msg)
+    lease = cluster.acquire_lease()  # first: a session checking for users now sees this one
     was_up = cluster.is_up()
     try:
         cluster.start()
     except ClusterError as e:
+        cluster.release_lease(lease)
         pytest.fail(f"the local SLURM cluster did not start: {e}", pytrace=False)
-    lease = cluster.acquire_lease()
     try:
         yield cluster
     finally:

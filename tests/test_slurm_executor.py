@@ -165,9 +165,10 @@ def test_status_follows_pending_running_done_without_duplicates(
         return st if got == ["pending", "pending", "running"] else None
 
     st = wait_for("1 running + 2 pending", one_running_two_pending, 60)
-    assert {st[s.fingerprint].detail for s in specs if st[s.fingerprint].state == "pending"} == {
-        "JobArrayTaskLimit"
-    }
+    waiting = [st[s.fingerprint] for s in specs if st[s.fingerprint].state == "pending"]
+    # the scheduler's reason (JobArrayTaskLimit once it has looked at the tasks), its state,
+    # or "not yet in accounting" right after submission
+    assert all(c.scheduler_state in ("PENDING", None) and c.detail for c in waiting), waiting
     assert ex.submit(specs) == [] and set(ex.last_plan.skipped.values()) == {"pending", "running"}
     # the CLI agrees
     out = subprocess.run(
@@ -282,3 +283,43 @@ def test_racing_submissions_never_duplicate_a_cell(slurm_cluster, slurm_store) -
     assert all(submitted(slurm_store, fp)["attempt"] == 1 for fp in fps)
     st = wait_for("raced cells done", lambda: all_settled(fps), 60)
     assert {st[fp].state for fp in fps} == {"done"}
+
+
+E2E_GRID = """
+name: e2e-slurm
+experiments:
+  - benchmark: demo
+    engine: frcnn_fpn_small
+    train_split: demo_train
+    id_split: demo_test
+    ood_splits: [demo_stylized]
+    schedule: {iterations: 4, batch_size: 2, lr: 0.01, train_sizes: [160], test_size: 160,
+               max_size: 160, checkpoint_every: 2, rgn_batches: 2, eval_batch_size: 4}
+    backbones: [{name: resnet18, weights: none}]
+    recipes: [{name: ft}, {name: dp, lr: 0.02}, {name: dp_ft, dp_lr: 0.02}]
+    seeds: [0]
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_run_executor_slurm_end_to_end_with_the_real_pipeline(
+    slurm_cluster, slurm_store, tiny_data_root: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`run --executor slurm` queues real run_cell tasks (DP-FT after DP) and returns."""
+    from benchmark.run import main as run_main
+
+    monkeypatch.setenv("BENCH_DATA", str(tiny_data_root))
+    grid = tmp_path / "e2e.yaml"
+    grid.write_text(E2E_GRID)
+    argv = ["--grid", str(grid), "--executor", "slurm", "--profile", "local", "--no-report"]
+    assert run_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "queued 3 cell(s)" in out and "2 sbatch call(s) in 2 stage(s)" in out, out
+    fps = [p.name for p in (slurm_store.results / "runs").iterdir()]
+    st = wait_for("3 real cells", lambda: all_settled(fps), 400, every=2)
+    assert {s.state for s in st.values()} == {"done"}, [s.detail for s in st.values()]
+    for fp in fps:
+        record = json.loads((slurm_store.cell(fp) / "record.json").read_text())
+        assert record["grid"] == "e2e-slurm" and record["metrics"]
+    assert run_main(argv) == 0 and "queued 0 cell(s)" in capsys.readouterr().out
