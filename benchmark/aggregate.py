@@ -141,6 +141,9 @@ def validate_record(d: Any, directory: str | None = None) -> None:
             v = summary.get(k)
             if v is not None and not isinstance(v, dict):
                 raise RecordError(f"summary.{k}: expected an object or null")
+        if summary.get("protocol") not in (None, "coco", "voc"):
+            raise RecordError(f"summary.protocol={summary.get('protocol')!r}: expected "
+                              "'coco' or 'voc'")
         for split, v in (summary.get("ood") or {}).items():
             _check_ap(v, f"summary.ood.{split}")
         for name, by_sev in (summary.get("corruption") or {}).items():
@@ -322,22 +325,37 @@ def _datasets(d: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in ds.items()} if isinstance(ds, dict) else {}
 
 
-def _summary_values(d: Mapping[str, Any]) -> dict[str, float]:
+def _summary_values(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary's numbers (in its protocol: ``summary.protocol``, "coco" when absent) and
+    both protocols' ID AP and OOD mean recomputed from ``metrics`` (``coco_*``, ``voc_*``)."""
     s = d.get("summary") or {}
-    out = {k: _num(s.get(k)) for k in SUMMARY_KEYS}
+    out: dict[str, Any] = {k: _num(s.get(k)) for k in SUMMARY_KEYS}
     if s.get("rPC") is not None and _is_num(s.get("rPC")):
         out["rPC"] = float(s["rPC"])
     if s.get("gap") is not None and _is_num(s.get("gap")):
         out["gap"] = float(s["gap"])
+    out["protocol"] = str(s.get("protocol") or "coco")
     rgn = d.get("rgn") or {}
     out["rgn"] = _num(rgn.get("rgn"))
     out["rgn_l2"] = _num(rgn.get("rgn_l2"))
     metrics = d.get("metrics") or {}
-    idm = metrics.get(d["spec"]["id_split"]) or {}
+    spec = d["spec"]
+    idm = metrics.get(spec["id_split"]) or {}
     out["id_ap75"] = _num(idm.get("AP75"))
-    voc = idm.get(VOC_KEY) if isinstance(idm.get(VOC_KEY), dict) else {}
-    out["voc_id_ap"] = _num(voc.get("AP"))
+    ood = spec.get("ood_splits") or []
+    for proto in ("coco", "voc"):
+        out[f"{proto}_id_ap"] = _protocol_ap(idm, proto)
+        values = [_protocol_ap(metrics.get(split) or {}, proto) for split in ood]
+        ok = bool(values) and all(math.isfinite(v) for v in values)
+        out[f"{proto}_ood_mean"] = sum(values) / len(values) if ok else float("nan")
     return out
+
+
+def _protocol_ap(m: Mapping[str, Any], protocol: str) -> float:
+    if protocol == "coco":
+        return _num(m.get("AP"))
+    voc = m.get(VOC_KEY)
+    return _num(voc.get("AP")) if isinstance(voc, dict) else float("nan")
 
 
 RUN_COLUMNS = (
@@ -385,6 +403,8 @@ class _Flattener:
             voc = (metrics.get(split) or {}).get(VOC_KEY)
             if isinstance(voc, dict):
                 wide[f"voc_ood/{split}"] = _num(voc.get("AP"))
+            if split in metrics:
+                wide[f"coco_ood/{split}"] = _num(metrics[split].get("AP"))
         for name, by_sev in (s.get("corruption") or {}).items():
             for sev, ap in by_sev.items():
                 wide[f"corr/{name}/{int(sev)}"] = _num(ap)
@@ -484,7 +504,8 @@ def _combine_long(parts: Sequence[pd.DataFrame], runs: pd.DataFrame) -> pd.DataF
     split = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     pos = pd.Series(np.arange(len(runs)), index=runs["fingerprint"].to_numpy())
     run_idx = pos.loc[split["fingerprint"].to_numpy()].to_numpy()
-    base_cols = [c for c in (*RUN_COLUMNS, *SUMMARY_KEYS, "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
+    base_cols = [c for c in (*RUN_COLUMNS, *SUMMARY_KEYS, "protocol", "rgn", "rgn_l2",
+                             *PROVENANCE_COLUMNS)
                  if c in runs.columns]
     out = _take_rows(runs[base_cols], run_idx)
     split = split.drop(columns=["fingerprint"])
@@ -500,7 +521,7 @@ def _combine_long(parts: Sequence[pd.DataFrame], runs: pd.DataFrame) -> pd.DataF
 
 LONG_COLUMNS = (*RUN_COLUMNS, "split", "role", "corruption", "dataset_fingerprint",
                 "predictions", "severity", *COCO_KEYS, "voc_AP", "voc_AP50", "voc_AP75",
-                "voc_protocol", *SUMMARY_KEYS, "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
+                "voc_protocol", *SUMMARY_KEYS, "protocol", "rgn", "rgn_l2", *PROVENANCE_COLUMNS)
 
 
 def runs_frame(records: Sequence[Record]) -> pd.DataFrame:
@@ -627,8 +648,12 @@ def _ap_array(rows: list[Any], width: int) -> np.ndarray:
 
 # ---- variants: never average across code versions or dataset manifests ---------------------
 def code_key(row: Mapping[str, Any]) -> str:
+    """Code version / results version, plus the summary's AP protocol when it is not COCO's:
+    runs that differ in any of these are never averaged together."""
     rv = row.get("results_version") or ""
-    return f"{row.get('code_version') or 'unknown'}" + (f"/r{rv}" if rv else "")
+    protocol = row.get("protocol") or "coco"
+    return (f"{row.get('code_version') or 'unknown'}" + (f"/r{rv}" if rv else "")
+            + (f"/{protocol}" if protocol != "coco" else ""))
 
 
 def assign_variants(runs: pd.DataFrame) -> pd.Series:
@@ -641,7 +666,7 @@ def assign_variants(runs: pd.DataFrame) -> pd.Series:
     if runs.empty:
         return variant
     cols = runs[["family", "config_key", "fingerprint", "code_version", "results_version",
-                 "datasets"]]
+                 "protocol", "datasets"]]
     order = cols.sort_values(["family", "config_key", "fingerprint"], kind="mergesort")
     clusters: dict[tuple[str, str], list[tuple[str, dict[str, str]]]] = {}
     out: dict[Any, int] = {}

@@ -275,33 +275,46 @@ class FamilyBuilder:
         corr = _col_values(runs, "corr/")
         self.corruptions = sorted({c.split("/")[0] for c in corr})
         self.severities = sorted({int(c.split("/")[1]) for c in corr})
+        protocols = agg.counts(runs["protocol"]) if "protocol" in runs else [("coco", 1)]
+        self.protocol = main = protocols[0][0]  # the summary's protocol of most runs
+        if len(protocols) > 1:
+            self.notes.append(
+                "⚠ These records summarise AP with different protocols ("
+                + ", ".join(p for p, _ in protocols) + "): rows are split by protocol (see the "
+                "`version` column) and the column labels name the most common one."
+            )
+        name = {"coco": "COCO", "voc": "VOC"}
+        desc = {"coco": "COCO AP@[.5:.95] (101-point)",
+                "voc": "VOC-protocol AP@[.5:.95] (11-point on VOC2007 test, area under the "
+                       "curve on the other splits)"}
+        tag = f" ({name.get(main, main)})" if fam.voc else ""
+        what = desc.get(main, f"AP ({main} protocol)")
         cols: list[Column] = []
-        coco = "COCO AP@[.5:.95] (101-pt)"
         if fam.ood:
-            cols.append(Column("id_ap", "ID AP", "ap", f"ID AP: {coco} on the ID test split"))
+            cols.append(Column("id_ap", f"ID AP{tag}", "ap", f"ID AP{tag}: {what} on the ID "
+                               "test split"))
             if fam.id_ap50:
-                cols.append(Column("id_ap50", "ID AP50", "ap", "ID AP50: COCO AP at IoU 0.50"))
-            if fam.voc and "voc_id_ap" in runs.columns:
-                cols.append(Column("voc_id_ap", "ID AP (VOC)", "ap",
-                                   "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 "
-                                   "test)"))
+                cols.append(Column("id_ap50", f"ID AP50{tag}", "ap",
+                                   f"ID AP50{tag}: AP at IoU 0.50"))
             for s in ood_splits:
-                label = _domain_label(s, fam)
-                cols.append(Column(f"ood/{s}", f"{label} AP", "ap", f"{label} AP: {coco} on "
-                                   f"`{s}`"))
-                if fam.voc and f"voc_ood/{s}" in runs.columns:
-                    cols.append(Column(f"voc_ood/{s}", f"{label} AP (VOC)", "ap",
-                                       f"{label} AP (VOC): VOC-protocol AP@[.5:.95] (area under "
-                                       f"the curve) on `{s}`"))
-            cols.append(Column("ood_mean", "OOD mean", "ap",
-                               "OOD mean: unweighted mean of the OOD APs (COCO protocol)"))
+                label = f"{_domain_label(s, fam)} AP{tag}"
+                cols.append(Column(f"ood/{s}", label, "ap", f"{label}: {what} on `{s}`"))
+            cols.append(Column("ood_mean", f"OOD mean{tag}", "ap",
+                               f"OOD mean{tag}: unweighted mean of the OOD APs"))
             cols.append(Column("gap", "gap", "gap", "gap: ID AP − OOD mean, AP points"))
+            alt = "coco" if main == "voc" else "voc"
+            if fam.voc and runs.get(f"{alt}_id_ap", pd.Series(dtype=float)).notna().any():
+                for key, label in (("id_ap", "ID AP"), ("ood_mean", "OOD mean")):
+                    lab = f"{label} ({name[alt]})"
+                    cols.append(Column(f"{alt}_{key}", lab, "ap",
+                                       f"{lab}: the same with {desc[alt]}"))
         if fam.corruption and ("P" in runs.columns or "mPC" in runs.columns):
-            cols.append(Column("P", "P", "ap", "P: COCO AP on the clean corruption base split"))
-            cols.append(Column("mPC", "mPC", "ap", "mPC: mean COCO AP over the corruption × "
-                               "severity conditions"))
+            cols.append(Column("P", f"P{tag}", "ap", f"P{tag}: {what} on the clean "
+                               "corruption base split"))
+            cols.append(Column("mPC", f"mPC{tag}", "ap", f"mPC{tag}: mean AP over the "
+                               "corruption × severity conditions"))
             cols.append(Column("rPC", "rPC (%)", "pct", "rPC: mPC / P, percent"))
-        cols.append(Column("er", "ER", "er", ""))  # protocol text set after the fit
+        cols.append(Column("er", "ER", "er", ""))  # described with the fit
         cols.append(Column("rgn", "RGN", "rgn", "RGN: `rgn`, the code definition (see "
                            "definitions)"))
         if fam.rgn_l2:
@@ -352,8 +365,9 @@ class FamilyBuilder:
     def _rows(self) -> pd.DataFrame:
         runs = self.runs
         values = [c for c in runs.columns if c in ("id_ap", "id_ap50", "id_ap75", "ood_mean",
-                  "ood_mean_ap50", "gap", "P", "mPC", "rPC", "rgn", "rgn_l2", "er", "voc_id_ap")
-                  or c.startswith(("ood/", "voc_ood/", "corr/"))]
+                  "ood_mean_ap50", "gap", "P", "mPC", "rPC", "rgn", "rgn_l2", "er", "coco_id_ap",
+                  "coco_ood_mean", "voc_id_ap", "voc_ood_mean")
+                  or c.startswith(("ood/", "voc_ood/", "coco_ood/", "corr/"))]
         rows = agg.aggregate(runs, self._group_keys(), values)
         first = runs.sort_values("fingerprint", kind="mergesort").groupby(
             self._group_keys(), sort=True).first()
@@ -475,7 +489,8 @@ class FamilyBuilder:
         if self.fit is not None:
             notes.append(f"ER: effective robustness, AP points ({self.fam.er_y_label} vs "
                          f"{self.fam.er_x_label}; see below)")
-        if self.fam.voc and "voc_id_ap" not in self.runs.columns:
+        if self.fam.voc and self.protocol != "voc" and not self.runs.get(
+                "voc_id_ap", pd.Series(dtype=float)).notna().any():
             notes.append("VOC-protocol AP is not in these records (the published Pascal "
                          "numbers use it; the deltas below then compare against COCO-protocol "
                          "AP and are marked †)")
@@ -569,19 +584,22 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
 
 def _reproduced_key(key: str, domain_col: Mapping[str, str | None], fb: FamilyBuilder
                     ) -> tuple[str | None, str]:
-    voc = fb.fam.voc
-    if key in ("P", "mPC", "rPC", "ood_mean", "gap"):
-        return key, ("†" if voc and key in ("ood_mean", "gap") else "")
-    if key == "id_ap":
-        if voc and "voc_id_ap|mean" in fb.rows.columns:
-            return "voc_id_ap", ""
-        return "id_ap", "†" if voc else ""
+    """The rows' column to compare a published value with, and "†" when the protocols differ
+    (published Pascal numbers are VOC-protocol; the others COCO)."""
+    if not fb.fam.voc:
+        return key, ""
     split = domain_col.get(key)
-    if split is None:
-        return None, ""
-    if voc and f"voc_ood/{split}|mean" in fb.rows.columns:
+    if fb.protocol == "voc":  # the summary is VOC-protocol: like for like
+        return (f"ood/{split}" if split else key if key in ("id_ap", "ood_mean", "gap")
+                else None), ""
+    have_voc = "voc_id_ap|mean" in fb.rows.columns and fb.rows["voc_id_ap|mean"].notna().any()
+    if have_voc and key in ("id_ap", "ood_mean"):
+        return f"voc_{key}", ""
+    if have_voc and split and f"voc_ood/{split}|mean" in fb.rows.columns:
         return f"voc_ood/{split}", ""
-    return f"ood/{split}", "†" if voc else ""
+    if split:
+        return f"ood/{split}", "†"
+    return (key, "†") if key in ("id_ap", "ood_mean", "gap") else (None, "")
 
 
 # RGN is recorded at the start weights of each run's training stage; for dp_ft that is the DP
@@ -674,11 +692,12 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
     gains: Gains = {}
     if unc is None:
         return None, None, ["Bootstrap intervals disabled (`--bootstrap 0`)."], gains
-    t = Table(["#", "Backbone", "Recipe", "ID AP [95% CI]", "OOD mean [95% CI]",
-               "mPC [95% CI]", "rPC % [95% CI]"])
+    tag = " (COCO)" if fb.fam.voc else ""  # intervals are for COCO-protocol AP
+    t = Table(["#", "Backbone", "Recipe", f"ID AP{tag} [95% CI]", f"OOD mean{tag} [95% CI]",
+               f"mPC{tag} [95% CI]", "rPC % [95% CI]"])
     headline = "mPC" if fb.fam.headline == "mPC" else "OOD mean"
-    paired = Table(["Backbone", "Recipe", "vs", f"Δ {headline} [95% CI]", "p",
-                    "Δ ID AP [95% CI]", "p"])
+    paired = Table(["Backbone", "Recipe", "vs", f"Δ {headline}{tag} [95% CI]", "p",
+                    f"Δ ID AP{tag} [95% CI]", "p"])
     any_iv = False
     unc.missing = []
     by_rank: dict[int, dict[str, st.Builder]] = {}
@@ -716,10 +735,10 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
                      f"({len(unc.missing)} statistics; e.g. {sorted(set(unc.missing))[0]}).")
     if not any_iv:
         return None, None, notes or ["No intervals computed."], gains
-    notes.append(f"{int(100 * o.level)}% basic bootstrap intervals over {o.n_resamples} "
-                 f"image-level resamples (seed {o.seed}); paired rows resample the same images "
-                 f"for the recipe and its `{o.baseline_recipe}` baseline (same backbone); "
-                 "p: two-sided bootstrap p-value of Δ = 0.")
+    notes.append(f"{int(100 * o.level)}% basic bootstrap intervals of COCO-protocol AP over "
+                 f"{o.n_resamples} image-level resamples (seed {o.seed}); paired rows resample "
+                 f"the same images for the recipe and its `{o.baseline_recipe}` baseline (same "
+                 "backbone); p: two-sided bootstrap p-value of Δ = 0.")
     return t, (paired if paired.rows else None), notes, gains
 
 
@@ -862,8 +881,8 @@ def build_report(options: Options) -> Report:
     builders: list[FamilyBuilder] = []
     plot_jobs: list[tuple[str, Callable[[Path], Any]]] = []
     if not runs.empty:
-        runs["code"] = [agg.code_key(r) for r in runs[["code_version", "results_version"]]
-                        .to_dict("records")]
+        runs["code"] = [agg.code_key(r) for r in
+                        runs[["code_version", "results_version", "protocol"]].to_dict("records")]
         runs["er"] = np.nan
         runs["variant"] = agg.assign_variants(runs)
         order = [f for f in FAMILIES if f in set(runs.family)]

@@ -415,7 +415,8 @@ def test_bootstrap_refuses_predictions_for_a_changed_split(prepared: dict[str, A
 # ---- family layouts ---------------------------------------------------------------------------
 @pytest.mark.parametrize("family, ood, expected", [
     ("pascal", ("clipart_test", "watercolor_test", "comic_test"),
-     ["ID AP", "Clipart AP", "Watercolor AP", "Comic AP", "OOD mean", "gap", "RGN"]),
+     ["ID AP (COCO)", "Clipart AP (COCO)", "Watercolor AP (COCO)", "Comic AP (COCO)",
+      "OOD mean (COCO)", "gap", "RGN"]),  # Pascal labels its protocol: two are in use
     ("cityscapes", ("bdd100k_val", "foggy_cityscapes_val"),
      ["ID AP", "Foggy AP", "BDD AP", "OOD mean", "gap", "RGN"]),
     ("coco_o", ("coco_o_tattoo", "coco_o_sketch", "coco_o_cartoon"),
@@ -431,7 +432,8 @@ def test_family_columns_in_protocol_order(tmp_path: Path, family: str, ood: tupl
     assert cols[4:] == expected
 
 
-def test_voc_protocol_columns_and_like_for_like_deltas(tmp_path: Path) -> None:
+def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
+    """Older records: COCO-protocol summary, VOC-protocol AP only in ``metrics``."""
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
     rec = make_record(family="pascal", backbone="efficientnet_b2", weights="noisy_student_jft",
                       recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
@@ -442,14 +444,63 @@ def test_voc_protocol_columns_and_like_for_like_deltas(tmp_path: Path) -> None:
     write_record(tmp_path / "results", rec)
     md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
-    assert "| ID AP | ID AP (VOC) | Clipart AP |" in header
-    assert "| Comic AP | Comic AP (VOC) | OOD mean |" in header
-    assert "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 test)" in md
+    assert ("| ID AP (COCO) | Clipart AP (COCO) | Watercolor AP (COCO) | Comic AP (COCO) | "
+            "OOD mean (COCO) | gap | ID AP (VOC) | OOD mean (VOC) |") in header
+    row = _table_rows(md, "## Pascal")[0]
+    assert row[4] == "30.0 (n=1)" and row[10] == "41.0 (n=1)"
+    assert row[11] == "—"  # VOC AP missing for two domains: no VOC OOD mean
     pub = _table_rows(md, "### Published reference rows (Pascal")
     row = next(r for r in pub if r[0].startswith("EfficientNet-B2") and r[1] == "dp")
     assert row[2] == "40.2 / 41.0 (Δ +0.8)"  # Pascal ID AP, VOC07 on both sides: no †
     assert row[5] == "12.6 / 13.0 (Δ +0.4)"  # Comic, VOC protocol on both sides
     assert "†" in row[3] and "†" in row[4]  # Clipart, Watercolor: only COCO-protocol AP
+
+
+def _voc_summary_record(seed: int = 0, **kw: Any) -> dict[str, Any]:
+    """As the pipeline writes Pascal records now: the summary in the VOC protocol, both
+    protocols in ``metrics``."""
+    coco = {"clipart_test": 0.10, "watercolor_test": 0.18, "comic_test": 0.06}
+    voc = {"clipart_test": 0.16, "watercolor_test": 0.24, "comic_test": 0.12}
+    rec = make_record(family="pascal", backbone="resnet50", weights="swsl_ig1b", recipe="ft",
+                      id_ap=0.52, ood=voc, corruption={}, id_split="voc07_test", seed=seed, **kw)
+    rec["summary"]["protocol"] = "voc"
+    rec["metrics"]["voc07_test"] = {"AP": 0.45, "AP50": 0.7, "AP75": 0.4,
+                                    "voc": {"AP": 0.52, "AP50": 0.8, "AP75": 0.5,
+                                            "protocol": "voc07"}}
+    for split in coco:
+        rec["metrics"][split] = {"AP": coco[split], "AP50": 0.3,
+                                 "voc": {"AP": voc[split], "protocol": "voc"}}
+    return rec
+
+
+def test_voc_summary_records_show_both_protocols_and_compare_like_for_like(
+        tmp_path: Path) -> None:
+    write_record(tmp_path / "results", _voc_summary_record())
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
+    assert ("| ID AP (VOC) | Clipart AP (VOC) | Watercolor AP (VOC) | Comic AP (VOC) | "
+            "OOD mean (VOC) | gap | ID AP (COCO) | OOD mean (COCO) |") in header
+    assert "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 test" in md
+    row = _table_rows(md, "## Pascal")[0]
+    assert row[4] == "52.0 (n=1)"  # the summary (VOC)
+    assert row[10:12] == ["45.0 (n=1)", "11.3 (n=1)"]  # COCO: 0.45; (0.10+0.18+0.06)/3
+    pub = _table_rows(md, "### Published reference rows (Pascal")
+    ft = next(r for r in pub if r[0].startswith("ResNet-50 (Instagram") and r[1] == "ft")
+    assert ft[2] == "50.4 / 52.0 (Δ +1.6)" and ft[5] == "7.5 / 12.0 (Δ +4.5)"
+    assert "†" not in "".join(ft)
+
+
+def test_records_with_different_summary_protocols_are_not_averaged(tmp_path: Path) -> None:
+    old = _voc_summary_record(seed=1)
+    old["summary"]["protocol"] = None  # an older record: its summary is COCO-protocol
+    old["summary"]["id_ap"] = 0.45
+    write_record(tmp_path / "results", _voc_summary_record(seed=0))
+    write_record(tmp_path / "results", old)
+    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    rows = _table_rows(md, "## Pascal")
+    assert sorted(r[4] for r in rows) == ["45.0 (n=1)", "52.0 (n=1)"]
+    assert {r[-1] for r in rows} == {"0.1.0/r1", "0.1.0/r1/voc"}
+    assert "different protocols (coco, voc)" in md or "different protocols (voc, coco)" in md
 
 
 def test_coco_c_table_and_per_corruption_severity_grid(tmp_path: Path) -> None:
