@@ -501,7 +501,9 @@ class FamilyBuilder:
             return []
         out = []
         for _, r in self.rows.iterrows():
-            t = Table(["corruption", *[f"s{s}" for s in self.severities], "mean"], text_columns=1)
+            proto = f" ({self.protocol.upper()} AP)" if self.fam.voc else ""
+            t = Table([f"corruption{proto}", *[f"s{s}" for s in self.severities], "mean"],
+                      text_columns=1)
             for c in self.corruptions:
                 cells = [self.cell(r, f"corr/{c}/{s}", "ap") for s in self.severities]
                 vals = [r.get(f"corr/{c}/{s}|mean") for s in self.severities]
@@ -997,12 +999,15 @@ def _render_plots_async(jobs: list[tuple[str, Callable[[Path], Any]]], plots_dir
                         ) -> Callable[[], None]:
     """Start rendering in forked worker processes (the jobs are closures: they are inherited,
     not pickled); the returned function waits for them and re-raises their errors. Serial
-    where ``fork`` is unavailable or ``BENCH_REPORT_SERIAL`` is set."""
+    where ``fork`` is unavailable, torch is loaded (``benchmark.run`` reports in-process) or
+    ``BENCH_REPORT_SERIAL`` is set."""
     import multiprocessing as mp
 
     if not jobs:
         return lambda: None
-    if "fork" not in mp.get_all_start_methods() or os.environ.get("BENCH_REPORT_SERIAL"):
+    # forking a process that has torch's thread pools running is asking for a deadlock
+    no_fork = "torch" in sys.modules or bool(os.environ.get("BENCH_REPORT_SERIAL"))
+    if "fork" not in mp.get_all_start_methods() or no_fork:
         def serial() -> None:
             for name, job in jobs:
                 job(plots_dir / name)
