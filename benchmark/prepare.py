@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmark.data import PREPARER_ARGUMENTS, load_preparers
 from benchmark.data.split import PreparedSplit
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, ConfigError
 
 
 def _default_workers() -> int:
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.workers < 1:
-            raise BenchmarkError(f"--workers={args.workers}: must be at least 1")
+            raise ConfigError(f"--workers={args.workers}: must be at least 1")
         splits = args.run(args)
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)

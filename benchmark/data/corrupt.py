@@ -264,7 +264,10 @@ def _build_one(
     images = out / "images"
     (out / MANIFEST).unlink(missing_ok=True)
     state = out / _BUILD_STATE
-    previous = json.loads(state.read_text()) if state.is_file() else None
+    try:
+        previous = json.loads(state.read_text())
+    except (OSError, ValueError):
+        previous = None
     if previous != params and images.exists():
         shutil.rmtree(images)  # outputs of other params, or of unknown provenance
     atomic_write_json(state, params)
