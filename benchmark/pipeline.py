@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -45,12 +46,31 @@ def read_record(fingerprint: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+#: How long a cell waits for another cell's training of the same run (e.g. a shared DP
+#: parent) before giving up with an error; $BENCH_LOCK_TIMEOUT_S overrides.
+LOCK_TIMEOUT_S = 7 * 24 * 3600.0
+
+
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent cells never train the same run twice."""
+def file_lock(path: Path, timeout_s: float | None = None) -> Iterator[None]:
+    """An exclusive advisory lock, so concurrent cells never train the same run twice.
+    Waits at most ``timeout_s`` (then raises, naming the lock file)."""
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("BENCH_LOCK_TIMEOUT_S", LOCK_TIMEOUT_S))
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(
+                        f"{path}: still locked by another process after {timeout_s:.0f} s "
+                        "(another cell is training this run; rerun once it has finished)"
+                    ) from None
+                time.sleep(1.0)
         try:
             yield
         finally:

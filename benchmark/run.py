@@ -16,17 +16,6 @@ from benchmark.grid import Grid, load_grid
 from benchmark.spec import RunSpec
 
 
-def cell_state(spec: RunSpec) -> str:
-    from benchmark.pipeline import FAILED, RECORD, results_dir
-
-    d = results_dir(spec.fingerprint)
-    if (d / RECORD).is_file():
-        return "done"
-    if (d / FAILED).is_file():
-        return "failed"
-    return "todo"
-
-
 def prepare_generated(names: tuple[str, ...], workers: int) -> None:
     """Build (or verify) the generated datasets a grid names; complete splits are skipped."""
     from benchmark.prepare import main as prepare_main
@@ -37,11 +26,15 @@ def prepare_generated(names: tuple[str, ...], workers: int) -> None:
 
 
 def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
-    """Cells in run order (runs other cells start from first), with their state."""
+    """Cells in run order (runs other cells start from first), with their state
+    (done / running / pending / failed / unsubmitted; one scheduler query at most)."""
+    from benchmark.status import cell_states
+
     cells = grid.cells()
     parents = {s.parent.fingerprint for s in cells if s.parent is not None}
     ordered = sorted(cells, key=lambda s: s.fingerprint not in parents)
-    return [(s, cell_state(s)) for s in ordered]
+    states = {c.fingerprint: c.state for c in cell_states([s.fingerprint for s in ordered])}
+    return [(s, states[s.fingerprint]) for s in ordered]
 
 
 def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
@@ -81,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(grid, cells)
         if args.dry_run:
             return 0
-        runnable = {"todo", "failed"} if args.retry_failed else {"todo"}
+        runnable = {"unsubmitted", "failed"} if args.retry_failed else {"unsubmitted"}
         todo = [spec for spec, state in cells if state in runnable]
         skipped = sum(state == "failed" for _, state in cells) if not args.retry_failed else 0
         if skipped:
             print(f"{skipped} failed cell(s) skipped: rerun them with --retry-failed")
+        queued = sum(state in ("pending", "running") for _, state in cells)
+        if queued:
+            print(f"{queued} cell(s) queued or running on the cluster: left to their jobs")
         if args.executor == "slurm":
             from benchmark.slurm import submit_grid
 

@@ -7,11 +7,15 @@ the same steps as one that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +138,7 @@ class Trainer:
         self.importance: dict[str, dict[str, torch.Tensor]] | None = None
         self.log: list[dict[str, Any]] = []
         self._in_step = False
+        self._deferred: tuple[Any, int, Any] | None = None
         self.model: Detector | None = None  # the trained model, once run() returns
 
     # ---- data ------------------------------------------------------------------------------
@@ -211,7 +216,8 @@ class Trainer:
         global _ACTIVE
         _ACTIVE = (self, model, optimizer)
         try:
-            self._loop(model, optimizer, lr, progress and self.rank == 0)
+            with _defer_preemption_signal(self):
+                self._loop(model, optimizer, lr, progress and self.rank == 0)
         finally:
             _ACTIVE = None
         self.model = model
@@ -271,6 +277,10 @@ class Trainer:
             optimizer.step()
             self.iteration = it + 1
             self._in_step = False
+            if self._deferred is not None:  # a preemption warning arrived during the step
+                handler, signum, frame = self._deferred
+                self._deferred = None
+                handler(signum, frame)
             if it % 10 == 0 or self.iteration == sched.iterations:
                 self.log.append(
                     {
@@ -323,11 +333,38 @@ class Trainer:
 _ACTIVE: tuple[Trainer, Detector, torch.optim.Optimizer] | None = None
 
 
+@contextlib.contextmanager
+def _defer_preemption_signal(trainer: Trainer) -> Iterator[None]:
+    """While a step runs, hold back the SIGUSR2 handler (SLURM's time-limit / preemption
+    warning, on which submitit checkpoints and requeues): it runs right after the step, so
+    it always finds the trainer between steps and :func:`checkpoint_now` saves the latest
+    state. Python runs signal handlers in the main thread only, so this is race-free."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGUSR2)
+    if not callable(previous):
+        yield
+        return
+
+    def deferring(signum: int, frame: Any) -> None:
+        if trainer._in_step:
+            trainer._deferred = (previous, signum, frame)
+        else:
+            previous(signum, frame)
+
+    signal.signal(signal.SIGUSR2, deferring)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
 def checkpoint_now() -> bool:
     """Save the running training's state if it is between steps (for preemption signals).
 
-    Returns False when no training runs or a step is in flight; the periodic checkpoint
-    (``schedule.checkpoint_every``) then bounds the lost work.
+    The SIGUSR2 handler is deferred past the running step, so on SLURM's warning this
+    always saves; it returns False when no training runs.
     """
     if _ACTIVE is None:
         return False

@@ -226,3 +226,21 @@ def test_runs_differing_only_in_eval_splits_share_one_training(bench_env: Path, 
     assert len(trainings) == 1
     ra, rb = records[a.fingerprint], records[b.fingerprint]
     assert ra["metrics"]["demo_test"] == rb["metrics"]["demo_test"]
+
+
+def test_training_lock_wait_is_bounded(tmp_path: Path):
+    import fcntl
+
+    from benchmark.errors import BenchmarkError
+    from benchmark.pipeline import file_lock
+
+    lock = tmp_path / "train.lock"
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t0 = time.time()
+        with pytest.raises(BenchmarkError, match=str(lock)):
+            with file_lock(lock, timeout_s=1.5):
+                pass
+        assert 1.5 <= time.time() - t0 < 10
+    with file_lock(lock, timeout_s=1.5):  # free again
+        pass
