@@ -160,32 +160,35 @@ def corruption_heatmap(
     corruptions: Sequence[str],
     severities: Sequence[int],
 ) -> Path:
-    """One panel per row: AP (percent) per corruption (rows) × severity (columns)."""
+    """AP (percent) per corruption (rows) × severity (columns), one block of columns per
+    leaderboard row, side by side in one image (one axes: cheap to draw)."""
     plt = _plt()
-    n = max(1, len(panels))
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    width = max(3.0, 0.45 * len(severities) + 2.2)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 0.28 * len(corruptions) * rows
-                                                  + 1.2 * rows), squeeze=False)
-    finite = [m[np.isfinite(m)] for _, m in panels]
-    vmax = max([float(v.max()) for v in finite if v.size] + [1e-6]) * 100
-    im = None
-    for i, ax in enumerate(axes.flat):
-        if i >= len(panels):
-            ax.axis("off")
-            continue
-        label, m = panels[i]
-        im = ax.imshow(100 * np.asarray(m, dtype=float), aspect="auto", cmap="viridis",
-                       vmin=0, vmax=vmax)
-        ax.set_title(label.replace(" × ", "\n× "), fontsize=7)
-        ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=7)
-        ax.set_yticks(range(len(corruptions)), list(corruptions) if i % cols == 0 else [],
-                      fontsize=7)
-        ax.set_xlabel("severity", fontsize=7)
-    if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="AP (%)")
-    fig.suptitle(title, fontsize=10)
+    n_sev = len(severities)
+    gap = 1 if n_sev > 1 else 0
+    blocks = []
+    for _, m in panels:
+        blocks.append(100 * np.asarray(m, dtype=float))
+        if gap:
+            blocks.append(np.full((len(corruptions), gap), np.nan))
+    grid = np.hstack(blocks[:-1] if gap and blocks else blocks) if blocks else np.zeros((1, 1))
+    finite = grid[np.isfinite(grid)]
+    vmax = float(finite.max()) if finite.size else 1.0
+    width = min(24.0, 3.0 + max(0.28 * grid.shape[1], 0.45 * len(panels)))
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.26 * len(corruptions)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("white")
+    im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
+    step = n_sev + gap
+    centers = [i * step + (n_sev - 1) / 2 for i in range(len(panels))]
+    ax.set_xticks(centers, [label.replace(" × ", "\n× ") for label, _ in panels], fontsize=6,
+                  rotation=90)
+    ax.set_yticks(range(len(corruptions)), list(corruptions), fontsize=7)
+    ax.tick_params(axis="x", length=0)
+    sev = ", ".join(str(s) for s in severities)
+    ax.set_xlabel("leaderboard row; " + (f"severities {sev} left to right in each block"
+                                         if n_sev > 1 else f"severity {sev}"), fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="AP (%)")
+    ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 

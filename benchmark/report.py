@@ -33,7 +33,7 @@ from benchmark.store import atomic_write_bytes, atomic_write_text, results_root
 
 TEMPLATES = Path(__file__).parent / "templates"
 CACHE_FILE = "bootstrap_cache.json"
-HEATMAP_PANELS = 12
+HEATMAP_PANELS = 30  # rows drawn in the corruption heatmap (best ranked first)
 
 
 # ---- what each benchmark family shows ---------------------------------------------------------
