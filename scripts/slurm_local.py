@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         started = _start(cluster, args.if_possible)
         lease = cluster.acquire_lease() if started is not None else None
         try:
-            return subprocess.call(command)
+            # the command's own processes (pytest) must not count our lease as another user's
+            env = {**os.environ, "BENCH_SLURM_PARENT_LEASE": str(os.getpid())}
+            return subprocess.call(command, env=env)
         finally:
             if lease is not None:
                 cluster.release_lease(lease)

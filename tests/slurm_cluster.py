@@ -223,12 +223,14 @@ class LocalSlurmCluster:
         lease.unlink(missing_ok=True)
 
     def other_users(self) -> list[int]:
-        """PIDs of other live processes holding a lease."""
+        """PIDs of other live processes holding a lease (not ours, nor that of the
+        ``slurm_local.py run`` wrapper that started this process)."""
+        ours = {os.getpid(), int(os.environ.get("BENCH_SLURM_PARENT_LEASE", "0") or 0)}
         pids = []
         for lease in (self.state_dir / "leases").glob("*"):
             with contextlib.suppress(ValueError, OSError):
                 pid = int(lease.read_text())
-                if pid != os.getpid() and pid_alive(pid):
+                if pid not in ours and pid_alive(pid):
                     pids.append(pid)
                 elif not pid_alive(pid):
                     lease.unlink(missing_ok=True)
