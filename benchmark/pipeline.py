@@ -7,12 +7,10 @@ so a killed cell leaves only a resumable checkpoint and rerunning continues it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 import traceback
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from benchmark.data.loader import DetectionDataset
 from benchmark.data.split import PreparedSplit, load_split
 from benchmark.errors import BenchmarkError
 from benchmark.spec import RunSpec
-from benchmark.store import artifacts_root, atomic_write_json, results_root
+from benchmark.store import artifacts_root, atomic_write_json, file_lock, results_root
 
 RECORD = "record.json"
 FAILED = "failed.json"
@@ -51,30 +49,11 @@ def read_record(fingerprint: str) -> dict[str, Any] | None:
 LOCK_TIMEOUT_S = 7 * 24 * 3600.0
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, timeout_s: float | None = None) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent cells never train the same run twice.
-    Waits at most ``timeout_s`` (then raises, naming the lock file)."""
+def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
+    """So concurrent cells never train the same run twice (bounded wait, then an error)."""
     if timeout_s is None:
         timeout_s = float(os.environ.get("BENCH_LOCK_TIMEOUT_S", LOCK_TIMEOUT_S))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout_s
-    with open(path, "a") as f:
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BenchmarkError(
-                        f"{path}: still locked by another process after {timeout_s:.0f} s "
-                        "(another cell is training this run; rerun once it has finished)"
-                    ) from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(path, timeout_s, poll_s=1.0)
 
 
 # ---------------------------------------------------------------------------------- train
@@ -89,7 +68,7 @@ def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
     init_from = train_stage(spec.parent, progress=progress) if spec.parent is not None else None
     if world()[0] != 0:  # a DDP worker: rank 0 holds the lock and writes the outputs
         return Trainer(spec, load_split(spec.train_split), out).run(init_from, progress=False)
-    with file_lock(out / "train.lock"):
+    with training_lock(out / "train.lock"):
         if final.is_file():
             return final
         trainer = Trainer(spec, load_split(spec.train_split), out)

@@ -22,10 +22,8 @@ from the cell) and ``python -m benchmark.status`` reads it back.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import socket
 import sys
 import time
 import traceback
@@ -42,7 +40,13 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.profiles import ClusterInfo, Profile, check_cluster, load_profile
 from benchmark.status import CellState, cell_states
-from benchmark.store import REPO_ROOT, artifacts_root, atomic_write_json, results_root
+from benchmark.store import (
+    REPO_ROOT,
+    artifacts_root,
+    atomic_write_json,
+    file_lock,
+    results_root,
+)
 
 SBATCH_TIMEOUT_S = 120
 LOCK_TIMEOUT_S = 600.0
@@ -247,36 +251,12 @@ class _SubmititSlurm(submitit.SlurmExecutor):
         return jobs
 
 
-@contextlib.contextmanager
-def submission_lock(results: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+def submission_lock(
+    results: Path, timeout: float = LOCK_TIMEOUT_S
+) -> contextlib.AbstractContextManager:
     """Exclusive lock on ``results/.slurm-submit.lock`` (flock: per open file, NFS-safe on
     Linux), waited for at most ``timeout`` seconds."""
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / ".slurm-submit.lock"
-    with open(path, "a+") as f:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    f.seek(0)
-                    holder = f.read().strip() or "unknown"
-                    raise SubmissionError(
-                        f"{path}: another submission ({holder}) held the lock for {timeout:.0f} s"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-            f.flush()
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                f.truncate(0)
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(results / ".slurm-submit.lock", timeout, poll_s=0.1)
 
 
 # ---------------------------------------------------------------------------- executor

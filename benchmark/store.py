@@ -7,13 +7,19 @@ Records (small JSON, committed) live under ``results/runs/<fingerprint>/``; heav
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from benchmark.errors import BenchmarkError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,12 +41,17 @@ def weights_root() -> Path:
     return Path(os.environ.get("BENCH_WEIGHTS", REPO_ROOT / "weights"))
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -81,3 +92,41 @@ def sha256_lines(lines: Iterable[str]) -> str:
         h.update(line.encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
+
+
+class LockTimeout(BenchmarkError):
+    pass
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout_s: float, *, poll_s: float = 0.2) -> Iterator[None]:
+    """Exclusive advisory lock (flock) on ``path``, waited for at most ``timeout_s``.
+
+    The holder writes "pid N on HOST" into the file, so a timeout names who holds it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path, "a+") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    f.seek(0)
+                    holder = f.read().strip() or "another process"
+                    raise LockTimeout(
+                        f"{path}: held by {holder} for more than {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(poll_s)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)

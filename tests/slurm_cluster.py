@@ -21,7 +21,6 @@ arrays is exercised with a handful of tasks.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -29,9 +28,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmark.store import file_lock
 
 PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
 BINARIES = {
@@ -188,27 +189,11 @@ class LocalSlurmCluster:
             raise ClusterError(f"apt-get install {' '.join(PACKAGES)} left {missing} missing")
 
     # ----------------------------------------------------------------- locking
-    @contextlib.contextmanager
-    def _lock(self, timeout: float = 300) -> Iterator[None]:
+    def _lock(self, timeout: float = 300) -> contextlib.AbstractContextManager:
         """Serialise start/stop between processes (several test sessions may share a cluster)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o755)
-        with open(self.state_dir / "harness.lock", "a+") as f:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ClusterError(
-                            f"{self.state_dir}/harness.lock held for {timeout:.0f} s"
-                        ) from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        return file_lock(self.state_dir / "harness.lock", timeout)
 
     # ------------------------------------------------------------------ leases
     def acquire_lease(self) -> Path:

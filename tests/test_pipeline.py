@@ -232,15 +232,15 @@ def test_training_lock_wait_is_bounded(tmp_path: Path):
     import fcntl
 
     from benchmark.errors import BenchmarkError
-    from benchmark.pipeline import file_lock
+    from benchmark.pipeline import training_lock
 
     lock = tmp_path / "train.lock"
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         t0 = time.time()
         with pytest.raises(BenchmarkError, match=str(lock)):
-            with file_lock(lock, timeout_s=1.5):
+            with training_lock(lock, timeout_s=1.5):
                 pass
         assert 1.5 <= time.time() - t0 < 10
-    with file_lock(lock, timeout_s=1.5):  # free again
+    with training_lock(lock, timeout_s=1.5):  # free again
         pass
