@@ -31,6 +31,7 @@ OPTIONAL: dict[str, tuple[tuple[type, ...], Any]] = {
     "account": ((str,), None),
     "qos": ((str,), None),
     "gpus_per_task": ((int,), 1),
+    "tasks_per_run": ((int,), 1),
     "gres": ((str,), None),
     "array_parallelism": ((int,), 64),
     "max_array_size": ((int,), None),
@@ -52,6 +53,7 @@ _MIN = {  # smallest allowed value of numeric keys
     "cpus_per_task": 1,
     "mem_gb": 0.001,
     "gpus_per_task": 0,
+    "tasks_per_run": 1,
     "array_parallelism": 1,
     "max_array_size": 1,
     "max_requeues": 0,
@@ -74,6 +76,7 @@ class Profile:
     account: str | None = None
     qos: str | None = None
     gpus_per_task: int = 1
+    tasks_per_run: int = 1  # processes per cell (one GPU each): DDP across them when > 1
     gres: str | None = None
     array_parallelism: int = 64
     max_array_size: int | None = None
@@ -104,6 +107,9 @@ class Profile:
             "setup": list(self.setup),
             "additional_parameters": dict(self.extra_sbatch),
         }
+        if self.tasks_per_run > 1:  # one node, N processes: training runs DDP across them
+            params["nodes"] = 1
+            params["ntasks_per_node"] = self.tasks_per_run
         if self.gres is not None:
             params["gres"] = self.gres
         elif self.gpus_per_task > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -63,6 +64,7 @@ def device_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
         "num_threads": torch.get_num_threads(),
+        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
     }
 
 

@@ -99,6 +99,22 @@ def run_checkpoint_hooks() -> int:
 
 
 # ---------------------------------------------------------------------------- the task
+def _join_job() -> None:
+    """Fit this task to its allocation: torch threads = the CPUs SLURM gave the task (no
+    oversubscription, and the thread count that bit-for-bit reproduction depends on), and,
+    when the job has several tasks (``tasks_per_run``), the RANK / WORLD_SIZE / MASTER_*
+    variables the training loop's DDP reads."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit() and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(cpus))
+    elif cpus and cpus.isdigit():
+        os.environ.setdefault("OMP_NUM_THREADS", cpus)
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 class CellTask(Checkpointable):
     """One grid cell as a submitit task: ``run_cell(spec, grid=...)``, requeued on preemption.
 
@@ -119,6 +135,7 @@ class CellTask(Checkpointable):
 
     def __call__(self, spec: Any) -> Any:
         os.environ.update(self.env)
+        _join_job()
         try:
             if self.task is not None:
                 return self.task(spec)
