@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+import json
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from benchmark.errors import ConfigError
@@ -191,7 +193,7 @@ class RunSpec:
     def all_splits(self) -> list[str]:
         return [self.train_split, *self.eval_splits]
 
-    @property
+    @cached_property
     def parent(self) -> RunSpec | None:
         """The run whose final checkpoint this one starts from (DP-FT → DP), if any."""
         from benchmark.recipes import get_recipe
@@ -206,18 +208,32 @@ class RunSpec:
         )
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["recipe"] = {"name": self.recipe.name, "params": dict(self.recipe.params)}
-        d["data"] = dict(self.data)
-        return d
+        """Plain JSON-able dict (tuples become lists); inverse of :func:`spec_from_json`."""
+        return json.loads(self._canonical)
 
-    @property
+    @cached_property
+    def _canonical(self) -> str:
+        # shallow field access: dataclasses.asdict deep-copies and dominated grid planning
+        def flat(obj: Any) -> dict[str, Any]:
+            return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+        d = flat(self)
+        d.update(
+            backbone=flat(self.backbone),
+            recipe={"name": self.recipe.name, "params": dict(self.recipe.params)},
+            schedule=flat(self.schedule),
+            corruption=None if self.corruption is None else flat(self.corruption),
+            data=dict(self.data),
+        )
+        return canonical_json(d)
+
+    @cached_property
     def fingerprint(self) -> str:
         """Names the run's record: everything in the spec, data content included."""
-        payload = {"spec": self.to_json(), "results_version": RESULTS_VERSION}
-        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+        payload = f'{{"results_version":{RESULTS_VERSION},"spec":{self._canonical}}}'
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    @property
+    @cached_property
     def train_fingerprint(self) -> str:
         """Names the training (and the evaluations of its checkpoint): only what training
         depends on, so runs that differ in their eval splits share one training."""
