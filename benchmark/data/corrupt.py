@@ -37,7 +37,7 @@ from benchmark.data.split import (
     MANIFEST,
     PreparedSplit,
     corrupted_split_name,
-    load_split,
+    load_if_complete,
     split_dir,
     write_split,
 )
@@ -236,17 +236,6 @@ def _params(source: PreparedSplit, corruption: str, severity: int, global_seed: 
     }
 
 
-def _load_if_complete(name: str, root: Path | None, params: dict) -> PreparedSplit | None:
-    if not (split_dir(name, root) / MANIFEST).is_file():
-        return None
-    try:
-        split = load_split(name, root, check_images=True)
-    except DataError:
-        return None
-    same = all(split.manifest.get(k) == v for k, v in params.items())
-    return split if same else None
-
-
 def _output_name(file_name: str) -> str:
     return Path(file_name).with_suffix(".png").as_posix()
 
@@ -257,7 +246,7 @@ def _build_one(
 ) -> PreparedSplit:
     name = corrupted_split_name(source.name, corruption, severity)
     params = _params(source, corruption, severity, global_seed)
-    done = _load_if_complete(name, root, params)
+    done = load_if_complete(name, root, params)
     if done is not None:
         return done
     out = split_dir(name, root)

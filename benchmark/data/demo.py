@@ -23,9 +23,15 @@ import skimage.data
 from tqdm import tqdm
 
 from benchmark.data import IMAGE_HASH, pixel_sha256, preparer, write_png
-from benchmark.data.split import MANIFEST, PreparedSplit, load_split, split_dir, write_split
+from benchmark.data.split import (
+    MANIFEST,
+    PreparedSplit,
+    load_if_complete,
+    split_dir,
+    write_split,
+)
 from benchmark.data.stylize import STYLES
-from benchmark.errors import ConfigError, DataError
+from benchmark.errors import ConfigError
 from benchmark.store import sha256_lines
 
 GENERATOR = "benchmark.data.demo/1"  # bump when the rendering changes
@@ -255,16 +261,6 @@ def _coco(objects_per_image: Sequence[list[RenderedObject]], size: int) -> dict[
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _complete(name: str, root: Path | None, params: dict[str, Any]) -> PreparedSplit | None:
-    if not (split_dir(name, root) / MANIFEST).is_file():
-        return None
-    try:
-        split = load_split(name, root, check_images=True)
-    except DataError:
-        return None
-    return split if split.manifest.get("demo_params") == params else None
-
-
 def _write(
     name: str, images: Sequence[np.ndarray], coco: dict[str, Any], domain: str,
     params: dict[str, Any], root: Path | None, progress: bool,
@@ -318,7 +314,7 @@ def build_demo(
     test_params = {**base, "n_images": n_test, "scenes": "test"}
 
     splits: dict[str, PreparedSplit] = {}
-    if (done := _complete(TRAIN, root, train_params)) is not None:
+    if (done := load_if_complete(TRAIN, root, {"demo_params": train_params})) is not None:
         splits[TRAIN] = done
     else:
         images, coco = _render_all(TRAIN, n_train, seed, size, progress)
@@ -329,7 +325,7 @@ def build_demo(
     }
     todo = []
     for name in styles:
-        if (done := _complete(name, root, test_params)) is not None:
+        if (done := load_if_complete(name, root, {"demo_params": test_params})) is not None:
             splits[name] = done
         else:
             todo.append(name)

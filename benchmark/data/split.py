@@ -234,3 +234,17 @@ def load_split(name: str, root: Path | None = None, *, check_images: bool = True
                     f"image not found at {path}",
                 )
     return split
+
+
+def load_if_complete(
+    name: str, root: Path | None, expected: dict[str, Any]
+) -> PreparedSplit | None:
+    """The split if it is complete, valid and its manifest has every ``expected`` key/value
+    (how builders skip work already done); else None, and the builder writes it again."""
+    if not (split_dir(name, root) / MANIFEST).is_file():
+        return None
+    try:
+        split = load_split(name, root, check_images=True)
+    except DataError:
+        return None
+    return split if all(split.manifest.get(k) == v for k, v in expected.items()) else None
