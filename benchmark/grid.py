@@ -201,16 +201,17 @@ def _check_weights(runs: list[RunSpec]) -> None:
 
 def _check_categories(runs: list[RunSpec], root: Path | None) -> dict[str, str]:
     """Load every split once (validating it); check class lists agree; return fingerprints."""
-    from benchmark.data.split import load_split
+    from benchmark.data.split import resolve_split
 
     fps: dict[str, str] = {}
     cats: dict[str, list[tuple[int, str]]] = {}
     for spec in runs:
         for name in spec.all_splits:
             if name not in fps:
-                split = load_split(name, root)
-                fps[name] = split.fingerprint
-                cats[name] = sorted((c["id"], c["name"]) for c in split.coco["categories"])
+                resolved = resolve_split(name, root)
+                fps[name] = resolved.fingerprint
+                coco = resolved.split.coco
+                cats[name] = sorted((c["id"], c["name"]) for c in coco["categories"])
         train = cats[spec.train_split]
         for name in spec.eval_splits:
             if cats[name] != train:

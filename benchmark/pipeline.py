@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from benchmark.data.loader import DetectionDataset
-from benchmark.data.split import PreparedSplit, load_split
+from benchmark.data.split import ResolvedSplit, load_split, resolve_split
 from benchmark.errors import BenchmarkError
 from benchmark.spec import RunSpec
 from benchmark.store import artifacts_root, atomic_write_json, file_lock, results_root
@@ -77,14 +77,15 @@ def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
 
 # ---------------------------------------------------------------------------------- evaluate
 def predict_split(
-    model: Any, split: PreparedSplit, label_map: Any, batch_size: int, progress: bool = True
+    model: Any, split: ResolvedSplit, label_map: Any, batch_size: int, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Run the detector over a split; COCO results in the split's own ids."""
+    """Run the detector over a split (corrupted on the fly if so resolved); COCO results in
+    the split's own ids."""
     from tqdm import tqdm
 
     from benchmark.train import device
 
-    dataset = DetectionDataset(split)
+    dataset = DetectionDataset(split.split, corruption=split.corruption)
     dev = device()
     results: list[dict[str, Any]] = []
     for start in tqdm(
@@ -148,15 +149,14 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
     model = Trainer(spec, train_split, out).build(init_from=checkpoint)
     label_map = LabelMap(train_split)
     for name in todo:
-        split = load_split(name)
+        split = resolve_split(name)
         preds = predict_split(model, split, label_map, spec.schedule.eval_batch_size, progress)
         atomic_write_text(out / "predictions" / f"{name}.json", json.dumps(preds))
-        metrics[name] = coco_summary(split.annotation_path, preds)
+        gt = split.split.annotation_path  # a corruption keeps the base split's boxes
+        metrics[name] = coco_summary(gt, preds)
         protocol = voc_protocol(spec, name)
         if protocol is not None:
-            metrics[name]["voc"] = voc_summary(
-                split.annotation_path, preds, use_07_metric=protocol == "voc07"
-            )
+            metrics[name]["voc"] = voc_summary(gt, preds, use_07_metric=protocol == "voc07")
             metrics[name]["voc"]["protocol"] = protocol
         atomic_write_json(out / "metrics" / f"{name}.json", metrics[name])
     return {name: metrics[name] for name in spec.eval_splits}

@@ -671,13 +671,13 @@ class RecordBootstrap:
         return name
 
     def _ground_truth(self, split: str, recorded: str | None) -> Any:
-        from benchmark.data.split import load_split
+        from benchmark.data.split import resolve_split
         from benchmark.errors import DataError
 
         if split not in self._gt:
             try:
-                s = load_split(split, check_images=False)
-                self._gt[split] = (s.coco, s.fingerprint)
+                s = resolve_split(split, check_images=False)
+                self._gt[split] = (s.split.coco, s.fingerprint)
             except DataError:
                 self._gt[split] = None
         entry = self._gt[split]

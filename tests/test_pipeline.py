@@ -244,3 +244,40 @@ def test_training_lock_wait_is_bounded(tmp_path: Path):
         assert 1.5 <= time.time() - t0 < 10
     with training_lock(lock, timeout_s=1.5):  # free again
         pass
+
+
+def test_unbuilt_corrupted_split_is_evaluated_on_the_fly_with_identical_results(
+    tmp_path: Path, tiny_data_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import shutil
+
+    grid = tmp_path / "fly.yaml"
+    text = RESUME_GRID.read_text().replace("iterations: 16", "iterations: 2")
+    grid.write_text(
+        text.replace(
+            "ood_splits: [demo_sketch]",
+            "ood_splits: [demo_sketch]\n    corruption: {base: demo_test, names: [fog], "
+            "severities: [3]}",
+        )
+    )
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data_root, data)
+    monkeypatch.setenv("BENCH_DATA", str(data))
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("BENCH_ARTIFACTS", str(tmp_path / "artifacts"))
+    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+    shutil.rmtree(data / "demo_test-C.fog.3")  # not materialised any more
+    (built,) = load_grid(str(grid)).runs  # still validates: the base split is there
+    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+    records = _records(tmp_path / "results")
+    assert len(records) == 2  # a different data fingerprint: a run of its own
+    a, b = records.values()
+    assert a["metrics"]["demo_test-C.fog.3"] == b["metrics"]["demo_test-C.fog.3"]
+    assert a["summary"]["mPC"] == b["summary"]["mPC"]
+    assert built.fingerprint in records
+    from benchmark.data.split import resolve_split
+    from benchmark.errors import DataError
+
+    shutil.rmtree(data / "demo_test")
+    with pytest.raises(DataError, match="demo_test-C.fog.3.*neither built.*prepare corrupt"):
+        resolve_split("demo_test-C.fog.3")

@@ -248,3 +248,40 @@ def load_if_complete(
     except DataError:
         return None
     return split if all(split.manifest.get(k) == v for k, v in expected.items()) else None
+
+
+@dataclass(frozen=True)
+class ResolvedSplit:
+    """What an eval split name reads: a prepared split, corrupted on the fly when the
+    ``<base>-C.<corruption>.<severity>`` split is not materialised but its base is."""
+
+    name: str
+    split: PreparedSplit
+    corruption: tuple[str, int] | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        if self.corruption is None:
+            return self.split.fingerprint
+        c, sev = self.corruption
+        key = f"on-the-fly/{self.split.fingerprint}/{c}/{sev}/global_seed=0"
+        return sha256_bytes(key.encode())
+
+
+def resolve_split(
+    name: str, root: Path | None = None, *, check_images: bool = True
+) -> ResolvedSplit:
+    """A materialised split if there is one; else, for a corrupted split name, its base
+    split with the corruption applied on the fly (same pixels: ``benchmark.data.corrupt``)."""
+    parsed = parse_corrupted_split_name(name)
+    if parsed is None or (split_dir(name, root) / MANIFEST).is_file():
+        return ResolvedSplit(name, load_split(name, root, check_images=check_images))
+    base, corruption, severity = parsed
+    try:
+        split = load_split(base, root, check_images=check_images)
+    except DataError as e:
+        raise DataError(
+            f"{split_dir(name, root)}: corrupted split {name!r} is neither built "
+            f"(`python -m benchmark.prepare corrupt {base}`) nor can it be made on the fly: {e}"
+        ) from None
+    return ResolvedSplit(name, split, (corruption, severity))
