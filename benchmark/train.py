@@ -44,6 +44,12 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def loader_workers() -> int:
+    """Image-decoding worker processes for training ($BENCH_LOADER_WORKERS)."""
+    default = "4" if torch.cuda.is_available() else "0"
+    return int(os.environ.get("BENCH_LOADER_WORKERS", default))
+
+
 def device() -> torch.device:
     if not torch.cuda.is_available():
         return torch.device("cpu")
@@ -142,22 +148,58 @@ class Trainer:
         self.model: Detector | None = None  # the trained model, once run() returns
 
     # ---- data ------------------------------------------------------------------------------
-    def batch(self, it: int, purpose: str = "train") -> tuple[list[torch.Tensor], list[dict]]:
+    def draw(self, it: int, purpose: str = "train") -> tuple[list[int], list[bool]]:
+        """Image indices and flips of iteration ``it``: a function of (run seed, it) only."""
         sched = self.spec.schedule
         seed = self.seed if purpose == "train" else derive_seed(self.seed, purpose)
         idx = batch_indices(len(self.dataset), sched.batch_size, seed, it)
         flips = np.random.default_rng(derive_seed(seed, "flip", it)).random(len(idx)) < 0.5
+        flips = [bool(f) and sched.hflip for f in flips]
         if purpose == "train" and self.world_size > 1:  # each process takes its share
             idx, flips = idx[self.rank :: self.world_size], flips[self.rank :: self.world_size]
+        return idx, flips
+
+    def assemble(
+        self, items: list[tuple[torch.Tensor, dict]], flips: list[bool]
+    ) -> tuple[list[torch.Tensor], list[dict]]:
         images, targets = [], []
-        for i, flip in zip(idx, flips, strict=True):
-            image, target = self.dataset[i]
+        for (image, target), flip in zip(items, flips, strict=True):
             target = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
-            if flip and sched.hflip:
+            if flip:
                 image, target = _hflip(image, target)
             images.append(image.to(self.device))
             targets.append({k: v.to(self.device) for k, v in target.items()})
         return images, targets
+
+    def batch(self, it: int, purpose: str = "train") -> tuple[list[torch.Tensor], list[dict]]:
+        idx, flips = self.draw(it, purpose)
+        return self.assemble([self.dataset[i] for i in idx], flips)
+
+    def batches(self, start: int) -> Iterator[tuple[int, list[torch.Tensor], list[dict]]]:
+        """Training batches from iteration ``start`` on. With ``$BENCH_LOADER_WORKERS`` > 0
+        (default: 4 on a GPU, 0 on the CPU) images are decoded ahead in worker processes;
+        the batches are the same either way."""
+        stop = self.spec.schedule.iterations
+        workers = loader_workers()
+        if workers == 0:
+            for it in range(start, stop):
+                yield (it, *self.batch(it))
+            return
+        from torch.utils.data import DataLoader
+
+        from benchmark.data.loader import collate
+
+        draws = [self.draw(it) for it in range(start, stop)]
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=[idx for idx, _ in draws],
+            num_workers=workers,
+            collate_fn=collate,
+            multiprocessing_context="forkserver",
+            prefetch_factor=4,
+        )
+        for it, ((images, targets), (_, flips)) in enumerate(zip(loader, draws, strict=True)):
+            yield (start + it, *self.assemble(list(zip(images, targets, strict=True)), flips))
 
     # ---- model -----------------------------------------------------------------------------
     def build(self, init_from: Path | None) -> Detector:
@@ -255,9 +297,7 @@ class Trainer:
             leave=False,
         )
         t0 = time.time()
-        while self.iteration < sched.iterations:
-            it = self.iteration
-            images, targets = self.batch(it)
+        for it, images, targets in self.batches(self.iteration):
             torch.manual_seed(derive_seed(self.seed, "step", it, *self._rank_part()))
             factor = lr_factor(sched, it)
             for g in optimizer.param_groups:
