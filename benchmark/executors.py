@@ -44,23 +44,25 @@ def _describe(e: BaseException) -> str:
 @dataclass
 class LocalExecutor:
     """Runs cells on this machine. ``workers > 1`` uses that many processes, each with
-    ``cpu_count // workers`` threads; a parent (DP) shared by several cells is trained once
-    (a file lock), and a failing cell never stops the others."""
+    ``threads`` torch threads (default ``cpu_count // workers``; on the CPU the thread count
+    is part of what makes a rerun bit-identical); a parent (DP) shared by several cells is
+    trained once (a file lock), and a failing cell never stops the others."""
 
     workers: int = 1
     progress: bool = True
+    threads: int | None = None  # torch threads per cell; None: all cores / workers
 
     def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:
         outcome = Outcome()
         if self.workers <= 1:
             for spec in cells:
                 try:
-                    outcome.done.append(_run_one(spec, grid, self.progress, None))
+                    outcome.done.append(_run_one(spec, grid, self.progress, self.threads))
                 except Exception as e:  # noqa: BLE001 - isolate the failure, report it
                     outcome.failed[spec.fingerprint] = _describe(e)
                     print(f"FAILED {spec.label}: {_describe(e)}", file=sys.stderr)
             return outcome
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         import multiprocessing as mp
 
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:

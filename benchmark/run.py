@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executor", choices=("local", "slurm"), default="local")
     ap.add_argument("--profile", help="SLURM cluster profile (slurm/NAME.yaml)")
     ap.add_argument("--workers", type=int, default=1, help="local: cells run in parallel")
+    ap.add_argument(
+        "--threads", type=int, help="local: torch threads per cell (default: cores / workers)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     ap.add_argument("--retry-failed", action="store_true", help="rerun cells that failed")
     ap.add_argument("--no-report", action="store_true", help="do not regenerate the report")
@@ -88,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             return submit_grid(grid, todo, profile=args.profile, retry_failed=args.retry_failed)
         from benchmark.executors import LocalExecutor
 
-        outcome = LocalExecutor(workers=args.workers, progress=not args.quiet).execute(
-            todo, grid.name
-        )
+        outcome = LocalExecutor(
+            workers=args.workers, progress=not args.quiet, threads=args.threads
+        ).execute(todo, grid.name)
         print(
             f"{len(outcome.done)} cell(s) done, {len(outcome.failed)} failed, "
             f"{len(cells) - len(todo)} already finished or skipped "
