@@ -31,6 +31,8 @@ def _run_one(spec: RunSpec, grid: str, progress: bool, threads: int | None) -> s
         torch.set_num_threads(threads)
     from benchmark.pipeline import run_cell
 
+    if not progress:  # parallel workers: one line per cell instead of interleaved bars
+        print(f"start  {spec.label}", file=sys.stderr, flush=True)
     run_cell(spec, grid=grid, progress=progress)
     return spec.fingerprint
 
