@@ -315,22 +315,30 @@ def _from_scheduler(
 
 
 # --------------------------------------------------------------------------------- CLI
-def _grid_cells(name: str) -> tuple[str, list[str]]:
-    """The grid's name and the fingerprints of every cell it runs (parents included)."""
+def _grid_cells(name: str) -> tuple[str, dict[str, str]]:
+    """The grid's name and {fingerprint: short label} of every cell it runs (parents too)."""
     from benchmark.grid import load_grid
 
     grid = load_grid(name)
-    return grid.name, [spec.fingerprint for spec in grid.cells()]
+    return grid.name, {
+        s.fingerprint: f"{s.benchmark} {s.backbone.name} {s.recipe.name} s{s.seed}"
+        for s in grid.cells()
+    }
 
 
-def render(states: list[CellState], title: str = "") -> str:
+def render(states: list[CellState], title: str = "", labels: dict[str, str] | None = None) -> str:
     counts = Counter(s.state for s in states)
     summary = ", ".join(f"{k} {counts[k]}" for k in STATES if counts[k])
     lines = [f"{title}{len(states)} cells: {summary or 'none'}"]
+    width = max((len(v) for v in (labels or {}).values()), default=0)
+    run = f"{'RUN':<{width}} " if width else ""
     if states:
-        lines.append(f"{'CELL':<14} {'STATE':<11} {'JOB':<14} DETAIL")
+        lines.append(f"{'CELL':<14} {run}{'STATE':<11} {'JOB':<14} DETAIL")
     for s in states:
-        lines.append(f"{s.fingerprint[:14]:<14} {s.state:<11} {s.job_id or '-':<14} {s.detail}")
+        run = f"{(labels or {}).get(s.fingerprint, ''):<{width}} " if width else ""
+        lines.append(
+            f"{s.fingerprint[:14]:<14} {run}{s.state:<11} {s.job_id or '-':<14} {s.detail}"
+        )
         if s.state == "failed":
             if s.log:
                 lines.append(f"    log: {s.log}")
@@ -347,10 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", choices=STATES, action="append", help="only cells in this state")
     ap.add_argument("--tail", type=int, default=5, help="log lines shown per failed cell")
     args = ap.parse_args(argv)
-    title, fps = "", None
+    title, fps, labels = "", None, None
     if args.grid:
         try:
-            name, fps = _grid_cells(args.grid)
+            name, labels = _grid_cells(args.grid)
+            fps = list(labels)
         except Exception as e:  # noqa: BLE001 — report a bad grid as one line
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -360,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         states = [s for s in states if s.state in args.state]
     text = json.dumps([s.to_json() for s in states], indent=1) if args.json else None
     try:
-        print(text if text is not None else render(states, title=title))
+        print(text if text is not None else render(states, title=title, labels=labels))
     except BrokenPipeError:  # `status | head`
         sys.stderr.close()
     return 0
