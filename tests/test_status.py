@@ -207,3 +207,14 @@ def test_status_over_10000_cells_is_fast_with_one_query(tmp_path: Path) -> None:
     counts = {s: sum(c.state == s for c in got) for s in ("done", "failed", "running")}
     assert counts == {"done": 2500, "failed": 5000, "running": 2500}
     assert elapsed < 5.0, f"status over {n} cells took {elapsed:.2f} s"
+
+
+def test_status_of_a_grid_names_every_cell(bench_env, capsys) -> None:
+    from benchmark.status import main
+    from tests.conftest import TINY_GRID
+
+    assert main(["--grid", str(TINY_GRID)]) == 0
+    out = capsys.readouterr().out
+    assert "6 cells: unsubmitted 6" in out
+    for recipe in ("ft", "dp", "dp_ft"):
+        assert f"demo resnet18 {recipe} s0" in out
