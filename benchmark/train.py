@@ -145,6 +145,7 @@ class Trainer:
         self.log: list[dict[str, Any]] = []
         self._in_step = False
         self._deferred: tuple[Any, int, Any] | None = None
+        self._in_handler = False
         self.model: Detector | None = None  # the trained model, once run() returns
 
     # ---- data ------------------------------------------------------------------------------
@@ -320,7 +321,11 @@ class Trainer:
             if self._deferred is not None:  # a preemption warning arrived during the step
                 handler, signum, frame = self._deferred
                 self._deferred = None
-                handler(signum, frame)
+                self._in_handler = True
+                try:
+                    handler(signum, frame)
+                finally:
+                    self._in_handler = False
             if it % 10 == 0 or self.iteration == sched.iterations:
                 self.log.append(
                     {
@@ -388,10 +393,14 @@ def _defer_preemption_signal(trainer: Trainer) -> Iterator[None]:
         return
 
     def deferring(signum: int, frame: Any) -> None:
-        if trainer._in_step:
+        if trainer._in_step or trainer._in_handler:  # also: never re-enter a running save
             trainer._deferred = (previous, signum, frame)
-        else:
+            return
+        trainer._in_handler = True
+        try:
             previous(signum, frame)
+        finally:
+            trainer._in_handler = False
 
     signal.signal(signal.SIGUSR2, deferring)
     try:
