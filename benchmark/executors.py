@@ -1,5 +1,5 @@
-"""Executors run cells. ``local`` runs them here (optionally in parallel processes);
-``slurm`` submits job arrays through submitit (benchmark.slurm)."""
+"""The local executor: runs cells here, optionally in parallel processes. (SLURM job arrays
+are submitted by :mod:`benchmark.slurm`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from benchmark.spec import RunSpec
 
@@ -17,11 +16,6 @@ from benchmark.spec import RunSpec
 class Outcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # fingerprint → error
-    submitted: list[str] = field(default_factory=list)  # job ids (asynchronous executors)
-
-
-class Executor(Protocol):
-    def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome: ...
 
 
 def _run_one(spec: RunSpec, grid: str, progress: bool, threads: int | None) -> str:

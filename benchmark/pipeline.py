@@ -131,7 +131,7 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
     """Evaluate every eval split not yet evaluated; return {split: 12 COCO numbers}."""
     from benchmark.evaluate import coco_summary
     from benchmark.store import atomic_write_text
-    from benchmark.train import LabelMap, Trainer
+    from benchmark.train import LabelMap, load_detector
     from benchmark.voc_eval import voc_summary
 
     out = artifacts_dir(spec.train_fingerprint)
@@ -145,9 +145,8 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
             todo.append(name)
     if not todo:
         return metrics
-    train_split = load_split(spec.train_split)
-    model = Trainer(spec, train_split, out).build(init_from=checkpoint)
-    label_map = LabelMap(train_split)
+    label_map = LabelMap(load_split(spec.train_split))
+    model = load_detector(spec, len(label_map), checkpoint)
     for name in todo:
         split = resolve_split(name)
         preds = predict_split(model, split, label_map, spec.schedule.eval_batch_size, progress)

@@ -445,13 +445,6 @@ class SlurmExecutor:
             },
         )
 
-    def execute(self, cells: Sequence[Any], grid: str) -> Any:
-        """The ``benchmark.executors.Executor`` protocol: submit and return at once."""
-        from benchmark.executors import Outcome
-
-        self.grid = grid or self.grid
-        return Outcome(submitted=self.submit(cells))
-
 
 def submit_grid(
     grid: Any, specs: Sequence[Any], *, profile: str | None, retry_failed: bool = False

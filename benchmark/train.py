@@ -99,6 +99,15 @@ def batch_indices(n: int, batch_size: int, seed: int, it: int) -> list[int]:
     return out
 
 
+def load_detector(spec: RunSpec, num_classes: int, checkpoint: Path | None) -> Detector:
+    """The spec's detector on this process's device, with ``checkpoint``'s weights if given."""
+    model = build_detector(spec, num_classes=num_classes)
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+    return model.to(device())
+
+
 class LabelMap:
     """Category ids of a split ↔ contiguous model labels 1..K (0 is background)."""
 
@@ -204,12 +213,8 @@ class Trainer:
 
     # ---- model -----------------------------------------------------------------------------
     def build(self, init_from: Path | None) -> Detector:
-        torch.manual_seed(derive_seed(self.seed, "init"))
-        model = build_detector(self.spec, num_classes=len(self.labels))
-        if init_from is not None:
-            state = torch.load(init_from, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"])
-        return model.to(self.device)
+        torch.manual_seed(derive_seed(self.seed, "init"))  # the decoder's initial weights
+        return load_detector(self.spec, len(self.labels), init_from)
 
     def _save(self, model: Detector, optimizer: torch.optim.Optimizer) -> None:
         state = {

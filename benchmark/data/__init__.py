@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import os
 import pkgutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.registry import Registry
+from benchmark.store import atomic_write_bytes
 
 if TYPE_CHECKING:
     from benchmark.data.split import PreparedSplit
@@ -107,25 +106,9 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory + rename: a crash never leaves a truncated ``path``.
-
-    No fsync (per-image fsync would dominate the cost of cheap corruptions); a file damaged by
-    a power loss fails to decode and is regenerated when the split is resumed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_png(path: Path, image: np.ndarray) -> None:
-    write_file_atomic(path, encode_png(image))
+    # No fsync: a file damaged by a power loss fails to decode and is regenerated on resume.
+    atomic_write_bytes(path, encode_png(image), fsync=False)
 
 
 def remove_stray_temp_files(directory: Path) -> int:
