@@ -3,7 +3,7 @@
 ```yaml
 name: demo
 experiments:
-  - benchmark: demo            # family, used by the report
+  - family: demo               # benchmark family (benchmark.families)
     prepare: demo              # optional: generated data built when missing
     engine: frcnn_fpn_small
     train_split: demo_train
@@ -33,7 +33,7 @@ from benchmark.spec import BackboneSpec, CorruptionSpec, RecipeSpec, RunSpec, Sc
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 EXPERIMENT_KEYS = {
-    "benchmark",
+    "family",
     "prepare",
     "engine",
     "train_split",
@@ -45,7 +45,7 @@ EXPERIMENT_KEYS = {
     "recipes",
     "seeds",
 }
-REQUIRED = ("benchmark", "engine", "train_split", "id_split", "schedule", "backbones", "recipes")
+REQUIRED = ("family", "engine", "train_split", "id_split", "schedule", "backbones", "recipes")
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,14 @@ class Grid:
 
     def cells(self) -> list[RunSpec]:
         """Every run that must train: the grid's runs plus their parents, parents first."""
+        from benchmark.recipes import parent_of
+
         seen: dict[str, RunSpec] = {}
 
         def add(spec: RunSpec) -> None:
-            if spec.parent is not None:
-                add(spec.parent)
+            parent = parent_of(spec)
+            if parent is not None:
+                add(parent)
             seen.setdefault(spec.fingerprint, spec)
 
         for spec in self.runs:
@@ -115,8 +118,8 @@ def _lookup(registry: Any, name: Any, field: str) -> None:
 
 def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     from benchmark.data.corrupt import corruption_names
-    from benchmark.models.backbones import BACKBONES
-    from benchmark.models.detector import ENGINES
+    from benchmark.families import FAMILIES
+    from benchmark.models import BACKBONES, ENGINES
     from benchmark.recipes import RECIPES, get_recipe
 
     unknown = sorted(set(exp) - EXPERIMENT_KEYS)
@@ -127,6 +130,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     for key in REQUIRED:
         if key not in exp:
             raise ConfigError(f"{key}: missing required key")
+    _lookup(FAMILIES, exp["family"], "family")
     _lookup(ENGINES, exp["engine"], "engine")
     sched_doc = _mapping(exp["schedule"], "schedule")
     try:
@@ -167,7 +171,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     seeds = _as_list(exp.get("seeds", [0]), "seeds")
     return [
         RunSpec(
-            benchmark=exp["benchmark"],
+            family=exp["family"],
             engine=exp["engine"],
             backbone=b,
             recipe=r,

@@ -1,13 +1,14 @@
 """Stages of one cell: train once, evaluate every split, write the record.
 
 Every stage is idempotent (its output present → skipped) and atomic (temp file + rename),
-so a killed cell leaves only a resumable checkpoint and rerunning continues it.
+so a killed cell leaves only a resumable checkpoint and rerunning continues it. Where the
+files live is the store's business (:class:`benchmark.store.Cell`,
+:class:`benchmark.store.TrainingDir`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import traceback
@@ -17,32 +18,15 @@ from typing import Any
 
 import torch
 
+from benchmark.data.labels import LabelMap
 from benchmark.data.loader import DetectionDataset
 from benchmark.data.split import ResolvedSplit, load_split, resolve_split
 from benchmark.errors import BenchmarkError
+from benchmark.models import Detector
+from benchmark.recipes import parent_of
+from benchmark.runtime import device, world
 from benchmark.spec import RunSpec
-from benchmark.store import artifacts_root, atomic_write_json, file_lock, results_root
-
-RECORD = "record.json"
-FAILED = "failed.json"
-SPEC = "spec.json"
-
-
-def results_dir(fingerprint: str) -> Path:
-    return results_root() / "runs" / fingerprint
-
-
-def artifacts_dir(train_fingerprint: str) -> Path:
-    """Checkpoints, predictions and per-split metrics of one training."""
-    return artifacts_root() / "train" / train_fingerprint
-
-
-def read_record(fingerprint: str) -> dict[str, Any] | None:
-    path = results_dir(fingerprint) / RECORD
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
+from benchmark.store import Cell, TrainingDir, file_lock
 
 #: How long a cell waits for another cell's training of the same run (e.g. a shared DP
 #: parent) before giving up with an error; $BENCH_LOCK_TIMEOUT_S overrides.
@@ -59,31 +43,29 @@ def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.Abst
 # ---------------------------------------------------------------------------------- train
 def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
     """Train ``spec`` (its parent first), returning the final checkpoint path."""
-    from benchmark.train import FINAL, Trainer, world
+    from benchmark.training import Trainer
 
-    out = artifacts_dir(spec.train_fingerprint)
-    final = out / FINAL
-    if final.is_file():
-        return final
-    init_from = train_stage(spec.parent, progress=progress) if spec.parent is not None else None
+    out = TrainingDir(spec.train_fingerprint)
+    if out.final.is_file():
+        return out.final
+    parent = parent_of(spec)
+    init_from = train_stage(parent, progress=progress) if parent is not None else None
     if world()[0] != 0:  # a DDP worker: rank 0 holds the lock and writes the outputs
         return Trainer(spec, load_split(spec.train_split), out).run(init_from, progress=False)
-    with training_lock(out / "train.lock"):
-        if final.is_file():
-            return final
+    with training_lock(out.lock):
+        if out.final.is_file():
+            return out.final
         trainer = Trainer(spec, load_split(spec.train_split), out)
         return trainer.run(init_from=init_from, progress=progress)
 
 
 # ---------------------------------------------------------------------------------- evaluate
 def predict_split(
-    model: Any, split: ResolvedSplit, label_map: Any, batch_size: int, progress: bool = True
+    model: Detector, split: ResolvedSplit, labels: LabelMap, batch_size: int, progress: bool = True
 ) -> list[dict[str, Any]]:
     """Run the detector over a split (corrupted on the fly if so resolved); COCO results in
     the split's own ids."""
     from tqdm import tqdm
-
-    from benchmark.train import device
 
     dataset = DetectionDataset(split.split, corruption=split.corruption)
     dev = device()
@@ -98,7 +80,7 @@ def predict_split(
         outputs = model.predict([img.to(dev) for img, _ in items])
         for (_, target), out in zip(items, outputs, strict=True):
             boxes = out["boxes"].cpu()
-            cat_ids = label_map.to_cat_ids(out["labels"].cpu())
+            cat_ids = labels.to_cat_ids(out["labels"].cpu())
             for box, cat, score in zip(
                 boxes.tolist(), cat_ids, out["scores"].cpu().tolist(), strict=True
             ):
@@ -114,107 +96,55 @@ def predict_split(
     return results
 
 
-def voc_protocol(spec: RunSpec, split: str) -> str | None:
-    """VOC-style AP is computed next to COCO's for the Pascal family: 11-point on VOC2007
-    test (and its -C copies), area under the curve on the other VOC-layout splits."""
-    if spec.benchmark != "pascal":
-        return None
-    return "voc07" if split.startswith("voc07_test") else "voc"
-
-
-def headline(metrics: dict[str, Any], key: str) -> float:
-    """The family's headline number: VOC-style where computed, else COCO."""
-    return metrics["voc"][key] if "voc" in metrics else metrics[key]
-
-
 def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) -> dict[str, dict]:
-    """Evaluate every eval split not yet evaluated; return {split: 12 COCO numbers}."""
-    from benchmark.evaluate import coco_summary
-    from benchmark.store import atomic_write_text
-    from benchmark.train import LabelMap, load_detector
-    from benchmark.voc_eval import voc_summary
+    """Evaluate every eval split not yet evaluated; return {split: its metrics}."""
+    from benchmark.evaluation import evaluate_split
+    from benchmark.training import load_detector
 
-    out = artifacts_dir(spec.train_fingerprint)
+    out = TrainingDir(spec.train_fingerprint)
     metrics: dict[str, dict] = {}
     todo: list[str] = []
     for name in spec.eval_splits:
-        path = out / "metrics" / f"{name}.json"
-        if path.is_file():
-            metrics[name] = json.loads(path.read_text())
+        done = out.read_metrics(name)
+        if done is not None:
+            metrics[name] = done
         else:
             todo.append(name)
     if not todo:
         return metrics
-    label_map = LabelMap(load_split(spec.train_split))
-    model = load_detector(spec, len(label_map), checkpoint)
+    labels = LabelMap(load_split(spec.train_split))
+    model = load_detector(spec, len(labels), checkpoint)
     for name in todo:
         split = resolve_split(name)
-        preds = predict_split(model, split, label_map, spec.schedule.eval_batch_size, progress)
-        atomic_write_text(out / "predictions" / f"{name}.json", json.dumps(preds))
+        preds = predict_split(model, split, labels, spec.schedule.eval_batch_size, progress)
+        out.write_predictions(name, preds)
         gt = split.split.annotation_path  # a corruption keeps the base split's boxes
-        metrics[name] = coco_summary(gt, preds)
-        protocol = voc_protocol(spec, name)
-        if protocol is not None:
-            metrics[name]["voc"] = voc_summary(gt, preds, use_07_metric=protocol == "voc07")
-            metrics[name]["voc"]["protocol"] = protocol
-        atomic_write_json(out / "metrics" / f"{name}.json", metrics[name])
+        metrics[name] = evaluate_split(spec, name, gt, preds)
+        out.write_metrics(name, metrics[name])
     return {name: metrics[name] for name in spec.eval_splits}
-
-
-def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
-    from benchmark.metrics import corruption_summary, ood_summary
-
-    id_ap = headline(metrics[spec.id_split], "AP")
-    ood = {s: headline(metrics[s], "AP") for s in spec.ood_splits}
-    summary: dict[str, Any] = {
-        "protocol": "voc" if spec.benchmark == "pascal" else "coco",
-        "id_ap": id_ap,
-        "id_ap50": headline(metrics[spec.id_split], "AP50"),
-        "ood": ood or None,
-        "ood_mean": None,
-        "ood_mean_ap50": None,
-        "gap": None,
-        "P": None,
-        "mPC": None,
-        "rPC": None,
-        "corruption": None,
-    }
-    if ood:
-        o = ood_summary(id_ap, ood)
-        summary.update(ood_mean=o["ood_mean"], gap=o["gap"])
-        summary["ood_mean_ap50"] = sum(headline(metrics[s], "AP50") for s in ood) / len(ood)
-    if spec.corruption is not None:
-        aps = {(c, sev): headline(metrics[name], "AP") for name, c, sev in spec.corrupted_splits}
-        clean = headline(metrics[spec.corruption.base], "AP")
-        cs = corruption_summary(clean, aps, spec.corruption.names)
-        summary.update(P=cs["P"], mPC=cs["mPC"], rPC=cs["rPC"])
-        table: dict[str, dict[str, float]] = {}
-        for (c, sev), ap in aps.items():
-            table.setdefault(c, {})[str(sev)] = ap
-        summary["corruption"] = table
-    return summary
 
 
 # ---------------------------------------------------------------------------------- cell
 def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[str, Any]:
     """Train, evaluate and record one cell; idempotent and resumable."""
+    from benchmark.evaluation import summarize
     from benchmark.provenance import provenance
-    from benchmark.train import FINAL, world
+    from benchmark.training import checkpoint
 
-    done = read_record(spec.fingerprint)
+    cell = Cell(spec.fingerprint)
+    done = cell.read_record()
     if done is not None:
         return done
     if world()[0] != 0:  # DDP workers only help train; rank 0 evaluates and records
         train_stage(spec, progress=False)
         return {}
-    rdir = results_dir(spec.fingerprint)
-    atomic_write_json(rdir / SPEC, {"grid": grid, "spec": spec.to_json()})
+    cell.write_spec(grid, spec.to_json())
     started = datetime.now(UTC)
     t0 = time.time()
     try:
-        checkpoint = train_stage(spec, progress=progress)
-        metrics = evaluate_stage(spec, checkpoint, progress=progress)
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        final = train_stage(spec, progress=progress)
+        metrics = evaluate_stage(spec, final, progress=progress)
+        state = checkpoint.read(final)
         wall = time.time() - t0
         prov = provenance()
         prov.update(
@@ -224,7 +154,7 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
             wall_time_s=round(wall, 1),
             gpu_hours=round(wall / 3600, 4) if torch.cuda.is_available() else 0.0,
         )
-        out = artifacts_dir(spec.train_fingerprint)
+        out = TrainingDir(spec.train_fingerprint)
         record = {
             "schema": 1,
             "fingerprint": spec.fingerprint,
@@ -236,24 +166,19 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
             "rgn": state.get("rgn"),
             "provenance": prov,
             "artifacts": {
-                "checkpoint": str((out / FINAL).relative_to(artifacts_root())),
-                "predictions": {
-                    s: str((out / "predictions" / f"{s}.json").relative_to(artifacts_root()))
-                    for s in spec.eval_splits
-                },
+                "checkpoint": out.relative(out.final),
+                "predictions": {s: out.relative(out.predictions(s)) for s in spec.eval_splits},
             },
         }
     except Exception as e:  # not SystemExit: a requeue by submitit exits on purpose
         tail = traceback.format_exc().splitlines()[-15:]
-        atomic_write_json(
-            rdir / FAILED,
+        cell.write_failed(
             {
                 "error": str(e) if isinstance(e, BenchmarkError) else f"{type(e).__name__}: {e}",
                 "traceback_tail": tail,
                 "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
+            }
         )
         raise
-    atomic_write_json(rdir / RECORD, record)
-    (rdir / FAILED).unlink(missing_ok=True)
+    cell.write_record(record)
     return record

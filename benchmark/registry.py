@@ -1,7 +1,14 @@
-"""A tiny name → object registry, in the spirit of detectron2's and timm's."""
+"""A tiny name → object registry, in the spirit of detectron2's and timm's.
+
+Every extension point of the suite (backbones, engines, recipes, dataset preparers, benchmark
+families, summary metrics) is one :class:`Registry`; the module that owns it states, in its
+docstring, what a registered object must be. Implementations register themselves where they
+are defined.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -39,3 +46,17 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def in_order(self) -> list[T]:
+        """The registered objects in registration order (display order, where it matters)."""
+        return list(self._items.values())
+
+    @contextlib.contextmanager
+    def registered(self, name: str, obj: T) -> Iterator[T]:
+        """Register ``obj`` under ``name`` for the duration of the block (tests, plugins
+        tried out in a session), then remove it."""
+        self.register(name)(obj)
+        try:
+            yield obj
+        finally:
+            self._items.pop(name, None)

@@ -28,21 +28,25 @@ def prepare_generated(names: tuple[str, ...], workers: int) -> None:
 def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
     """Cells in run order (runs other cells start from first), with their state
     (done / running / pending / failed / unsubmitted; one scheduler query at most)."""
+    from benchmark.recipes import parent_of
     from benchmark.status import cell_states
 
     cells = grid.cells()
-    parents = {s.parent.fingerprint for s in cells if s.parent is not None}
+    parents = {p.fingerprint for s in cells if (p := parent_of(s)) is not None}
     ordered = sorted(cells, key=lambda s: s.fingerprint not in parents)
     states = {c.fingerprint: c.state for c in cell_states([s.fingerprint for s in ordered])}
     return [(s, states[s.fingerprint]) for s in ordered]
 
 
 def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
+    from benchmark.recipes import parent_of
+
     print(f"grid {grid.name!r} ({grid.path}): {len(cells)} cells", file=file)
     for spec, state in cells:
-        parent = f"  from {spec.parent.fingerprint}" if spec.parent is not None else ""
+        p = parent_of(spec)
+        parent = f"  from {p.fingerprint}" if p is not None else ""
         print(
-            f"  {state:6s} {spec.fingerprint}  {spec.benchmark:8s} {spec.backbone.label:28s} "
+            f"  {state:6s} {spec.fingerprint}  {spec.family:8s} {spec.backbone.label:28s} "
             f"{spec.recipe.name:6s} seed {spec.seed}  {len(spec.eval_splits)} eval splits{parent}",
             file=file,
         )

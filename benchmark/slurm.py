@@ -12,26 +12,29 @@ from the cell) and ``python -m benchmark.status`` reads it back.
 - Each stage is split into ``ceil(n / MaxArraySize)`` arrays, one sbatch call each,
   throttled by the profile's ``array_parallelism``.
 - ``CellTask`` is ``submitit.helpers.Checkpointable``: on the preemption / time-limit signal
-  it runs the registered checkpoint hooks and requeues the same cell, which resumes from its
-  last atomic checkpoint.
+  every running training saves (``benchmark.runtime``) and the same cell is requeued; it
+  resumes from its last atomic checkpoint.
 - Submission holds an exclusive lock on ``results/.slurm-submit.lock`` while it reads the
   cell states (one ``sacct``) and writes ``submitted.json``: two racing ``run`` commands
   cannot submit a cell twice.
+
+It is over 400 lines because submission, array planning, the requeueing task and the
+submitit glue are one protocol with one lock; the states it reads back live in
+:mod:`benchmark.status`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import submitit
 from submitit.core import core, utils
@@ -39,14 +42,9 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.profiles import ClusterInfo, Profile, check_cluster, load_profile
+from benchmark.runtime import checkpoint_now
 from benchmark.status import CellState, cell_states
-from benchmark.store import (
-    REPO_ROOT,
-    artifacts_root,
-    atomic_write_json,
-    file_lock,
-    results_root,
-)
+from benchmark.store import REPO_ROOT, Cell, artifacts_root, file_lock, results_root
 
 SBATCH_TIMEOUT_S = 120
 LOCK_TIMEOUT_S = 600.0
@@ -55,47 +53,6 @@ ENV_KEYS = ("BENCH_RESULTS", "BENCH_ARTIFACTS", "BENCH_DATA")
 
 class SubmissionError(BenchmarkError):
     """sbatch refused or failed part-way; what was submitted is recorded."""
-
-
-class Spec(Protocol):
-    """What the executor needs of a RunSpec."""
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
-# ------------------------------------------------------------------- checkpoint hooks
-_CHECKPOINT_HOOKS: list[Callable[[], None]] = []
-
-
-@contextlib.contextmanager
-def checkpoint_hook(hook: Callable[[], None]) -> Iterator[None]:
-    """Run ``hook`` (e.g. "save the training checkpoint now") when SLURM warns of preemption
-    or the time limit, before the cell is requeued. Use around the training loop::
-
-        with checkpoint_hook(lambda: save_checkpoint(state)):
-            for step in ...: ...
-    """
-    _CHECKPOINT_HOOKS.append(hook)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            _CHECKPOINT_HOOKS.remove(hook)
-
-
-def run_checkpoint_hooks() -> int:
-    """Call every registered hook (newest first); a failing hook is logged, not raised."""
-    ran = 0
-    for hook in reversed(list(_CHECKPOINT_HOOKS)):
-        try:
-            hook()
-            ran += 1
-        except Exception:  # noqa: BLE001 — requeueing matters more than one hook
-            print(f"checkpoint hook {hook!r} failed:\n{traceback.format_exc()}", file=sys.stderr)
-    return ran
 
 
 # ---------------------------------------------------------------------------- the task
@@ -149,37 +106,28 @@ class CellTask(Checkpointable):
     def checkpoint(self, spec: Any) -> DelayedSubmission:
         """Preemption / time-limit signal: save state now, then requeue this same cell.
 
-        Runs the registered hooks and, when a training loop is running here,
-        ``benchmark.train.checkpoint_now()``; the periodic checkpoints bound what is lost
-        when the signal lands mid-step (or is a plain SIGTERM, which submitit ignores).
+        Every running training saves (``benchmark.runtime.checkpoint_now``); the periodic
+        checkpoints bound what is lost when the signal is a plain SIGTERM, which submitit
+        ignores.
         """
-        run_checkpoint_hooks()
-        train = sys.modules.get("benchmark.train")  # never import torch in a signal handler
-        if train is not None and hasattr(train, "checkpoint_now"):
-            try:
-                train.checkpoint_now()
-            except Exception:  # noqa: BLE001 — requeue anyway; the last periodic one stays
-                print(f"checkpoint_now failed:\n{traceback.format_exc()}", file=sys.stderr)
+        checkpoint_now()
         return DelayedSubmission(self, spec)
 
 
 def _write_failed(spec: Any, error: BaseException) -> None:
     """failed.json for a cell whose task raised, unless the cell wrote one itself."""
-    path = results_root() / "runs" / spec.fingerprint / "failed.json"
-    if path.exists():
-        return
     log, job_id = None, None
     with contextlib.suppress(Exception):
         env = submitit.JobEnvironment()
         log, job_id = str(env.paths.stdout), env.job_id
-    atomic_write_json(
-        path,
+    Cell(spec.fingerprint).write_failed(
         {
             "error": f"{type(error).__name__}: {error}",
             "traceback_tail": traceback.format_exc().splitlines()[-30:],
             "log": log,
             "job_id": job_id,
         },
+        keep_existing=True,
     )
 
 
@@ -201,14 +149,19 @@ class SubmissionPlan:
         return [s for arrays in self.stages for chunk in arrays for s in chunk]
 
 
-def _parent_fp(spec: Any) -> str | None:
-    parent = getattr(spec, "parent", None)
-    return None if parent is None else parent.fingerprint
+ParentOf = Callable[[Any], Any]  # spec → the spec it starts from, or None
 
 
-def plan_arrays(specs: Sequence[Any], array_limit: int) -> list[list[list[Any]]]:
+def plan_arrays(
+    specs: Sequence[Any], array_limit: int, parent_of: ParentOf
+) -> list[list[list[Any]]]:
     """Group specs into stages (a cell after its parent when both are submitted) and split
     each stage into arrays of at most ``array_limit`` tasks: ``ceil(n / limit)`` per stage."""
+
+    def _parent_fp(spec: Any) -> str | None:
+        parent = parent_of(spec)
+        return None if parent is None else parent.fingerprint
+
     if array_limit < 1:
         raise ValueError(f"array_limit must be >= 1, got {array_limit}")
     by_fp = {s.fingerprint: s for s in specs}
@@ -283,7 +236,8 @@ class SlurmExecutor:
     ``profile``: a profile name (``slurm/<name>.yaml``), a YAML path or a ``Profile``; it
     is validated against the live cluster here, before anything is submitted.
     ``task``: the per-cell callable (default ``benchmark.pipeline.run_cell``); it must be
-    picklable and importable on the compute nodes.
+    picklable and importable on the compute nodes. ``parent_of``: spec → the spec it starts
+    from (default ``benchmark.recipes.parent_of``; DP-FT cells wait for their DP parents).
     """
 
     def __init__(
@@ -292,9 +246,13 @@ class SlurmExecutor:
         *,
         grid: str = "",
         task: Callable[[Any], Any] | None = None,
+        parent_of: ParentOf | None = None,
         check: bool = True,
         lock_timeout_s: float = LOCK_TIMEOUT_S,
     ) -> None:
+        if parent_of is None:
+            from benchmark.recipes import parent_of
+        self.parent_of = parent_of
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.cluster: ClusterInfo | None = check_cluster(self.profile) if check else None
         self.grid = grid
@@ -329,7 +287,7 @@ class SlurmExecutor:
             else:
                 skipped[spec.fingerprint] = state
         limit = self.array_limit
-        return SubmissionPlan(plan_arrays(todo, limit), skipped, limit)
+        return SubmissionPlan(plan_arrays(todo, limit, self.parent_of), skipped, limit)
 
     def submit(self, specs: Sequence[Any], *, retry_failed: bool = False) -> list[str]:
         """Queue the cells that need it; return their SLURM job ids (``<array>_<task>``).
@@ -383,9 +341,9 @@ class SlurmExecutor:
             for chunk in stage:
                 parents = sorted(
                     {
-                        array_of[p]
+                        array_of[p.fingerprint]
                         for s in chunk
-                        if (p := _parent_fp(s)) is not None and p in array_of
+                        if (p := self.parent_of(s)) is not None and p.fingerprint in array_of
                     }
                 )
                 if parents:
@@ -393,7 +351,9 @@ class SlurmExecutor:
                 else:
                     ex.parameters.pop("dependency", None)
                 for spec in chunk:
-                    self._prepare_cell(results / "runs" / spec.fingerprint, spec, self.grid)
+                    cell = Cell(spec.fingerprint, results)
+                    cell.write_spec(self.grid, spec.to_json(), overwrite=False)
+                    cell.retire_failed()
                 try:
                     jobs = ex.map_array(task, chunk)
                 except Exception as e:
@@ -404,32 +364,21 @@ class SlurmExecutor:
                 finally:
                     self.sbatch_calls += 1
                 for spec, job in zip(chunk, jobs, strict=True):
-                    self._record(results / "runs" / spec.fingerprint, spec, job)
+                    self._record(Cell(spec.fingerprint, results), job)
                     array_of[spec.fingerprint] = str(job.job_id).split("_", 1)[0]
                     self.jobs[spec.fingerprint] = job
                     ids.append(str(job.job_id))
         return ids
 
-    @staticmethod
-    def _prepare_cell(cell: Path, spec: Any, grid: str) -> None:
-        if not (cell / "spec.json").exists():  # same shape as run_cell writes
-            atomic_write_json(cell / "spec.json", {"grid": grid, "spec": spec.to_json()})
-        failed = cell / "failed.json"
-        if failed.exists():  # a retry: the old failure stays as history, not as state
-            os.replace(failed, cell / "failed.previous.json")
-
-    def _record(self, cell: Path, spec: Any, job: core.Job[Any]) -> None:
-        old: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            old = json.loads((cell / "submitted.json").read_text())
+    def _record(self, cell: Cell, job: core.Job[Any]) -> None:
+        old = cell.read(Cell.SUBMITTED) or {}
         history = list(old.get("history", []))
         if old.get("job_id"):
             history.append({k: old.get(k) for k in ("job_id", "submitted_at", "log")})
         job_id = str(job.job_id)
         array_id, _, task = job_id.partition("_")
         now = time.time()
-        atomic_write_json(
-            cell / "submitted.json",
+        cell.write_submitted(
             {
                 "executor": "slurm",
                 "job_id": job_id,

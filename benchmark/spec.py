@@ -1,10 +1,14 @@
-"""RunSpec: one cell of a grid — frozen, validated on construction, serialisable, fingerprinted."""
+"""RunSpec: one cell of a grid — frozen, validated on construction, serialisable, fingerprinted.
+
+A leaf of the package: it imports only the store's canonical JSON and the errors. What a
+spec *means* (its parent run, its family's protocol) is resolved by the layers above it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -15,7 +19,22 @@ from benchmark.store import canonical_json
 # it is part of every fingerprint, so finished runs are only recomputed when it changes.
 RESULTS_VERSION = 1
 
-BENCHMARK_FAMILIES = ("demo", "pascal", "cityscapes", "coco_c", "coco_o")
+
+
+def corrupted_split_name(base: str, corruption: str, severity: int) -> str:
+    """The name of split ``base`` under ``corruption`` at ``severity``."""
+    return f"{base}-C.{corruption}.{severity}"
+
+
+def parse_corrupted_split_name(name: str) -> tuple[str, str, int] | None:
+    """``"demo_test-C.fog.3"`` → ``("demo_test", "fog", 3)``; ``None`` for a plain split."""
+    base, sep, rest = name.rpartition("-C.")
+    if not sep:
+        return None
+    corruption, _, severity = rest.rpartition(".")
+    if not corruption or not severity.isdigit():
+        return None
+    return base, corruption, int(severity)
 
 
 def _check(cond: bool, field_name: str, value: object, problem: str) -> None:
@@ -145,7 +164,7 @@ class CorruptionSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    benchmark: str
+    family: str  # benchmark family (recorded under the JSON key "benchmark")
     engine: str
     backbone: BackboneSpec
     recipe: RecipeSpec
@@ -160,10 +179,10 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         _check(
-            self.benchmark in BENCHMARK_FAMILIES,
-            "benchmark",
-            self.benchmark,
-            f"must be one of {', '.join(BENCHMARK_FAMILIES)}",
+            isinstance(self.family, str) and bool(self.family),
+            "family",
+            self.family,
+            "must be a benchmark family's name (benchmark.families)",
         )
         _check(
             isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be an int >= 0"
@@ -175,8 +194,6 @@ class RunSpec:
     @property
     def corrupted_splits(self) -> list[tuple[str, str, int]]:
         """(split name, corruption, severity) for every corruption condition."""
-        from benchmark.data.split import corrupted_split_name
-
         if self.corruption is None:
             return []
         c = self.corruption
@@ -192,14 +209,6 @@ class RunSpec:
     @property
     def all_splits(self) -> list[str]:
         return [self.train_split, *self.eval_splits]
-
-    @cached_property
-    def parent(self) -> RunSpec | None:
-        """The run whose final checkpoint this one starts from (DP-FT → DP), if any."""
-        from benchmark.recipes import get_recipe
-
-        parent_recipe = get_recipe(self.recipe).parent_recipe()
-        return None if parent_recipe is None else replace(self, recipe=parent_recipe)
 
     @property
     def label(self) -> str:
@@ -218,6 +227,7 @@ class RunSpec:
             return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
         d = flat(self)
+        d["benchmark"] = d.pop("family")  # the record key predates the name; fingerprints keep it
         d.update(
             backbone=flat(self.backbone),
             recipe={"name": self.recipe.name, "params": dict(self.recipe.params)},
@@ -250,7 +260,7 @@ def spec_from_json(d: dict[str, Any]) -> RunSpec:
     """Inverse of :meth:`RunSpec.to_json`."""
     c = d.get("corruption")
     return RunSpec(
-        benchmark=d["benchmark"],
+        family=d["benchmark"],
         engine=d["engine"],
         backbone=BackboneSpec(**d["backbone"]),
         recipe=RecipeSpec(d["recipe"]["name"], tuple(d["recipe"]["params"].items())),

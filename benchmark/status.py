@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.store import results_root
+from benchmark.store import Cell, list_cells
 
 STATES = ("done", "running", "pending", "failed", "unsubmitted")
 PENDING = {
@@ -181,14 +181,6 @@ def query_scheduler(job_ids: Iterable[str]) -> SchedulerView:
 
 
 # ------------------------------------------------------------------------- result store
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def tail_lines(path: str | Path | None, n: int) -> list[str]:
     """The last ``n`` lines of a (possibly large) log file; [] if it cannot be read."""
     if not path or n <= 0:
@@ -219,15 +211,6 @@ def _failed_from_json(fp: str, failed: dict[str, Any], sub: dict[str, Any], tail
     )
 
 
-def _cell_dirs(runs: Path, fingerprints: Iterable[str] | None) -> list[str]:
-    if fingerprints is not None:
-        return list(dict.fromkeys(fingerprints))
-    try:
-        return sorted(e.name for e in os.scandir(runs) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return []
-
-
 def cell_states(
     fingerprints: Iterable[str] | None = None,
     *,
@@ -237,24 +220,24 @@ def cell_states(
     now: float | None = None,
 ) -> list[CellState]:
     """State of each cell (all cells under ``results/runs`` when ``fingerprints`` is None)."""
-    runs = (results or results_root()) / "runs"
+    if fingerprints is None:
+        cells = list_cells(results)
+    else:
+        cells = [Cell(fp, results) for fp in dict.fromkeys(fingerprints)]
     now = time.time() if now is None else now
     out: dict[str, CellState] = {}
-    waiting: dict[str, dict[str, Any]] = {}  # fp → submitted.json of cells the scheduler decides
-    for fp in _cell_dirs(runs, fingerprints):
-        try:
-            names = set(os.listdir(runs / fp))
-        except (FileNotFoundError, NotADirectoryError):
-            out[fp] = CellState(fp, "unsubmitted")
-            continue
-        if "record.json" in names:
+    waiting: dict[str, tuple[Cell, dict[str, Any]]] = {}  # cells the scheduler decides
+    for cell in cells:
+        fp = cell.fingerprint
+        names = cell.files()
+        if Cell.RECORD in names:
             out[fp] = CellState(fp, "done")
             continue
-        sub = _load(runs / fp / "submitted.json") if "submitted.json" in names else {}
-        if "failed.json" in names:
-            out[fp] = _failed_from_json(fp, _load(runs / fp / "failed.json"), sub, tail)
+        sub = (cell.read(Cell.SUBMITTED) or {}) if Cell.SUBMITTED in names else {}
+        if Cell.FAILED in names:
+            out[fp] = _failed_from_json(fp, cell.read(Cell.FAILED) or {}, sub, tail)
         elif sub.get("executor") == "slurm" and sub.get("job_id"):
-            waiting[fp] = sub
+            waiting[fp] = (cell, sub)
             out[fp] = CellState(fp, "pending", job_id=str(sub["job_id"]), log=sub.get("log"))
         elif sub:
             out[fp] = CellState(
@@ -266,14 +249,14 @@ def cell_states(
         else:
             out[fp] = CellState(fp, "unsubmitted")
     if waiting:
-        view = query([str(s["job_id"]) for s in waiting.values()])
-        for fp, sub in waiting.items():
-            out[fp] = _from_scheduler(runs / fp, out[fp], sub, view, tail, now)
+        view = query([str(sub["job_id"]) for _, sub in waiting.values()])
+        for fp, (cell, sub) in waiting.items():
+            out[fp] = _from_scheduler(cell, out[fp], sub, view, tail, now)
     return list(out.values())
 
 
 def _from_scheduler(
-    cell: Path, cs: CellState, sub: dict[str, Any], view: SchedulerView, tail: int, now: float
+    cell: Cell, cs: CellState, sub: dict[str, Any], view: SchedulerView, tail: int, now: float
 ) -> CellState:
     job = view.jobs.get(str(sub["job_id"]))
     if job is not None and job.state in PENDING:
@@ -284,10 +267,10 @@ def _from_scheduler(
         cs.state, cs.scheduler_state, cs.detail = "running", job.state, ""
         return cs
     # terminal, unknown, or no scheduler answer; the job may have just written its result
-    if (cell / "record.json").exists():
+    if cell.path(Cell.RECORD).exists():
         return CellState(cs.fingerprint, "done", job_id=cs.job_id)
-    if (cell / "failed.json").exists():
-        return _failed_from_json(cs.fingerprint, _load(cell / "failed.json"), sub, tail)
+    if cell.path(Cell.FAILED).exists():
+        return _failed_from_json(cs.fingerprint, cell.read(Cell.FAILED) or {}, sub, tail)
     age = now - float(sub.get("submitted_ts", now))
     if job is None and view.source == "none":
         cs.detail = f"scheduler state unknown ({view.error})"
@@ -321,7 +304,7 @@ def _grid_cells(name: str) -> tuple[str, dict[str, str]]:
 
     grid = load_grid(name)
     return grid.name, {
-        s.fingerprint: f"{s.benchmark} {s.backbone.name} {s.recipe.name} s{s.seed}"
+        s.fingerprint: f"{s.family} {s.backbone.name} {s.recipe.name} s{s.seed}"
         for s in grid.cells()
     }
 

@@ -23,13 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.evaluate import (  # noqa: E402
-    COCO_KEYS,
+from benchmark.evaluation.coco import COCO_KEYS  # noqa: E402
+from benchmark.evaluation.coco import coco_summary as bench_coco_summary  # noqa: E402
+from benchmark.evaluation.loading import (  # noqa: E402
     load_gt,
     load_predictions,
     validate_predictions,
 )
-from benchmark.evaluate import coco_summary as bench_coco_summary  # noqa: E402
 
 W, H, K = 640, 480, 80
 

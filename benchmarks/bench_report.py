@@ -120,7 +120,9 @@ def write_records(root: Path, n: int) -> None:
 
 
 def bench_report(n: int) -> float:
-    from benchmark.report import Options, build_report, write_outputs
+    from benchmark.report.build import build_report
+    from benchmark.report.options import Options
+    from benchmark.report.output import write_outputs
 
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
@@ -177,7 +179,8 @@ def coco_sized(n_img: int, n_cls: int = 80, dets: int = 100, seed: int = 0
 
 
 def bench_bootstrap(n_img: int, resamples: int) -> float:
-    from benchmark.stats import bootstrap, match_predictions, mean_of
+    from benchmark.evaluation.matching import match_predictions
+    from benchmark.report.bootstrap import bootstrap, mean_of
 
     gt, preds = coco_sized(n_img)
     with tempfile.TemporaryDirectory() as tmp:

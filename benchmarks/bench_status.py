@@ -168,7 +168,7 @@ def bench_plan(n: int) -> list[dict[str, Any]]:
     rows = []
     for limit in (1001, 500, 300, 5):
         t0 = time.perf_counter()
-        stages = plan_arrays(runs, limit)
+        stages = plan_arrays(runs, limit, lambda r: r.parent)
         dt = time.perf_counter() - t0
         sizes = [sum(map(len, st)) for st in stages]
         expected = [math.ceil(k / limit) for k in sizes]
@@ -195,7 +195,7 @@ def bench_live(n: int, work: Path) -> dict[str, Any]:
     os.environ["BENCH_ARTIFACTS"] = str(work / "live-artifacts")
     prof = load_profile("local")
     prof = dataclasses.replace(prof, extra_sbatch={**prof.extra_sbatch, "hold": True})
-    ex = SlurmExecutor(prof, grid="bench", task=print)
+    ex = SlurmExecutor(prof, grid="bench", task=print, parent_of=lambda r: r.parent)
     runs = [Run(f"live{i}") for i in range(n)]
     t0 = time.perf_counter()
     ids = ex.submit(runs)

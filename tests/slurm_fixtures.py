@@ -120,6 +120,11 @@ class ToySpec:
         return {"name": self.name, "mode": self.mode, "parent": self.parent and self.parent.name}
 
 
+def toy_parent(spec: ToySpec) -> ToySpec | None:
+    """The toy cells' ``parent_of`` (RunSpecs resolve theirs through the recipe layer)."""
+    return spec.parent
+
+
 def _write_json(path: Path, obj: Any) -> None:
     from benchmark.store import atomic_write_json
 
@@ -128,7 +133,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def toy_cell(spec: ToySpec) -> dict[str, Any]:
     """Stand-in for run_cell: idempotent, resumable, writes record.json last."""
-    from benchmark.slurm import checkpoint_hook
+    from benchmark.runtime import PreemptionGuard
     from benchmark.store import artifacts_root, results_root
 
     cell = results_root() / "runs" / spec.fingerprint
@@ -152,7 +157,7 @@ def toy_cell(spec: ToySpec) -> dict[str, Any]:
         state = json.loads(ckpt.read_text()) if ckpt.exists() else {"step": 0, "starts": []}
         state["starts"].append(state["step"])
         _write_json(ckpt, state)
-        with checkpoint_hook(lambda: _write_json(art / "hook.json", dict(state))):
+        with PreemptionGuard(lambda: _write_json(art / "hook.json", dict(state))):
             while state["step"] < spec.steps:
                 time.sleep(spec.step_s)
                 state["step"] += 1

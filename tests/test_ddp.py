@@ -33,11 +33,11 @@ def _worker(rank: int, world: int, port: int, env: dict[str, str], out: str) -> 
     torch.set_num_threads(1)
     from benchmark.data.split import load_split
     from benchmark.grid import load_grid
-    from benchmark.pipeline import artifacts_dir
-    from benchmark.train import Trainer
+    from benchmark.store import TrainingDir
+    from benchmark.training import Trainer
 
     spec = load_grid(str(TESTS / "grids" / "resume.yaml")).runs[0]
-    trainer = Trainer(spec, load_split(spec.train_split), artifacts_dir(spec.train_fingerprint))
+    trainer = Trainer(spec, load_split(spec.train_split), TrainingDir(spec.train_fingerprint))
     seen = [trainer.batch(it)[1][0]["boxes"].sum().item() for it in range(3)]
     trainer.run(progress=False)
     h = hashlib.sha256()

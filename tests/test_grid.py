@@ -31,7 +31,7 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
         ("engine: frcnn_fpn_small", "engine: retina", ["engine", "retina"]),
         ("names: [gaussian_noise, fog]", "names: [gaussian_noise, smog]", ["smog"]),
         ("seeds: [0]", "seeds: 0", ["seeds", "expected a list"]),
-        ("benchmark: demo", "benchmark: pascl", ["benchmark", "pascl"]),
+        ("family: demo", "family: pascl", ["family", "pascl"]),
         ("    seeds: [0]", "    seeds: [0]\n    sedes: [1]", ["sedes", "unknown key"]),
         ("severities: [3]", "severities: [7]", ["severities", "7"]),
     ],

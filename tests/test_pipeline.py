@@ -15,11 +15,13 @@ import pytest
 import torch
 
 from benchmark.grid import load_grid
-from benchmark.pipeline import artifacts_dir, results_dir, train_stage
+from benchmark.pipeline import train_stage
+from benchmark.recipes import parent_of
 from benchmark.run import main as run_main
-from benchmark.train import FINAL, LAST
+from benchmark.store import Cell, TrainingDir
 from tests.conftest import TESTS, TINY_GRID
 
+FINAL, LAST = TrainingDir.FINAL, TrainingDir.LAST
 RESUME_GRID = TESTS / "grids" / "resume.yaml"
 
 
@@ -57,25 +59,25 @@ def test_tiny_grid_end_to_end_and_rerun_skips(bench_env: Path, capsys):
             prov["packages"]["torch"]
         )
         for split, rel in rec["artifacts"]["predictions"].items():
-            preds = json.loads((artifacts_dir(fp).parent.parent / rel).read_text())
+            preds = json.loads((TrainingDir(fp).root / rel).read_text())
             assert isinstance(preds, list), split
         assert spec["backbone"]["name"] in ("efficientnet_lite0", "resnet18")
     # DP-FT shares the DP cell's training: exactly two DP trainings for two backbones
     dp = [s for s in grid.cells() if s.recipe.name == "dp"]
     dpft = [s for s in grid.cells() if s.recipe.name == "dp_ft"]
-    assert {s.parent.fingerprint for s in dpft} == {s.fingerprint for s in dp}
+    assert {parent_of(s).fingerprint for s in dpft} == {s.fingerprint for s in dp}
 
-    mtimes = {fp: (results_dir(fp) / "record.json").stat().st_mtime_ns for fp in records}
+    mtimes = {fp: Cell(fp).path(Cell.RECORD).stat().st_mtime_ns for fp in records}
     capsys.readouterr()
     t0 = time.time()
     assert run_main(["--grid", str(TINY_GRID), "--quiet", "--no-report"]) == 0
     assert "0 cell(s) done, 0 failed, 6 already finished" in capsys.readouterr().out
     assert time.time() - t0 < 30
-    assert mtimes == {fp: (results_dir(fp) / "record.json").stat().st_mtime_ns for fp in records}
+    assert mtimes == {fp: Cell(fp).path(Cell.RECORD).stat().st_mtime_ns for fp in records}
 
 
 def _state(train_fp: str) -> dict[str, torch.Tensor]:
-    return torch.load(artifacts_dir(train_fp) / FINAL, map_location="cpu", weights_only=False)[
+    return torch.load(TrainingDir(train_fp).final, map_location="cpu", weights_only=False)[
         "model"
     ]
 
@@ -106,8 +108,8 @@ def test_recipes_train_what_they_claim(bench_env: Path):
     assert any(not torch.equal(ft_w["model.backbone.body." + k], body[k]) for k in late)
     # DP-FT fine-tunes the backbone too, and its RGN was measured at DP's final weights
     assert any(not torch.equal(dpft_w["model.backbone.body." + k], body[k]) for k in late)
-    start_ft = torch.load(artifacts_dir(ft.train_fingerprint) / FINAL, weights_only=False)["rgn"]
-    start_dpft = torch.load(artifacts_dir(dpft.train_fingerprint) / FINAL, weights_only=False)[
+    start_ft = torch.load(TrainingDir(ft.train_fingerprint).final, weights_only=False)["rgn"]
+    start_dpft = torch.load(TrainingDir(dpft.train_fingerprint).final, weights_only=False)[
         "rgn"
     ]
     assert start_ft["rgn"] != start_dpft["rgn"]
@@ -196,7 +198,7 @@ def test_failing_cell_is_recorded_and_others_continue(bench_env: Path, tmp_path:
 
 def test_pascal_family_reports_voc_protocol_next_to_coco(bench_env: Path, tmp_path: Path):
     grid = tmp_path / "pascal.yaml"
-    text = RESUME_GRID.read_text().replace("benchmark: demo", "benchmark: pascal")
+    text = RESUME_GRID.read_text().replace("family: demo", "family: pascal")
     grid.write_text(text.replace("iterations: 16", "iterations: 2"))
     assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
     (rec,) = _records(bench_env).values()
@@ -213,7 +215,7 @@ def test_pascal_family_reports_voc_protocol_next_to_coco(bench_env: Path, tmp_pa
 def test_runs_differing_only_in_eval_splits_share_one_training(bench_env: Path, tmp_path: Path):
     grid = tmp_path / "shared.yaml"
     text = RESUME_GRID.read_text().replace("iterations: 16", "iterations: 2")
-    exp = text[text.index("  - benchmark: demo") :]
+    exp = text[text.index("  - family: demo") :]
     second = exp.replace("ood_splits: [demo_sketch]", "ood_splits: [demo_inked]")
     grid.write_text(text + second)
     g = load_grid(str(grid))

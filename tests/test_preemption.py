@@ -13,21 +13,23 @@ import torch
 
 from benchmark.data.split import load_split
 from benchmark.grid import load_grid
-from benchmark.pipeline import artifacts_dir
-from benchmark.train import LAST, Trainer, checkpoint_now
+from benchmark.runtime import checkpoint_now
+from benchmark.store import TrainingDir
+from benchmark.training import Trainer
 from tests.conftest import TESTS
 
 
 def test_sigusr2_mid_step_checkpoints_the_latest_iteration(bench_env):
     spec = load_grid(str(TESTS / "grids" / "resume.yaml")).runs[0]
-    out = artifacts_dir(spec.train_fingerprint)
+    out = TrainingDir(spec.train_fingerprint)
     trainer = Trainer(spec, load_split(spec.train_split), out)
     seen: list[tuple[bool, bool, int, int]] = []
 
     def handler(signum, frame):  # stands where submitit's checkpoint_and_try_requeue stands
         saved = checkpoint_now()
-        on_disk = torch.load(out / LAST, weights_only=False)["iteration"] if saved else -1
-        seen.append((saved, trainer._in_step, trainer.iteration, on_disk))
+        on_disk = torch.load(out.last, weights_only=False)["iteration"] if saved else -1
+        in_step = trainer.guard is not None and trainer.guard.in_step
+        seen.append((saved, in_step, trainer.iteration, on_disk))
 
     stop = threading.Event()
 

@@ -20,9 +20,13 @@ class _Body:
     def body_parameters(self):
         return list(self.params.items())
 
+    def body_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k.removeprefix("body."): v for k, v in state.items() if k.startswith("body.")}
+
 
 def _start(**tensors: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {f"model.backbone.body.{k}": v for k, v in tensors.items()}
+    """A full state dict at θ0: the body's tensors under the engine's body prefix."""
+    return {"head.w": torch.zeros(1), **{f"body.{k}": v for k, v in tensors.items()}}
 
 
 def test_reg_ft_distance_adds_clipped_pull_to_start_weights():

@@ -21,7 +21,7 @@ from benchmark.errors import ConfigError
 from benchmark.profiles import load_profile
 from benchmark.slurm import SlurmExecutor, plan_arrays
 from benchmark.status import cell_states
-from tests.slurm_fixtures import ToySpec, toy_cell, wait_for
+from tests.slurm_fixtures import ToySpec, toy_cell, toy_parent, wait_for
 
 pytest_plugins = ["tests.slurm_fixtures"]  # slurm_cluster, slurm_store
 
@@ -32,17 +32,17 @@ REPO = TESTS.parent
 # ----------------------------------------------------------------- planning (no cluster)
 def test_plan_arrays_splits_each_stage_by_the_array_limit() -> None:
     specs = [ToySpec(f"c{i}") for i in range(1000)]
-    assert [len(a) for st in plan_arrays(specs, 1001) for a in st] == [1000]
-    stages = plan_arrays(specs, 300)
+    assert [len(a) for st in plan_arrays(specs, 1001, toy_parent) for a in st] == [1000]
+    stages = plan_arrays(specs, 300, toy_parent)
     assert len(stages) == 1 and [len(a) for a in stages[0]] == [300, 300, 300, 100]
     parents = specs[:10]
     children = [ToySpec(f"ft{i}", parent=parents[i % 10]) for i in range(25)]
     grand = [ToySpec("g", parent=children[0])]
-    stages = plan_arrays([*grand, *children, *specs], 7)
+    stages = plan_arrays([*grand, *children, *specs], 7, toy_parent)
     assert [sum(map(len, st)) for st in stages] == [1000, 25, 1]
     assert [len(st) for st in stages] == [math.ceil(1000 / 7), math.ceil(25 / 7), 1]
     # a parent that is not submitted now (done / queued) puts no child in a later stage
-    assert [sum(map(len, st)) for st in plan_arrays(children, 7)] == [25]
+    assert [sum(map(len, st)) for st in plan_arrays(children, 7, toy_parent)] == [25]
 
 
 def test_plan_arrays_rejects_parent_loops() -> None:
@@ -50,7 +50,7 @@ def test_plan_arrays_rejects_parent_loops() -> None:
     b = ToySpec("b", parent=a)
     loop = dataclasses.replace(a, parent=b)  # fingerprint toy-a, parent toy-b → toy-a
     with pytest.raises(ConfigError, match="loops"):
-        plan_arrays([loop, b], 5)
+        plan_arrays([loop, b], 5, toy_parent)
 
 
 # ------------------------------------------------------------------------ live cluster
@@ -60,7 +60,7 @@ def make_executor(slurm_cluster, slurm_store) -> Iterator:
 
     def make(**profile_changes) -> SlurmExecutor:
         prof = dataclasses.replace(load_profile("local"), **profile_changes)
-        ex = SlurmExecutor(prof, grid="test", task=toy_cell)
+        ex = SlurmExecutor(prof, grid="test", task=toy_cell, parent_of=toy_parent)
         made.append(ex)
         return ex
 
@@ -248,7 +248,7 @@ RACER = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     from tests.slurm_fixtures import ToySpec, toy_cell
     from benchmark.slurm import SlurmExecutor
-    ex = SlurmExecutor("local", grid="race", task=toy_cell)
+    ex = SlurmExecutor("local", grid="race", task=toy_cell, parent_of=toy_parent)
     sys.stdin.readline()  # start line: both racers submit at the same moment
     print(json.dumps(ex.submit([ToySpec(f"race{{i}}") for i in range(6)])))
 """)

@@ -23,7 +23,7 @@ pytest_plugins = ["tests.slurm_fixtures"]  # slurm_cluster, slurm_store
 GRID = """
 name: e2e-slurm
 experiments:
-  - benchmark: demo
+  - family: demo
     engine: frcnn_fpn_small
     train_split: demo_train
     id_split: demo_test

@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 
 from benchmark.data import write_png
-from benchmark.data.split import (
-    corrupted_split_name,
-    load_split,
-    parse_corrupted_split_name,
-    validate_coco,
-    write_split,
-)
+from benchmark.data.split import load_split, validate_coco, write_split
 from benchmark.errors import DataError
+from benchmark.spec import corrupted_split_name, parse_corrupted_split_name
 
 SOURCE = "/data/x/annotations.json"
 

@@ -9,13 +9,14 @@ import torch
 
 from benchmark.data.split import load_split
 from benchmark.grid import load_grid
-from benchmark.train import Trainer
+from benchmark.store import TrainingDir
+from benchmark.training import Trainer
 from tests.conftest import TESTS
 
 
 def _trainer(out: Path) -> Trainer:
     spec = load_grid(str(TESTS / "grids" / "resume.yaml")).runs[0]
-    return Trainer(spec, load_split(spec.train_split), out)
+    return Trainer(spec, load_split(spec.train_split), TrainingDir("t", out))
 
 
 def test_worker_batches_equal_in_process_batches(bench_env, tmp_path, monkeypatch):

@@ -36,12 +36,12 @@ from benchmark.data import (
 from benchmark.data.split import (
     MANIFEST,
     PreparedSplit,
-    corrupted_split_name,
     load_if_complete,
     split_dir,
     write_split,
 )
 from benchmark.errors import BenchmarkError, ConfigError, DataError
+from benchmark.spec import corrupted_split_name
 from benchmark.store import atomic_write_json, sha256_lines
 
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = (

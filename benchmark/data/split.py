@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DataError, field_error
+from benchmark.spec import parse_corrupted_split_name
 from benchmark.store import (
     atomic_write_json,
     canonical_json,
@@ -34,21 +35,6 @@ from benchmark.store import (
 
 ANNOTATIONS = "annotations.json"
 MANIFEST = "manifest.json"
-
-
-def corrupted_split_name(base: str, corruption: str, severity: int) -> str:
-    return f"{base}-C.{corruption}.{severity}"
-
-
-def parse_corrupted_split_name(name: str) -> tuple[str, str, int] | None:
-    """``"demo_test-C.fog.3"`` → ``("demo_test", "fog", 3)``; ``None`` for a plain split."""
-    base, sep, rest = name.rpartition("-C.")
-    if not sep:
-        return None
-    corruption, _, severity = rest.rpartition(".")
-    if not corruption or not severity.isdigit():
-        return None
-    return base, corruption, int(severity)
 
 
 def split_dir(name: str, root: Path | None = None) -> Path:

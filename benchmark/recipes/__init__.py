@@ -8,16 +8,18 @@ subclass decorated by ``@RECIPES.register("name")``, imported at the bottom of t
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.spec import RecipeSpec
+from benchmark.spec import RecipeSpec, RunSpec
 
 if TYPE_CHECKING:
-    from benchmark.models.detector import Detector
+    from benchmark.models import Detector
 
 
 class Recipe:
@@ -84,6 +86,14 @@ RECIPES: Registry[type[Recipe]] = Registry("recipe")
 
 def get_recipe(spec: RecipeSpec) -> Recipe:
     return RECIPES.get(spec.name)(spec)
+
+
+@lru_cache(maxsize=65536)
+def parent_of(spec: RunSpec) -> RunSpec | None:
+    """The run whose final checkpoint ``spec`` starts from (DP-FT → DP), if any: the same
+    cell with the recipe's ``parent_recipe``."""
+    parent_recipe = get_recipe(spec.recipe).parent_recipe()
+    return None if parent_recipe is None else replace(spec, recipe=parent_recipe)
 
 
 from benchmark.recipes import dp, dp_ft, ft, reg_ft, wise_ft  # noqa: E402,F401  (registration)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from benchmark.recipes import RECIPES, Recipe
 
 if TYPE_CHECKING:
-    from benchmark.models.detector import Detector
+    from benchmark.models import Detector
 
 
 @RECIPES.register("dp")

@@ -20,9 +20,8 @@ from benchmark.recipes import RECIPES
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 
 if TYPE_CHECKING:
-    from benchmark.models.detector import Detector
+    from benchmark.models import Detector
 
-BODY_PREFIX = "model.backbone.body."
 WEIGHTINGS = ("distance", "ewc", "rgn")
 
 
@@ -46,8 +45,9 @@ class RegularisedFineTune(DecoderProbeThenFineTune):
     ) -> None:
         c = float(self.params["c"])
         weighting = self.params["weighting"]
+        start_body = model.body_state(start_state)
         for name, p in model.body_parameters():
-            self.anchor[name] = start_state[BODY_PREFIX + name].to(p.device)
+            self.anchor[name] = start_body[name].to(p.device)
             if weighting == "distance":
                 self.scale[name] = c
                 continue

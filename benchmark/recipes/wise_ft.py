@@ -12,7 +12,7 @@ from benchmark.recipes import RECIPES
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 
 if TYPE_CHECKING:
-    from benchmark.models.detector import Detector
+    from benchmark.models import Detector
 
 
 @RECIPES.register("wise_ft")

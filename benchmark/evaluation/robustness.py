@@ -1,15 +1,11 @@
-"""Robustness summaries from AP values (pure functions, no I/O).
+"""Robustness formulas from AP values (pure functions, no I/O).
 
 * Corruptions (Michaelis et al.): P = clean AP, mPC = mean AP over corruption × severity,
-  rPC = mPC / P. :func:`corruption_summary` is the COCO/Cityscapes form (ratio of means).
-  :func:`per_class_rpc` is the form the original Pascal code reports (mmdetection's
-  ``robustness_eval.get_voc_style_results``): P, mPC and rPC per class, then each averaged
-  over classes — so its rPC is a mean of ratios, not mPC / P.
+  rPC = mPC / P (:func:`corruption_summary`, the COCO/Cityscapes form: a ratio of means).
 * OOD: mean AP over OOD splits and the ID − OOD gap.
 * Effective robustness (Taori et al.): fit a line through (logit ID, logit OOD) of baseline
   models; a model's ER is its OOD AP minus the line's prediction mapped back by the sigmoid.
 """
-
 from __future__ import annotations
 
 import math
@@ -47,35 +43,6 @@ def corruption_summary(
     rpc = mpc / clean_ap if mpc is not None and clean_ap != 0 else None
     return {"P": clean_ap, "mPC": mpc, "rPC": rpc, "n_conditions": len(present),
             "complete": complete}
-
-
-def per_class_rpc(
-    clean_ap: Mapping[str, float | None],
-    ap: Mapping[tuple[str, int], Mapping[str, float | None]],
-    corruptions: Sequence[str],
-    severities: Sequence[int] = SEVERITIES,
-) -> dict[str, float | int | bool | None]:
-    """The Pascal-C variant: rPC = mean over classes of (mPC_c / P_c).
-
-    ``clean_ap`` and each ``ap[(corruption, severity)]`` map class name → AP. Classes whose
-    clean AP is None (no ground truth) are left out; classes with P_c == 0 count towards P
-    and mPC but not towards rPC (their ratio is undefined). A class missing from one
-    condition is averaged over the conditions that have it.
-    """
-    present, complete = _conditions(ap, corruptions, severities)
-    classes = [c for c, v in clean_ap.items() if v is not None]
-    p_c, mpc_c, rpc_c = [], [], []
-    for c in classes:
-        m = _mean([v for k in present if (v := ap[k].get(c)) is not None])
-        p = float(clean_ap[c])  # type: ignore[arg-type]
-        p_c.append(p)
-        if m is None:
-            continue
-        mpc_c.append(m)
-        if p != 0:
-            rpc_c.append(m / p)
-    return {"P": _mean(p_c), "mPC": _mean(mpc_c), "rPC": _mean(rpc_c),
-            "n_conditions": len(present), "complete": complete, "n_classes": len(rpc_c)}
 
 
 def ood_summary(id_ap: float, ood_ap: Mapping[str, float]) -> dict[str, float | None]:

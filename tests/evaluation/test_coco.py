@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import ConfigError, DataError
-from benchmark.evaluate import COCO_KEYS, coco_summary, evaluate_predictions
+from benchmark.evaluation import evaluate_predictions
+from benchmark.evaluation.coco import COCO_KEYS, coco_summary
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fixtures() -> Path:

@@ -1,4 +1,5 @@
-"""benchmark.aggregate: reading/validating records, frames, variants, mean ± std."""
+"""benchmark.report.records / frames / aggregation: reading and validating records, frames,
+variants, mean ± std."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import aggregate as agg
+from benchmark.evaluation.coco import COCO_KEYS
+from benchmark.report import aggregation as agg
+from benchmark.report import frames as fr
+from benchmark.report import records as rc
 
 CORRUPTIONS = ("gaussian_noise", "fog")
 OOD = ("demo_stylized", "demo_sketch", "demo_inked")
@@ -122,7 +126,7 @@ def test_corrupt_and_invalid_records_are_skipped_with_a_named_reason(tmp_path: P
     (bad_dir / "failedrun").mkdir()
     (bad_dir / "failedrun" / "failed.json").write_text("{}")
 
-    loaded = agg.load_records(tmp_path)
+    loaded = rc.load_records(tmp_path)
     assert [r.fingerprint for r in loaded.records] == [good["fingerprint"]]
     reasons = {Path(s.path).parent.name: s.reason for s in loaded.skipped}
     assert set(reasons) == set(cases)
@@ -138,12 +142,12 @@ def test_corrupt_and_invalid_records_are_skipped_with_a_named_reason(tmp_path: P
     assert "severity 'high' is not an int" in reasons["badsev"]
     assert all(s.path.startswith(f"{tmp_path.name}/runs/") for s in loaded.skipped)
     assert (loaded.pending, loaded.failed) == (1, 1)
-    frames = agg.load_frames(tmp_path, workers=1)
+    frames = fr.load_frames(tmp_path, workers=1)
     assert frames.n_records == 1 and len(frames.skipped) == len(cases)
 
 
 def test_missing_results_directory_is_empty(tmp_path: Path) -> None:
-    frames = agg.load_frames(tmp_path / "nothing")
+    frames = fr.load_frames(tmp_path / "nothing")
     assert frames.runs.empty and frames.long.empty and frames.skipped == []
 
 
@@ -151,7 +155,9 @@ def test_missing_results_directory_is_empty(tmp_path: Path) -> None:
 def test_runs_frame_wide_columns_and_missing_values(tmp_path: Path) -> None:
     rec = make_record(ood={"demo_sketch": 0.2, "demo_inked": -1}, rgn=None,
                       corruption={"fog": {"1": 0.4, "3": 0.2}})
-    runs = agg.runs_frame([agg.Record(Path("x"), "sha", rec)])
+    rec["metrics"]["demo_inked"]["AP50"] = -1.0  # no ground truth: every AP is -1
+    rec["summary"].update(ood_mean=None, gap=None)  # (make_record would average the -1 in)
+    runs = _runs(tmp_path, [rec])
     row = runs.iloc[0]
     assert row["ood/demo_sketch"] == 0.2
     assert math.isnan(row["ood/demo_inked"])  # pycocotools' -1 (no GT) → missing
@@ -165,7 +171,7 @@ def test_long_frame_has_one_row_per_run_and_split(tmp_path: Path) -> None:
     recs = [make_record(seed=s) for s in range(2)]
     for r in recs:
         write_record(tmp_path, r)
-    frames = agg.load_frames(tmp_path, workers=1)
+    frames = fr.load_frames(tmp_path, workers=1)
     long = frames.long
     assert len(long) == 2 * (1 + 3 + 2)
     roles = long[long.fingerprint == recs[0]["fingerprint"]].set_index("split")["role"]
@@ -174,7 +180,7 @@ def test_long_frame_has_one_row_per_run_and_split(tmp_path: Path) -> None:
     assert roles["demo_test-C.fog.3"] == "corrupted"
     fog = long[long.split == "demo_test-C.fog.3"].iloc[0]
     assert fog["corruption"] == "fog" and fog["severity"] == 3
-    assert set(agg.COCO_KEYS) <= set(long.columns)
+    assert set(COCO_KEYS) <= set(long.columns)
     assert {"code_version", "git_commit", "dataset_fingerprint", "record_sha256"} <= set(
         long.columns)
     assert long[long.split == "demo_test"]["AP"].tolist() == [0.5, 0.5]
@@ -187,9 +193,9 @@ def test_parallel_loading_gives_the_same_frames(tmp_path: Path,
                                            backbone=("resnet18", "resnet50")[s % 2]))
     (tmp_path / "runs" / "broken").mkdir()
     (tmp_path / "runs" / "broken" / "record.json").write_text("{")
-    serial = agg.load_frames(tmp_path, workers=1)
-    monkeypatch.setattr(agg, "PARALLEL_MIN_RECORDS", 2)
-    parallel = agg.load_frames(tmp_path, workers=2)
+    serial = fr.load_frames(tmp_path, workers=1)
+    monkeypatch.setattr(fr, "PARALLEL_MIN_RECORDS", 2)
+    parallel = fr.load_frames(tmp_path, workers=2)
     pd.testing.assert_frame_equal(serial.runs.drop(columns=["datasets", "predictions"]),
                                   parallel.runs.drop(columns=["datasets", "predictions"]))
     pd.testing.assert_frame_equal(serial.long, parallel.long)
@@ -223,18 +229,20 @@ def test_format_cell() -> None:
     assert agg.format_cell(0.299, 0.0011, 4, scale=1.0, digits=3) == "0.299 ± 0.001 (n=4)"
 
 
-def _runs(records: list[dict[str, Any]]) -> pd.DataFrame:
-    return agg.runs_frame([agg.Record(Path(r["fingerprint"]), r["fingerprint"], r)
-                           for r in records])
+def _runs(tmp_path: Path, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs frame of ``records`` (written under ``tmp_path``, read back)."""
+    for r in records:
+        write_record(tmp_path, r)
+    return fr.load_frames(tmp_path, workers=1, long=False).runs
 
 
-def test_variants_split_code_versions_and_conflicting_manifests() -> None:
+def test_variants_split_code_versions_and_conflicting_manifests(tmp_path: Path) -> None:
     a0 = make_record(seed=0, datasets={"demo_test": "x1"})
     a1 = make_record(seed=1, datasets={"demo_test": "x1", "demo_sketch": "s1"})
     new_code = make_record(seed=2, datasets={"demo_test": "x1"}, code_version="0.2.0")
     new_data = make_record(seed=3, datasets={"demo_test": "x2"})
     other_cfg = make_record(seed=0, recipe="dp", datasets={"demo_test": "x2"})
-    runs = _runs([a0, a1, new_code, new_data, other_cfg])
+    runs = _runs(tmp_path, [a0, a1, new_code, new_data, other_cfg])
     runs["variant"] = agg.assign_variants(runs)
     v = dict(zip(runs.fingerprint, runs.variant, strict=True))
     assert v[a0["fingerprint"]] == v[a1["fingerprint"]]  # compatible manifests

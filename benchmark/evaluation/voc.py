@@ -38,11 +38,20 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import DataError, field_error
-from benchmark.evaluate import load_gt, load_predictions, validate_predictions
+from benchmark.evaluation.loading import load_gt, load_predictions, validate_predictions
 
 IOU_THRESHOLDS: tuple[float, ...] = tuple(t / 100.0 for t in range(50, 100, 5))
 # voc_eval's recall points, built the same way: 0.30000000000000004 etc., not 0.3.
 _RECALL_POINTS = np.arange(0.0, 1.1, 0.1)
+
+DEFINITION = """\
+**VOC protocols** (columns marked VOC; the published Pascal → Clipart / Watercolor / Comic
+  numbers): per class, detections sorted by score over the split; each takes the ground-truth
+  box of highest IoU in its image; it is a true positive if that IoU exceeds t and the box is
+  not yet taken, ignored if the box is `difficult`, a false positive otherwise. AP =
+  11-point interpolated precision (recall 0, 0.1, …, 1) on VOC2007 test, the area under the
+  monotone precision envelope on the other VOC-layout sets; averaged over IoU 0.50:0.05:0.95
+  and over classes with non-difficult ground truth (classes without any are skipped)."""
 
 
 def to_voc_corners(xywh: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Robustness summaries against values computed by hand."""
+"""benchmark.evaluation.robustness: robustness summaries against values computed by hand."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import math
 
 import pytest
 
-from benchmark.metrics import (
+from benchmark.evaluation.robustness import (
     corruption_summary,
     effective_robustness,
     fit_logit_line,
     logit,
     ood_summary,
-    per_class_rpc,
 )
 
 FIFTEEN = [
@@ -58,22 +57,6 @@ def test_undefined_ratios_are_none() -> None:
     assert corruption_summary(0.0, {("fog", 1): 0.1}, ["fog"])["rPC"] is None
     r = corruption_summary(0.3, {}, ["fog"])
     assert r["mPC"] is None and r["rPC"] is None and r["n_conditions"] == 0
-
-
-def test_per_class_rpc_is_a_mean_of_ratios() -> None:
-    clean = {"a": 0.5, "b": 0.2, "c": None, "d": 0.0}
-    ap = {
-        ("fog", 1): {"a": 0.25, "b": 0.2, "c": None, "d": 0.0},
-        ("fog", 2): {"a": 0.15, "b": 0.1, "c": None, "d": 0.1},
-    }
-    r = per_class_rpc(clean, ap, ["fog"], severities=[1, 2])
-    # mPC_a = 0.2, mPC_b = 0.15, mPC_d = 0.05; rPC_a = 0.4, rPC_b = 0.75, d undefined (P 0).
-    assert r["rPC"] == pytest.approx((0.4 + 0.75) / 2)
-    assert r["P"] == pytest.approx((0.5 + 0.2 + 0.0) / 3)
-    assert r["mPC"] == pytest.approx((0.2 + 0.15 + 0.05) / 3)
-    assert r["n_classes"] == 2 and r["n_conditions"] == 2 and r["complete"] is True
-    # The ratio of the means, corruption_summary's definition, differs: 0.4/3 / (0.7/3) = 4/7.
-    assert r["mPC"] / r["P"] == pytest.approx(4 / 7)
 
 
 def test_ood_summary() -> None:

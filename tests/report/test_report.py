@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import report as rp
-from tests.test_aggregate import make_record, write_record
+from benchmark.report import build, cli, output, tables, uncertainty
+from benchmark.report.options import Options
+from tests.report.test_frames import make_record, write_record
 
 
-def _options(tmp_path: Path, **kw: Any) -> rp.Options:
-    return rp.Options(tmp_path / "results", tmp_path / "BENCHMARKS.md", **kw)
+def _options(tmp_path: Path, **kw: Any) -> Options:
+    return Options(tmp_path / "results", tmp_path / "BENCHMARKS.md", **kw)
 
 
 def _table_rows(markdown: str, heading: str) -> list[list[str]]:
@@ -35,14 +36,15 @@ def _table_rows(markdown: str, heading: str) -> list[list[str]]:
     return rows
 
 
-def _family(tmp_path: Path, name: str, **kw: Any) -> rp.FamilyBuilder:
-    from benchmark import aggregate as agg
+def _family(tmp_path: Path, name: str, **kw: Any) -> tables.FamilyBuilder:
+    from benchmark.report import aggregation as agg
+    from benchmark.report.frames import load_frames
 
-    frames = agg.load_frames(tmp_path / "results", workers=1)
+    frames = load_frames(tmp_path / "results", workers=1)
     runs = frames.runs.copy()
     runs["code"] = [agg.code_key(r) for r in runs.to_dict("records")]
     runs["variant"] = agg.assign_variants(runs)
-    return rp.FamilyBuilder(name, runs[runs.family == name], _options(tmp_path, **kw))
+    return tables.FamilyBuilder(name, runs[runs.family == name], _options(tmp_path, **kw))
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -65,7 +67,7 @@ def _grid(tmp_path: Path) -> None:
 
 def test_rows_are_ranked_by_the_headline_with_mean_std_and_n(tmp_path: Path) -> None:
     _grid(tmp_path)
-    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    report = build.build_report(_options(tmp_path, n_resamples=0))
     rows = _table_rows(report.markdown, "## Demo (offline, generated data)")
     order = [(r[1], r[2]) for r in rows]
     assert order == [
@@ -108,7 +110,7 @@ def test_effective_robustness_matches_a_hand_computation(tmp_path: Path) -> None
     assert row["er|mean"] == pytest.approx(expected, abs=1e-12)
     assert row["er|n"] == 2
     assert expected > 0.05  # DP on resnet18 sits well above the FT line
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     assert f"{100 * expected:+.1f} ± " in md
     assert "the line fitted through the 3 `ft` rows" in md
 
@@ -116,19 +118,19 @@ def test_effective_robustness_matches_a_hand_computation(tmp_path: Path) -> None
 def test_er_needs_two_baseline_rows(tmp_path: Path) -> None:
     write_record(tmp_path / "results", make_record(recipe="ft"))
     write_record(tmp_path / "results", make_record(recipe="dp"))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     assert "ER: not computed — the fit needs at least 2 `ft` rows" in md
     # another baseline recipe makes the dp rows the baseline (still one point)
-    md = rp.build_report(_options(tmp_path, n_resamples=0, baseline_recipe="dp")).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0, baseline_recipe="dp")).markdown
     assert "at least 2 `dp` rows" in md
 
 
 def test_no_records_still_renders(tmp_path: Path) -> None:
-    report = rp.build_report(_options(tmp_path))
+    report = build.build_report(_options(tmp_path))
     assert "**No runs yet.**" in report.markdown
     assert "## Metric definitions" in report.markdown
     assert report.leaderboard().empty
-    rp.write_outputs(report, _options(tmp_path))
+    output.write_outputs(report, _options(tmp_path))
     assert (tmp_path / "BENCHMARKS.md").is_file()
     assert (tmp_path / "results" / "leaderboard.csv").is_file()
 
@@ -142,7 +144,7 @@ def test_partial_grid_shows_dashes_and_still_renders(tmp_path: Path) -> None:
     rec = make_record(backbone="resnet50", recipe="dp", rgn=None)
     rec["summary"] = {k: None for k in rec["summary"]}  # every summary part null
     write_record(res, rec)
-    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    report = build.build_report(_options(tmp_path, n_resamples=0))
     rows = {(r[1], r[2]): r for r in _table_rows(report.markdown, "## Demo")}
     assert len(rows) == 3
     partial = rows[("resnet50[imagenet]", "ft")]
@@ -152,8 +154,8 @@ def test_partial_grid_shows_dashes_and_still_renders(tmp_path: Path) -> None:
     # rows without the headline (OOD mean) rank last, in label order
     assert [rows[k][0] for k in (("resnet18[imagenet]", "ft"), ("resnet50[imagenet]", "dp"),
                                  ("resnet50[imagenet]", "ft"))] == ["1", "2", "3"]
-    rp.write_outputs(report, _options(tmp_path, n_resamples=0))
-    assert rp.main(["--results", str(res), "--out", str(tmp_path / "BENCHMARKS.md"),
+    output.write_outputs(report, _options(tmp_path, n_resamples=0))
+    assert cli.main(["--results", str(res), "--out", str(tmp_path / "BENCHMARKS.md"),
                     "--bootstrap", "0", "--check"]) == 0
 
 
@@ -165,7 +167,7 @@ def test_mixed_code_versions_and_manifests_are_flagged_never_averaged(tmp_path: 
                                   datasets={"demo_test": "aaa"}))
     write_record(res, make_record(seed=3, id_ap=0.10, datasets={"demo_test": "bbb"}))
     write_record(res, make_record(recipe="dp", id_ap=0.3, datasets={"demo_test": "aaa"}))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     rows = _table_rows(md, "## Demo")
     ft = {r[-1]: r for r in rows if r[2] == "ft"}
     assert len(ft) == 3  # one row per (code version, data manifest); none averaged together
@@ -185,7 +187,7 @@ def test_corrupt_record_is_named_and_the_report_renders(tmp_path: Path) -> None:
     write_record(res, make_record())
     (res / "runs" / "cafebabe").mkdir(parents=True)
     (res / "runs" / "cafebabe" / "record.json").write_text('{"schema": 1, "finger')
-    report = rp.build_report(_options(tmp_path, n_resamples=0))
+    report = build.build_report(_options(tmp_path, n_resamples=0))
     assert "**1 record file skipped**" in report.markdown
     assert "| `results/runs/cafebabe/record.json` | malformed JSON (truncated?)" in \
         report.markdown
@@ -204,7 +206,7 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
                                   id_ap=0.35, ood={}, id_split="coco_val2017",
                                   corruption_base="coco_val2017",
                                   corruption={"fog": {"1": 0.2, "2": 0.16}}))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     pascal = _table_rows(md, "### Published reference rows (Pascal")
     ft = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "ft")
     assert "*published*" in ft[0]
@@ -231,10 +233,10 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
 def test_exports_and_deterministic_render(tmp_path: Path) -> None:
     _grid(tmp_path)
     opts = _options(tmp_path, n_resamples=0)
-    first = rp.build_report(opts)
-    second = rp.build_report(opts)
+    first = build.build_report(opts)
+    second = build.build_report(opts)
     assert first.markdown == second.markdown and first.html == second.html
-    rp.write_outputs(first, opts)
+    output.write_outputs(first, opts)
     res = tmp_path / "results"
     board = pd.read_csv(res / "leaderboard.csv")
     assert len(board) == 12 * (1 + 3 + 2)  # runs × eval splits
@@ -249,7 +251,7 @@ def test_exports_and_deterministic_render(tmp_path: Path) -> None:
     for name in plots:
         assert f"](results/plots/{name})" in first.markdown
     before = {p: p.read_bytes() for p in (res / "plots").iterdir()}
-    rp.write_outputs(second, opts)
+    output.write_outputs(second, opts)
     assert {p: p.read_bytes() for p in (res / "plots").iterdir()} == before  # byte-identical
     assert not re.search(r"20\d\d-\d\d-\d\d", first.markdown)  # no timestamps
 
@@ -258,27 +260,27 @@ def test_check_detects_stale_and_missing_files(tmp_path: Path, capsys: Any) -> N
     _grid(tmp_path)
     res, out = tmp_path / "results", tmp_path / "BENCHMARKS.md"
     args = ["--results", str(res), "--out", str(out), "--bootstrap", "0"]
-    assert rp.main([*args, "--check"]) == 1  # not generated yet
+    assert cli.main([*args, "--check"]) == 1  # not generated yet
     assert "missing" in capsys.readouterr().err
-    assert rp.main(args) == 0
-    assert rp.main([*args, "--check"]) == 0
+    assert cli.main(args) == 0
+    assert cli.main([*args, "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
     # a new record makes the file stale
     write_record(res, make_record(backbone="resnet101", recipe="ft", id_ap=0.7))
-    assert rp.main([*args, "--check"]) == 1
+    assert cli.main([*args, "--check"]) == 1
     err = capsys.readouterr().err
     assert "stale" in err and "resnet101" in err
-    assert rp.main(args) == 0 and rp.main([*args, "--check"]) == 0
+    assert cli.main(args) == 0 and cli.main([*args, "--check"]) == 0
     # a hand edit is caught too; plots are not part of the check
     out.write_text(out.read_text().replace("## Metric definitions", "## Definitions"))
-    assert rp.main([*args, "--check"]) == 1
-    assert rp.main(args) == 0
+    assert cli.main([*args, "--check"]) == 1
+    assert cli.main(args) == 0
     for p in (res / "plots").iterdir():
         p.unlink()
-    assert rp.main([*args, "--check"]) == 0
+    assert cli.main([*args, "--check"]) == 0
     # --check writes nothing
     (res / "leaderboard.csv").unlink()
-    assert rp.main([*args, "--check"]) == 0 and not (res / "leaderboard.csv").exists()
+    assert cli.main([*args, "--check"]) == 0 and not (res / "leaderboard.csv").exists()
 
 
 # ---- bootstrap intervals from saved predictions --------------------------------------------------
@@ -320,7 +322,7 @@ def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Prepared ID / OOD / corrupted splits and two backbones × {ft, dp} with saved
     predictions; records carry the real COCO metrics of those predictions."""
     from benchmark.data.split import write_split
-    from benchmark.evaluate import coco_summary
+    from benchmark.evaluation.coco import coco_summary
 
     data, arts = tmp_path / "data", tmp_path / "artifacts"
     monkeypatch.setenv("BENCH_DATA", str(data))
@@ -364,7 +366,7 @@ def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
         prepared: dict[str, Any]) -> None:
     tmp = prepared["tmp"]
     opts = _options(tmp, n_resamples=200)
-    report = rp.build_report(opts)
+    report = build.build_report(opts)
     md = report.markdown
     rows = _table_rows(md, "### Uncertainty (Demo")
     assert len(rows) == 4
@@ -386,17 +388,17 @@ def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
         assert r[3].startswith("-")  # dp (noisier boxes) is worse than ft on OOD …
         assert float(r[4].lstrip("<")) < 0.05  # … significantly
     # intervals are cached: without the predictions the same markdown renders (--check passes)
-    rp.write_outputs(report, opts)
-    cache = json.loads((tmp / "results" / rp.CACHE_FILE).read_text())
+    output.write_outputs(report, opts)
+    cache = json.loads((tmp / "results" / uncertainty.CACHE_FILE).read_text())
     assert len(cache["entries"]) == 4 * 4 + 2 * 2
     import shutil
 
     shutil.rmtree(prepared["artifacts"])
-    again = rp.build_report(opts)
+    again = build.build_report(opts)
     assert again.markdown == md
     # without cache and artifacts: omitted with a note, still renders
-    (tmp / "results" / rp.CACHE_FILE).unlink()
-    bare = rp.build_report(opts).markdown
+    (tmp / "results" / uncertainty.CACHE_FILE).unlink()
+    bare = build.build_report(opts).markdown
     assert "Bootstrap intervals omitted where saved predictions" in bare
     assert "### Uncertainty (Demo" in bare
 
@@ -408,7 +410,7 @@ def test_bootstrap_refuses_predictions_for_a_changed_split(prepared: dict[str, A
     coco = dict(split.coco)
     coco["annotations"] = coco["annotations"][:-1]  # the GT changed after the runs
     write_split("demo_test", coco, dataset="t", domain="t", root=split.root.parent)
-    md = rp.build_report(_options(prepared["tmp"], n_resamples=50)).markdown
+    md = build.build_report(_options(prepared["tmp"], n_resamples=50)).markdown
     assert "changed since the run" in md
 
 
@@ -426,7 +428,7 @@ def test_family_columns_in_protocol_order(tmp_path: Path, family: str, ood: tupl
                                           expected: list[str]) -> None:
     write_record(tmp_path / "results", make_record(family=family, ood={s: 0.2 for s in ood},
                                                    corruption={}, id_split="id_split"))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
     cols = [c.strip() for c in header.strip("|").split(" | ")]
     assert cols[4:] == expected
@@ -442,7 +444,7 @@ def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
     rec["metrics"]["comic_test"]["voc"] = {"AP": 0.13, "AP50": 0.3, "AP75": 0.1,
                                            "protocol": "voc"}
     write_record(tmp_path / "results", rec)
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
     assert ("| ID AP (COCO) | Clipart AP (COCO) | Watercolor AP (COCO) | Comic AP (COCO) | "
             "OOD mean (COCO) | gap | ID AP (VOC) | OOD mean (VOC) |") in header
@@ -476,7 +478,7 @@ def _voc_summary_record(seed: int = 0, **kw: Any) -> dict[str, Any]:
 def test_voc_summary_records_show_both_protocols_and_compare_like_for_like(
         tmp_path: Path) -> None:
     write_record(tmp_path / "results", _voc_summary_record())
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
     assert ("| ID AP (VOC) | Clipart AP (VOC) | Watercolor AP (VOC) | Comic AP (VOC) | "
             "OOD mean (VOC) | gap | ID AP (COCO) | OOD mean (COCO) |") in header
@@ -496,7 +498,7 @@ def test_records_with_different_summary_protocols_are_not_averaged(tmp_path: Pat
     old["summary"]["id_ap"] = 0.45
     write_record(tmp_path / "results", _voc_summary_record(seed=0))
     write_record(tmp_path / "results", old)
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     rows = _table_rows(md, "## Pascal")
     assert sorted(r[4] for r in rows) == ["45.0 (n=1)", "52.0 (n=1)"]
     assert {r[-1] for r in rows} == {"0.1.0/r1", "0.1.0/r1/voc"}
@@ -510,7 +512,7 @@ def test_coco_c_table_and_per_corruption_severity_grid(tmp_path: Path) -> None:
         write_record(tmp_path / "results", make_record(
             family="coco_c", backbone=b, id_ap=0.4 * scale, ood={}, corruption=corr,
             id_split="coco_val2017", corruption_base="coco_val2017"))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
     assert [c.strip() for c in header.strip("|").split(" | ")][4:] == \
         ["P", "mPC", "rPC (%)", "ER", "RGN"]  # two ft rows: an (exact) ER line
@@ -529,7 +531,7 @@ def test_configurations_sharing_labels_get_a_config_tag(tmp_path: Path) -> None:
     b["fingerprint"] = "f" * 16
     write_record(tmp_path / "results", a)
     write_record(tmp_path / "results", b)
-    rows = _table_rows(rp.build_report(_options(tmp_path, n_resamples=0)).markdown, "## Demo")
+    rows = _table_rows(build.build_report(_options(tmp_path, n_resamples=0)).markdown, "## Demo")
     assert len(rows) == 2
     assert all(re.fullmatch(r"ft ‹cfg [0-9a-f]{6}›", r[2]) for r in rows)
 
@@ -539,7 +541,7 @@ def test_rgn_per_backbone_prefers_runs_measured_at_the_dp_checkpoint(tmp_path: P
     for recipe, rgn in (("ft", 0.9), ("dp", 0.8), ("dp_ft", 1.30)):
         write_record(res, make_record(backbone="resnet50", weights="swsl", recipe=recipe,
                                       rgn=rgn))
-    md = rp.build_report(_options(tmp_path, n_resamples=0)).markdown
+    md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone") if r[0] == "resnet50[swsl]"}
     assert set(rows) == {"`ft`", "`dp`", "`dp_ft`"}
     assert rows["`dp_ft`"][6] == "-0.040"  # 1.30 − 1.34, the dp_ft runs stand for the backbone

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from benchmark.errors import DataError
-from benchmark.evaluate import evaluate_predictions
-from benchmark.voc_eval import IOU_THRESHOLDS, to_voc_corners, voc_ap, voc_iou, voc_summary
+from benchmark.evaluation import evaluate_predictions
+from benchmark.evaluation.voc import IOU_THRESHOLDS, to_voc_corners, voc_ap, voc_iou, voc_summary
 
 
 def _fixtures() -> Path:
     env = os.environ.get("BENCH_SHARED_FIXTURES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 
 def _img(i: int) -> dict:

@@ -1,4 +1,5 @@
-"""Leaderboard figures (matplotlib Agg → PNG). Pure drawing: callers pass plain numbers.
+"""The report's figures: plot jobs per family (what to draw, from the rows) and the drawing
+(matplotlib Agg → PNG; pure drawing, callers pass plain numbers).
 
 PNGs are byte-for-byte deterministic for the same inputs and matplotlib version (no software
 or date metadata); the freshness check nevertheless only compares BENCHMARKS.md.
@@ -8,15 +9,118 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmark.report.bootstrap import er_band
+from benchmark.report.published import rgn_ood_change, rgn_source
+from benchmark.report.tables import FamilyBuilder, finite
 from benchmark.store import atomic_write_bytes
 
+HEATMAP_PANELS = 30  # rows drawn in the corruption heatmap (best ranked first)
+
+
+# ---- plot jobs ----------------------------------------------------------------------------------
+def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed: int
+                  ) -> list[tuple[str, str, Callable[[Path], Any]]]:
+    """(title, file name, writer(path)) for the family's figures."""
+    fam, rows = fb.fam, fb.rows
+    jobs: list[tuple[str, str, Callable[[Path], Any]]] = []
+    x, y = fam.er_x, fam.er_y
+    pts = []
+    for _, r in rows.iterrows():
+        mx, my = r.get(f"{x}|mean"), r.get(f"{y}|mean")
+        if finite(mx) and finite(my):
+            sx, sy = r.get(f"{x}|std"), r.get(f"{y}|std")
+            pts.append(Point(r.backbone_label, r.recipe_display, float(mx), float(my),
+                                   float(sx) if finite(sx) else 0.0,
+                                   float(sy) if finite(sy) else 0.0))
+    if pts:
+        fit = fb.fit
+        base_pts = list(fb.baseline_points) if fit is not None else []
+        published = [Point(ref.backbone, ref.recipe, ref.values[x], ref.values[y])
+                     for ref in fam.published if x in ref.values and y in ref.values]
+        title = f"{fam.title}: {fb.er_y_label} vs {fb.er_x_label}"
+
+        def job(path: Path, pts: list[Any] = pts, fit: Any = fit,
+                base_pts: list[tuple[float, float]] = base_pts,
+                published: list[Any] = published, title: str = title) -> Any:
+            band = None
+            if len(base_pts) >= 3:  # the band is drawn by the (forked) plotting process
+                xs = [p.x for p in pts]
+                grid = np.linspace(max(1e-3, min(xs) - 0.02), min(1 - 1e-3, max(xs) + 0.02), 60)
+                b = er_band([p[0] for p in base_pts], [p[1] for p in base_pts], grid, seed=seed)
+                band = None if b is None else (grid, b[0], b[1])
+            return id_vs_ood(path, title, pts, xlabel=fb.er_x_label, ylabel=fb.er_y_label,
+                             fit=fit, band=band,
+                             fit_label=f"{fb.options.baseline_recipe} fit (logit)",
+                             published=published)
+
+        jobs.append((title, f"{fam.name}_id_vs_ood.png", job))
+    if fb.corruptions:
+        panels = []
+        for _, r in rows.head(HEATMAP_PANELS).iterrows():
+            m = np.array([[float(r.get(f"corr/{c}/{s}|mean", np.nan)) for s in fb.severities]
+                          for c in fb.corruptions])
+            panels.append((f"{r['rank']}. {fb.row_label(r)}", m))
+        name = f"{fam.name}_corruption_heatmap.png"
+        title = f"{fam.title}: AP per corruption × severity"
+        if len(rows) > HEATMAP_PANELS:
+            title += f" (top {HEATMAP_PANELS} rows)"
+        jobs.append((title, name, lambda p, panels=panels, title=title: corruption_heatmap(
+            p, title, panels, fb.corruptions, fb.severities)))
+    base = fb.options.baseline_recipe
+    h = f"{fam.headline}|mean"
+    bar: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for _, r in rows.iterrows():
+        if r.recipe == base:
+            continue
+        b = fb.baseline_row(r)
+        if b is None or not finite(r.get(h)) or not finite(b.get(h)):
+            continue
+        key = (r.backbone_label, r.recipe_display)
+        if key in gains:
+            bar[key] = gains[key]
+        elif key not in bar:
+            g = float(r[h]) - float(b[h])
+            bar[key] = (g, float("nan"), float("nan"))
+    if bar:
+        backbones = sorted({k[0] for k in bar})
+        recipes = sorted({k[1] for k in bar})
+        name = f"{fam.name}_gain_over_{base}.png"
+        title = f"{fam.title}: {fb.headline_label} gain over {base}"
+        jobs.append((title, name, lambda p, bar=bar, title=title: gain_over_baseline(
+            p, title, backbones, recipes, bar, ylabel=f"Δ {fb.headline_label} vs {base} "
+            "(points)")))
+    return jobs
+
+
+def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[[Path], Any]]:
+    pts = []
+    for fb in builders:
+        rows = fb.rows
+        y = f"{fb.fam.er_y}|mean"
+        for (engine, label), g in rows.groupby(["engine", "backbone_label"], sort=True):
+            ft, dp = g[g.recipe == "ft"], g[g.recipe == "dp"]
+            if ft.empty or dp.empty or y not in g:
+                continue
+            a, b = ft.iloc[0], dp.iloc[0]
+            runs = rgn_source(fb.runs[(fb.runs.backbone_label == label)
+                                       & (fb.runs.engine == engine)])
+            rgn = runs["rgn"].astype(float).mean() if not runs.empty else float("nan")
+            if finite(a[y]) and finite(b[y]) and finite(rgn):
+                pts.append(Point(f"{label} ({fb.fam.name})", fb.fam.name, float(rgn),
+                                       float(a[y]) - float(b[y])))
+    published = [Point(n, "published", rgn, d) for n, rgn, d in rgn_ood_change()]
+    return ("RGN vs OOD change under FT (FT − DP)", "rgn_vs_ood_change.png",
+            lambda p: rgn_vs_ood_change(p, pts, published))
+
+
+# ---- drawing ------------------------------------------------------------------------------------
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 MAX_LABELS = 30  # points annotated with their label in a scatter
@@ -74,7 +178,7 @@ def id_vs_ood(
     published: Sequence[Point] = (),
 ) -> Path:
     """Scatter of ID vs OOD AP (percent), logit-space baseline line and its bootstrap band."""
-    from benchmark.metrics import logit, sigmoid
+    from benchmark.evaluation.robustness import logit, sigmoid
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))

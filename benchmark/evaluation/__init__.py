@@ -1,0 +1,70 @@
+"""Evaluation: per-split metrics of saved predictions and the cell summary built from them.
+
+Layout (each module one job; none imports the report, training or models):
+
+* :mod:`~benchmark.evaluation.loading` — read / validate ground truth and predictions;
+* :mod:`~benchmark.evaluation.coco` — the 12 COCO numbers (pycocotools);
+* :mod:`~benchmark.evaluation.voc` — VOC-style AP (detectron2 / py-faster-rcnn ``voc_eval``);
+* :mod:`~benchmark.evaluation.matching` — per-image matches and AP of resampled images (the
+  report's bootstrap);
+* :mod:`~benchmark.evaluation.robustness` — P / mPC / rPC, OOD mean and gap, effective
+  robustness;
+* :mod:`~benchmark.evaluation.summary_metrics` — the summary-metric table;
+* this module — :func:`evaluate_split` and :func:`summarize` (the pipeline's entry points)
+  and :func:`evaluate_predictions` (the ``python -m benchmark.evaluate`` dispatch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import ConfigError, field_error
+from benchmark.evaluation.coco import coco_summary
+from benchmark.evaluation.summary_metrics import CellMetrics, metric_entries
+from benchmark.evaluation.voc import voc_summary
+from benchmark.families import FAMILIES
+from benchmark.spec import RunSpec
+
+PROTOCOLS = ("coco", "voc", "voc07")
+
+
+def evaluate_split(
+    spec: RunSpec, split: str, gt: Path, predictions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The metrics of one eval split: COCO's 12 numbers, plus VOC-style AP where the
+    family's protocol asks for it (:meth:`benchmark.families.Family.ap_protocol`)."""
+    metrics = coco_summary(gt, predictions)
+    protocol = FAMILIES.get(spec.family).ap_protocol(split)
+    if protocol is not None:
+        metrics["voc"] = voc_summary(gt, predictions, use_07_metric=protocol == "voc07")
+        metrics["voc"]["protocol"] = protocol
+    return metrics
+
+
+def summarize(spec: RunSpec, metrics: dict[str, dict]) -> dict[str, Any]:
+    """The cell summary (``record["summary"]``): the family's summary protocol and every
+    ``source="summary"`` metric of the table, computed from the per-split metrics."""
+    cell = CellMetrics(spec, metrics)
+    summary: dict[str, Any] = {"protocol": FAMILIES.get(spec.family).summary_protocol}
+    for m in metric_entries("summary"):
+        assert m.compute is not None  # guaranteed for source="summary"
+        summary[m.key] = m.compute(cell)
+    return summary
+
+
+def evaluate_predictions(
+    gt: Path | str | dict[str, Any],
+    predictions: Path | str | Sequence[dict[str, Any]],
+    protocol: str = "coco",
+) -> dict[str, Any]:
+    """Dispatch: ``coco`` → :func:`coco_summary`; ``voc`` (area under PR) and ``voc07``
+    (11-point) → :func:`voc_summary`."""
+    if protocol == "coco":
+        return coco_summary(gt, predictions)
+    if protocol in ("voc", "voc07"):
+        return voc_summary(gt, predictions, use_07_metric=protocol == "voc07")
+    raise field_error(
+        ConfigError, "<arguments>", "protocol", protocol, f"expected one of {PROTOCOLS}"
+    )

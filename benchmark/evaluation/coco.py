@@ -1,0 +1,120 @@
+"""COCO-style bbox evaluation (real pycocotools): the 12 summary numbers of a prediction set.
+
+Values are fractions, exactly as pycocotools returns them. :data:`DEFINITION` is the text of
+the protocol in BENCHMARKS.md's "Metric definitions".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from benchmark.evaluation.loading import load_gt, load_predictions, validate_predictions
+
+COCO_KEYS = (
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+)
+
+DEFINITION = """\
+**AP, AP50, AP75** (COCO protocol, every `AP` column unless marked VOC): pycocotools
+  `COCOeval` on bounding boxes, area range "all", at most 100 detections per image; per class
+  and IoU threshold, precision interpolated at the 101 recall points 0:0.01:1 (precision at
+  recall r = the maximum precision at any recall ≥ r) and averaged; AP = mean over IoU
+  thresholds 0.50:0.05:0.95 and over the classes that have ground truth in the split; AP50 /
+  AP75 at IoU 0.50 / 0.75. Crowd boxes and VOC `difficult` boxes are ignored (a detection
+  matched to one counts neither as true nor as false positive). Values are fractions in
+  the records and percent here."""
+
+class _DifficultAwareCOCOeval(COCOeval):
+    """COCOeval that ignores GT boxes marked ``difficult: 1``.
+
+    pycocotools' ``_prepare`` overwrites ``gt['ignore']`` with ``iscrowd``, so ``ignore`` cannot
+    be set from outside. Setting ``iscrowd`` instead would change the IoU (crowd IoU is
+    intersection over the detection's area) and let one box absorb any number of detections.
+    We re-set ``ignore`` after ``_prepare``: a difficult box is then handled exactly like a box
+    outside the evaluated area range — normal IoU, matched at most once, a detection matched
+    to it is ignored (neither TP nor FP) and an unmatched one is not a false negative.
+    """
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        for gts in self._gts.values():
+            for g in gts:
+                if g.get("difficult"):
+                    g["ignore"] = 1
+
+
+def _coco_gt(gt: dict[str, Any]) -> COCO:
+    """A COCO object over a private copy: pycocotools writes ``ignore`` into GT annotations."""
+    anns = []
+    for a in gt["annotations"]:
+        a = dict(a)
+        if "area" not in a:
+            a["area"] = a["bbox"][2] * a["bbox"][3]
+        anns.append(a)
+    coco = COCO()
+    coco.dataset = {
+        "images": [dict(img) for img in gt["images"]],
+        "categories": [dict(cat) for cat in gt["categories"]],
+        "annotations": anns,
+    }
+    coco.createIndex()
+    return coco
+
+
+def _coco_dt(coco_gt: COCO, predictions: list[dict[str, Any]]) -> COCO:
+    """Load results without touching the caller's dicts (``loadRes`` adds keys in place).
+
+    ``loadRes`` crashes on an empty list (it reads ``anns[0]``). An empty result set is built
+    directly instead, so pycocotools still runs and reports what an evaluation with no
+    detections means: 0 for every AP/AR whose area range has ground truth, -1 where it has none.
+    """
+    if not predictions:
+        dt = COCO()
+        dt.dataset = {
+            "images": list(coco_gt.dataset["images"]),
+            "categories": [dict(c) for c in coco_gt.dataset["categories"]],
+            "annotations": [],
+        }
+        dt.createIndex()
+        return dt
+    clean = [
+        {
+            "image_id": d["image_id"],
+            "category_id": d["category_id"],
+            "bbox": list(d["bbox"]),
+            "score": d["score"],
+        }
+        for d in predictions
+    ]
+    return coco_gt.loadRes(clean)
+
+
+def coco_summary(
+    gt: Path | str | dict[str, Any],
+    predictions: Path | str | Sequence[dict[str, Any]],
+    *,
+    verbose: bool = False,
+) -> dict[str, float]:
+    """The 12 COCOeval bbox summary numbers keyed by COCO_KEYS (pycocotools prints only if
+    ``verbose``)."""
+    gt_data, _ = load_gt(gt)
+    preds, source = load_predictions(predictions)
+    validate_predictions(preds, gt_data, source)
+    sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with sink:
+        coco_gt = _coco_gt(gt_data)
+        coco_dt = _coco_dt(coco_gt, preds)
+        ev = _DifficultAwareCOCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = np.asarray(ev.stats, dtype=float)
+    return {k: float(v) for k, v in zip(COCO_KEYS, stats, strict=True)}

@@ -1,0 +1,216 @@
+"""Benchmark families as data: one :class:`Family` entry per family in :data:`FAMILIES`.
+
+A family is a train → ID/OOD/corruption protocol (Pascal → Clipart/Watercolor/Comic, COCO →
+COCO-C, …). Everything that differs between families is declared here, once, and read by
+grid validation (is ``family`` known, which split roles may a grid declare), by the cell
+summary (:func:`benchmark.evaluation.summarize`: the AP protocol of each eval split and of
+the summary) and by the report (title, description, headline, ER axes, domain order, columns,
+published reference rows).
+
+Contract of a registered object (``FAMILIES.register(name)(Family(...))``):
+
+* ``name`` equals the registry name; it is the value of ``spec.benchmark`` in run records.
+* ``split_roles`` ⊆ :data:`SPLIT_ROLES` and contains ``"train"`` and ``"id"``; ``"ood"``
+  allows ``ood_splits``, ``"corruption"`` allows a ``corruption`` block.
+* ``ap_protocols``: ``(split-name prefix, protocol)`` rules, first match wins, ``""`` matches
+  every split; the protocol is ``"voc"`` or ``"voc07"``. A matching eval split is scored with
+  that VOC-style AP next to COCO's; no rule: COCO only.
+* ``summary_protocol``: ``"coco"``, or ``"voc"`` (the headline of a split is then its
+  VOC-style AP; needs ``ap_protocols``).
+* ``headline``, ``er_x`` and ``er_y`` are keys of the summary-metric table
+  (:data:`benchmark.evaluation.summary_metrics.SUMMARY_METRICS`); checked by the tests.
+* ``published``: reference rows from the papers, values as fractions keyed by metric key or
+  by a domain substring of ``domains``.
+
+This module is in the bottom layer: it imports only the standard library,
+:mod:`benchmark.registry` and :mod:`benchmark.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry
+
+SPLIT_ROLES = ("train", "id", "ood", "corruption")
+AP_PROTOCOLS = ("voc", "voc07")
+SUMMARY_PROTOCOLS = ("coco", "voc")
+
+
+# ---- published reference rows --------------------------------------------------------------
+@dataclass(frozen=True)
+class BackboneMatch:
+    """Registry backbone names and a regex over the weights source that denote a backbone."""
+
+    names: tuple[str, ...]
+    weights: str = r".*"
+
+    def matches(self, name: str, weights: str) -> bool:
+        return name in self.names and re.search(self.weights, weights or "", re.I) is not None
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """A published result. It *matches* a reproduced row when the family and recipe are equal
+    and the reproduced backbone's registry name and weights match ``match``."""
+
+    family: str
+    backbone: str  # as the paper names it
+    recipe: str  # the suite's recipe name
+    values: dict[str, float]  # metric key or domain → fraction (AP) or ratio (rPC)
+    source: str
+    match: BackboneMatch
+    derived: tuple[str, ...] = field(default=())  # keys computed here from published values
+
+
+SAITO = ('Saito et al., "Mind the Backbone": Faster R-CNN + FPN, AP@[.5:.95] computed the '
+         'VOC way')
+MICHAELIS = ('Michaelis et al., "Benchmarking Robustness in Object Detection": Faster R-CNN '
+             'R50-FPN on COCO-C')
+R50_IG = BackboneMatch(("resnet50",), r"instagram|swsl|(^|[^a-z])ig([^a-z]|$)")
+EFFB2_JFT = BackboneMatch(("efficientnet_b2",), r"jft|noisy|(^|[^a-z])ns([^a-z]|$)")
+CONVNEXT_B_21K = BackboneMatch(("convnext_base", "convnext_b"), r"21k|22k")
+TORCHVISION_R50 = BackboneMatch(("resnet50",),
+                                r"imagenet|torchvision|msra|caffe|^resnet50-[0-9a-f]+\.pth$")
+
+
+def _pascal(backbone: str, recipe: str, comic: float, watercolor: float, clipart: float,
+            pascal: float, match: BackboneMatch) -> PublishedRow:
+    # in the order of the reproduced table's columns
+    values = {"id_ap": pascal / 100, "clipart": clipart / 100, "watercolor": watercolor / 100,
+              "comic": comic / 100}
+    values["ood_mean"] = (values["comic"] + values["watercolor"] + values["clipart"]) / 3
+    values["gap"] = values["id_ap"] - values["ood_mean"]
+    return PublishedRow("pascal", backbone, recipe, values, SAITO, match,
+                        derived=("ood_mean", "gap"))
+
+
+# ---- the family entry ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Family:
+    name: str
+    title: str
+    description: str
+    split_roles: tuple[str, ...]
+    headline: str  # summary-metric key the report ranks rows by (descending)
+    er_x: str  # ID axis of the effective-robustness fit (summary-metric key)
+    er_y: str  # OOD axis
+    domains: tuple[str, ...] = ()  # preferred order of OOD splits (substrings of split names)
+    ap_protocols: tuple[tuple[str, str], ...] = ()  # (split prefix, "voc" | "voc07")
+    summary_protocol: str = "coco"
+    id_ap50: bool = False  # report: show ID AP50
+    rgn_l2: bool = False  # report: show RGN (L2)
+    published: tuple[PublishedRow, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"family {self.name!r}"
+        if not {"train", "id"} <= set(self.split_roles) <= set(SPLIT_ROLES):
+            raise ConfigError(f"{where}: split_roles={self.split_roles!r}: must contain train "
+                              f"and id, and only {', '.join(SPLIT_ROLES)}")
+        for prefix, protocol in self.ap_protocols:
+            if protocol not in AP_PROTOCOLS:
+                raise ConfigError(f"{where}: ap_protocols[{prefix!r}]={protocol!r}: expected "
+                                  f"one of {', '.join(AP_PROTOCOLS)}")
+        if self.summary_protocol not in SUMMARY_PROTOCOLS:
+            raise ConfigError(f"{where}: summary_protocol={self.summary_protocol!r}: expected "
+                              f"one of {', '.join(SUMMARY_PROTOCOLS)}")
+        if self.summary_protocol != "coco" and not self.ap_protocols:
+            raise ConfigError(f"{where}: summary_protocol={self.summary_protocol!r} needs "
+                              "ap_protocols")
+        for row in self.published:
+            if row.family != self.name:
+                raise ConfigError(f"{where}: published row {row.backbone!r} is for family "
+                                  f"{row.family!r}")
+
+    def ap_protocol(self, split: str) -> str | None:
+        """The VOC-style protocol scored next to COCO's on ``split``, or None (COCO only)."""
+        for prefix, protocol in self.ap_protocols:
+            if split.startswith(prefix):
+                return protocol
+        return None
+
+    @property
+    def ood(self) -> bool:
+        """Grids of this family may declare OOD splits (the report shows OOD columns)."""
+        return "ood" in self.split_roles
+
+    @property
+    def corruption(self) -> bool:
+        """Grids may declare corruptions (the report shows P / mPC / rPC when recorded)."""
+        return "corruption" in self.split_roles
+
+    @property
+    def voc(self) -> bool:
+        """Some eval splits carry VOC-style AP next to COCO's."""
+        return bool(self.ap_protocols)
+
+
+FAMILIES: Registry[Family] = Registry("benchmark family")
+
+
+def register_family(family: Family) -> Family:
+    """``FAMILIES.register(family.name)(family)``: one line per family."""
+    return FAMILIES.register(family.name)(family)
+
+
+def report_order(names: set[str] | list[str]) -> list[str]:
+    """Family names in report order: registered ones in registration order, others by name."""
+    known = [f.name for f in FAMILIES.in_order() if f.name in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
+register_family(Family(
+    "pascal", "Pascal VOC → Clipart / Watercolor / Comic",
+    "Faster R-CNN trained on VOC 2007+2012 trainval, evaluated on VOC 2007 test (ID) "
+    "and the Clipart1k, Watercolor2k and Comic2k test splits (OOD; Watercolor and "
+    "Comic annotate 6 classes, classes without ground truth are skipped).",
+    split_roles=("train", "id", "ood", "corruption"),
+    headline="ood_mean", er_x="id_ap", er_y="ood_mean",
+    domains=("clipart", "watercolor", "comic"),
+    # 11-point AP on VOC2007 test (and its -C copies), area under the curve elsewhere
+    ap_protocols=(("voc07_test", "voc07"), ("", "voc")), summary_protocol="voc",
+    published=(
+        _pascal("ResNet-50 (Instagram SWSL)", "dp", 15.7, 21.2, 15.3, 44.6, R50_IG),
+        _pascal("ResNet-50 (Instagram SWSL)", "ft", 7.5, 19.4, 11.4, 50.4, R50_IG),
+        _pascal("EfficientNet-B2 (Noisy Student, JFT)", "dp", 12.6, 20.4, 15.1, 40.2,
+                EFFB2_JFT),
+        _pascal("EfficientNet-B2 (Noisy Student, JFT)", "ft", 17.1, 27.2, 18.0, 53.4,
+                EFFB2_JFT),
+        _pascal("ConvNeXt-B (IN-22k)", "dp", 11.7, 17.3, 14.0, 39.7, CONVNEXT_B_21K),
+        _pascal("ConvNeXt-B (IN-22k)", "ft", 11.5, 22.9, 16.8, 60.6, CONVNEXT_B_21K),
+    ),
+))
+register_family(Family(
+    "cityscapes", "Cityscapes → Foggy Cityscapes / BDD100K",
+    "Trained on Cityscapes (8 thing classes), evaluated on Cityscapes val (ID), Foggy "
+    "Cityscapes (β = 0.02) and BDD100K val (OOD).",
+    split_roles=("train", "id", "ood", "corruption"),
+    headline="ood_mean", er_x="id_ap", er_y="ood_mean", domains=("foggy", "bdd"),
+))
+register_family(Family(
+    "coco_c", "COCO → COCO-C",
+    "Trained on COCO 2017, evaluated on val2017 clean (P) and corrupted (15 benchmark "
+    "corruptions × severities 1–5, corruptions applied at the original resolution).",
+    split_roles=("train", "id", "corruption"),
+    headline="mPC", er_x="P", er_y="mPC",
+    published=(
+        PublishedRow("coco_c", "ResNet-50 (Faster R-CNN R50-FPN)", "ft",
+                     {"P": 0.363, "mPC": 0.182, "rPC": 0.502}, MICHAELIS, TORCHVISION_R50),
+    ),
+))
+register_family(Family(
+    "coco_o", "COCO → COCO-O",
+    "Trained on COCO 2017, evaluated on val2017 (ID) and the six COCO-O domains (OOD).",
+    split_roles=("train", "id", "ood"),
+    headline="ood_mean", er_x="id_ap", er_y="ood_mean",
+    domains=("sketch", "cartoon", "painting", "weather", "handmake", "tattoo"),
+))
+register_family(Family(
+    "demo", "Demo (offline, generated data)",
+    "The offline demo: generated photos (ID) vs three stylised renderings of the same "
+    "test scenes (OOD), plus corruptions of the ID test split.",
+    split_roles=("train", "id", "ood", "corruption"),
+    headline="ood_mean", er_x="id_ap", er_y="ood_mean", id_ap50=True, rgn_l2=True,
+))

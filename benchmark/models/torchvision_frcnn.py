@@ -1,0 +1,139 @@
+"""torchvision Faster R-CNN + FPN as a detector engine.
+
+Two sizes are registered: ``frcnn_fpn`` (the full-size detector) and ``frcnn_fpn_small``
+(sized for CPUs: the offline demo). torchvision's model counts background as class 0, so the
+contract's 0-based labels are shifted by one on the way in and out.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+from benchmark.models.backbones import Body, build_body
+from benchmark.models.engine import ENGINES, Detector
+
+if TYPE_CHECKING:
+    from benchmark.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The numbers that size a torchvision Faster R-CNN + FPN."""
+
+    fpn_channels: int
+    anchor_sizes: tuple[int, ...]  # one per FPN level (3 body levels + max-pool level)
+    rpn_pre_nms_train: int
+    rpn_post_nms_train: int
+    rpn_pre_nms_test: int
+    rpn_post_nms_test: int
+    rois_per_image: int
+    head_dim: int
+    detections_per_image: int = 100
+    score_threshold: float = 0.01
+
+
+FRCNN_FPN = Geometry(256, (32, 64, 128, 256), 2000, 2000, 1000, 1000, 512, 1024)
+FRCNN_FPN_SMALL = Geometry(64, (16, 32, 64, 128), 600, 300, 300, 150, 128, 256)
+
+
+class BodyWithFPN(nn.Module):
+    """Body + FPN. With ``detach_body`` the body's outputs are detached (decoder probing)."""
+
+    def __init__(self, body: Body, fpn_channels: int) -> None:
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(body.out_channels, fpn_channels, LastLevelMaxPool())
+        self.out_channels = fpn_channels
+        self.detach_body = False
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        feats = self.body(x)
+        if self.detach_body:
+            feats = OrderedDict((k, v.detach()) for k, v in feats.items())
+        return self.fpn(feats)
+
+
+class _ShiftLabels(nn.Module):
+    """torchvision's FasterRCNN taking the contract's 0-based labels (background is 0)."""
+
+    def __init__(self, model: FasterRCNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        shifted = [{**t, "labels": t["labels"] + 1} for t in targets]
+        return self.model(images, shifted)
+
+
+class TorchvisionFasterRCNN(Detector):
+    def __init__(self, model: FasterRCNN, train_sizes: tuple[int, ...], test_size: int) -> None:
+        super().__init__()
+        self.model = model
+        self.train_sizes = tuple(train_sizes)
+        self.test_size = test_size
+
+    @property
+    def body(self) -> Body:  # type: ignore[override]
+        return self.model.backbone.body
+
+    def train_module(self) -> nn.Module:
+        return _ShiftLabels(self.model)  # not a submodule: the state dict stays "model.*"
+
+    def prepare_train(self) -> None:
+        self.model.train()
+        self.model.transform.min_size = self.train_sizes  # one drawn per batch (global RNG)
+
+    @torch.no_grad()
+    def predict(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        self.model.eval()
+        self.model.transform.min_size = (self.test_size,)
+        return [{**out, "labels": out["labels"] - 1} for out in self.model(images)]
+
+    def set_detach_body(self, detach: bool) -> None:
+        self.model.backbone.detach_body = detach
+
+    def body_state_prefix(self) -> str:
+        return "model.backbone.body."
+
+
+def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
+    g = geometry
+    body = build_body(spec.backbone.name, spec.backbone.weights, spec.backbone.freeze_at)
+    sched = spec.schedule
+    model = FasterRCNN(
+        BodyWithFPN(body, g.fpn_channels),
+        num_classes=None,
+        min_size=sched.train_sizes,
+        max_size=sched.max_size,
+        rpn_anchor_generator=AnchorGenerator(
+            tuple((s,) for s in g.anchor_sizes), ((0.5, 1.0, 2.0),) * len(g.anchor_sizes)
+        ),
+        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
+        box_head=TwoMLPHead(g.fpn_channels * 7 * 7, g.head_dim),
+        box_predictor=FastRCNNPredictor(g.head_dim, num_classes + 1),  # + background
+        rpn_pre_nms_top_n_train=g.rpn_pre_nms_train,
+        rpn_post_nms_top_n_train=g.rpn_post_nms_train,
+        rpn_pre_nms_top_n_test=g.rpn_pre_nms_test,
+        rpn_post_nms_top_n_test=g.rpn_post_nms_test,
+        box_batch_size_per_image=g.rois_per_image,
+        box_detections_per_img=g.detections_per_image,
+        box_score_thresh=g.score_threshold,
+    )
+    return TorchvisionFasterRCNN(model, train_sizes=sched.train_sizes, test_size=sched.test_size)
+
+
+ENGINES.register("frcnn_fpn")(partial(build_frcnn, FRCNN_FPN))
+ENGINES.register("frcnn_fpn_small")(partial(build_frcnn, FRCNN_FPN_SMALL))

@@ -1,0 +1,32 @@
+"""The report: run records → BENCHMARKS.md, leaderboard CSV / Parquet / HTML and plots.
+
+Modules, each one job (imports go down this list, never up):
+
+* :mod:`~benchmark.report.records` — read and validate run records;
+* :mod:`~benchmark.report.aggregation` — labels, variants, mean ± std per row;
+* :mod:`~benchmark.report.frames` — records → pandas frames;
+* :mod:`~benchmark.report.options` — what the report was asked for;
+* :mod:`~benchmark.report.tables` — a family's ranked table (:class:`FamilyBuilder`);
+* :mod:`~benchmark.report.published` — published rows and RGN next to reproduced ones;
+* :mod:`~benchmark.report.bootstrap` — image-level bootstrap, intervals, ER band;
+* :mod:`~benchmark.report.uncertainty` — intervals of the rows from saved predictions;
+* :mod:`~benchmark.report.figures` — plot jobs and drawing;
+* :mod:`~benchmark.report.render` — templates;
+* :mod:`~benchmark.report.build` — the whole report (:func:`build_report`);
+* :mod:`~benchmark.report.output` — write the outputs, ``--check``;
+* :mod:`~benchmark.report.cli` — ``python -m benchmark.report``.
+
+Families come from :mod:`benchmark.families`, metrics from
+:mod:`benchmark.evaluation.summary_metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmark.report`` (imported lazily: the submodules stay cheap to import)."""
+    from benchmark.report.cli import main as cli_main
+
+    return cli_main(argv)

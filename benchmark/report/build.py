@@ -1,0 +1,164 @@
+"""Build the report: records → frames → one section per family → rendered markdown / HTML.
+
+The markdown is a pure function of the records (and, for the bootstrap intervals, of the
+saved predictions or the committed interval cache): no timestamps, stable orders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.evaluation.summary_metrics import definitions
+from benchmark.families import report_order
+from benchmark.report.aggregation import assign_variants, code_key, counts
+from benchmark.report.figures import plot_jobs_for, rgn_plot_job
+from benchmark.report.frames import Frames, load_frames
+from benchmark.report.options import Options
+from benchmark.report.published import published_table, rgn_table
+from benchmark.report.records import Skipped
+from benchmark.report.render import render_template
+from benchmark.report.tables import FamilyBuilder, Table
+from benchmark.report.uncertainty import RecordBootstrap, read_cache, uncertainty_tables
+
+
+@dataclass
+class Plot:
+    title: str
+    file: str  # file name under the plots directory
+
+
+@dataclass
+class FamilySection:
+    name: str
+    title: str
+    description: str
+    headline_label: str
+    table: Table
+    column_notes: list[str]
+    notes: list[str] = field(default_factory=list)
+    er_note: str = ""
+    published: Table | None = None
+    published_notes: list[str] = field(default_factory=list)
+    uncertainty: Table | None = None
+    paired: Table | None = None
+    uncertainty_notes: list[str] = field(default_factory=list)
+    corruption_tables: list[tuple[str, Table]] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    markdown: str
+    html: str
+    plot_jobs: list[tuple[str, Callable[[Path], Any]]]
+    cache: dict[str, Any]
+    frames: Frames
+    runs: pd.DataFrame  # frames.runs plus code / variant / er
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return self.frames.skipped
+
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per run × eval split, with the run's version tag and ER."""
+        if self.frames.long is None:
+            raise ValueError("built with exports=False: no run × split frame")
+        return leaderboard_frame(self.frames.long, self.runs)
+
+
+def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
+    if runs.empty:
+        return {}
+    datasets: dict[str, list[tuple[str, int]]] = {}
+    per_split: dict[str, list[str]] = {}
+    for ds in runs.datasets:
+        for k, v in ds.items():
+            per_split.setdefault(k, []).append(v[:12])
+    for k in sorted(per_split):
+        datasets[k] = counts(per_split[k])
+    dirty = int(runs.git_dirty.fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
+    return {
+        "code": counts(runs.code),
+        "commits": counts(c[:10] or "unknown" for c in runs.git_commit),
+        "dirty": dirty,
+        "datasets": datasets,
+        "torch": counts(v or "unknown" for v in runs.torch),
+        "devices": counts(v or "unknown" for v in runs.device),
+        "engines": counts(runs.engine),
+        "grids": counts(v or "—" for v in runs.grid),
+    }
+
+
+def build_report(options: Options) -> Report:
+    frames = load_frames(options.results, long=options.exports)
+    runs = frames.runs.copy()
+    cache = read_cache(options.results)
+    unc = None
+    if options.n_resamples > 0:
+        unc = RecordBootstrap(options.n_resamples, options.seed, options.level, cache)
+    families: list[FamilySection] = []
+    builders: list[FamilyBuilder] = []
+    plot_jobs: list[tuple[str, Callable[[Path], Any]]] = []
+    if not runs.empty:
+        runs["code"] = [code_key(r) for r in
+                        runs[["code_version", "results_version", "protocol"]].to_dict("records")]
+        runs["er"] = np.nan
+        runs["variant"] = assign_variants(runs)
+        for name in report_order(set(runs.family)):
+            fb = FamilyBuilder(name, runs[runs.family == name], options)
+            builders.append(fb)
+            runs.loc[fb.runs.index, "er"] = fb.runs["er"]
+            column_notes = fb.column_notes()
+            sec = FamilySection(fb.fam.name, fb.fam.title, fb.fam.description,
+                                fb.headline_label, fb.table(), column_notes,
+                                notes=list(fb.notes), er_note=fb.er_note)
+            sec.published, sec.published_notes = published_table(fb)
+            ut, pt, un, gains = uncertainty_tables(fb, unc)
+            sec.uncertainty, sec.paired, sec.uncertainty_notes = ut, pt, un
+            sec.corruption_tables = fb.corruption_tables()
+            for title, fname, job in plot_jobs_for(fb, gains, options.seed):
+                sec.plots.append(Plot(title, fname))
+                plot_jobs.append((fname, job))
+            families.append(sec)
+    rgn_plot: Plot | None = None
+    if builders:
+        title, fname, job = rgn_plot_job(builders)
+        rgn_plot = Plot(title, fname)
+        plot_jobs.append((fname, job))
+    rgn_t, rgn_notes = rgn_table(runs) if not runs.empty else (None, [])
+    context = {
+        "options": options,
+        "n_records": frames.n_records,
+        "loaded": frames,
+        "families": families,
+        "rgn_table": rgn_t,
+        "rgn_notes": rgn_notes,
+        "rgn_plot": rgn_plot,
+        "provenance": provenance_summary(runs),
+        "skipped": frames.skipped,
+        "definitions": definitions(options.baseline_recipe),
+        "plots_rel": _rel(options.results / "plots", options.out.parent),
+    }
+    markdown = render_template("benchmarks.md.j2", context)
+    html = render_template("leaderboard.html.j2", {**context, "plots_rel": "plots"}, html=True)
+    return Report(markdown, html, plot_jobs, unc.cache_out if unc else {}, frames, runs)
+
+
+def leaderboard_frame(long: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The long frame plus each run's code key, variant and ER."""
+    if long.empty or runs.empty:
+        return long
+    extra = runs[["fingerprint", "code", "variant"]].rename(columns={"code": "code_key"})
+    extra = extra.assign(er=runs["er"] if "er" in runs else np.nan)
+    return long.merge(extra, on="fingerprint", how="left")
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()

@@ -1,0 +1,267 @@
+"""The training loop: seeded, resumable from atomic checkpoints, RGN measured at the start.
+
+Every random draw of iteration ``i`` (batch composition, flips, the train size, RPN/RoI
+sampling) is a function of (run seed, i), so a run resumed from a checkpoint takes exactly
+the same steps as one that never stopped. The loop knows the detector only through the
+engine contract (:class:`benchmark.models.Detector`) and the recipe only through the recipe
+interface (:class:`benchmark.recipes.Recipe`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.data.labels import LabelMap
+from benchmark.data.loader import DetectionDataset
+from benchmark.data.split import PreparedSplit
+from benchmark.errors import BenchmarkError
+from benchmark.models import Detector
+from benchmark.recipes import get_recipe
+from benchmark.rgn import measure_rgn
+from benchmark.runtime import PreemptionGuard, device, init_distributed, loader_workers, world
+from benchmark.spec import RunSpec, derive_seed
+from benchmark.store import TrainingDir
+from benchmark.training import checkpoint
+from benchmark.training.schedule import batch_indices, lr_factor
+
+Batch = tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
+
+
+class TrainingDiverged(BenchmarkError):
+    pass
+
+
+def _hflip(image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    width = image.shape[-1]
+    boxes = target["boxes"].clone()
+    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+    return image.flip(-1), {**target, "boxes": boxes}
+
+
+class Trainer:
+    def __init__(self, spec: RunSpec, split: PreparedSplit, out: TrainingDir) -> None:
+        self.spec = spec
+        self.split = split
+        self.out = out
+        self.dataset = DetectionDataset(split)
+        self.labels = LabelMap(split)
+        self.seed = derive_seed(spec.seed, spec.train_fingerprint, "train")
+        self.device = device()
+        self.recipe = get_recipe(spec.recipe)
+        self.rank, self.world_size = world()
+        if spec.schedule.batch_size % self.world_size:
+            raise BenchmarkError(
+                f"schedule.batch_size={spec.schedule.batch_size}: not divisible by the "
+                f"{self.world_size} processes of this run"
+            )
+        self.iteration = 0
+        self.rgn: dict[str, Any] | None = None
+        self.importance: dict[str, dict[str, torch.Tensor]] | None = None
+        self.log: list[dict[str, Any]] = []
+        self.guard: PreemptionGuard | None = None
+        self.model: Detector | None = None  # the trained model, once run() returns
+
+    # ---- data ------------------------------------------------------------------------------
+    def draw(self, it: int, purpose: str = "train") -> tuple[list[int], list[bool]]:
+        """Image indices and flips of iteration ``it``: a function of (run seed, it) only."""
+        sched = self.spec.schedule
+        seed = self.seed if purpose == "train" else derive_seed(self.seed, purpose)
+        idx = batch_indices(len(self.dataset), sched.batch_size, seed, it)
+        flips = np.random.default_rng(derive_seed(seed, "flip", it)).random(len(idx)) < 0.5
+        flips = [bool(f) and sched.hflip for f in flips]
+        if purpose == "train" and self.world_size > 1:  # each process takes its share
+            idx, flips = idx[self.rank :: self.world_size], flips[self.rank :: self.world_size]
+        return idx, flips
+
+    def assemble(self, items: list[tuple[torch.Tensor, dict]], flips: list[bool]) -> Batch:
+        images, targets = [], []
+        for (image, target), flip in zip(items, flips, strict=True):
+            target = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
+            if flip:
+                image, target = _hflip(image, target)
+            images.append(image.to(self.device))
+            targets.append({k: v.to(self.device) for k, v in target.items()})
+        return images, targets
+
+    def batch(self, it: int, purpose: str = "train") -> Batch:
+        idx, flips = self.draw(it, purpose)
+        return self.assemble([self.dataset[i] for i in idx], flips)
+
+    def batches(self, start: int) -> Iterator[tuple[int, list[torch.Tensor], list[dict]]]:
+        """Training batches from iteration ``start`` on. With ``$BENCH_LOADER_WORKERS`` > 0
+        (default: 4 on a GPU, 0 on the CPU) images are decoded ahead in worker processes;
+        the batches are the same either way."""
+        stop = self.spec.schedule.iterations
+        workers = loader_workers()
+        if workers == 0:
+            for it in range(start, stop):
+                yield (it, *self.batch(it))
+            return
+        from torch.utils.data import DataLoader
+
+        from benchmark.data.loader import collate
+
+        draws = [self.draw(it) for it in range(start, stop)]
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=[idx for idx, _ in draws],
+            num_workers=workers,
+            collate_fn=collate,
+            multiprocessing_context="forkserver",
+            prefetch_factor=4,
+        )
+        for it, ((images, targets), (_, flips)) in enumerate(zip(loader, draws, strict=True)):
+            yield (start + it, *self.assemble(list(zip(images, targets, strict=True)), flips))
+
+    # ---- model -----------------------------------------------------------------------------
+    def build(self, init_from: Path | None) -> Detector:
+        torch.manual_seed(derive_seed(self.seed, "init"))  # the decoder's initial weights
+        return checkpoint.load_detector(self.spec, len(self.labels), init_from)
+
+    def _save(self, model: Detector, optimizer: torch.optim.Optimizer) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "iteration": self.iteration,
+            "rgn": self.rgn,
+            "importance": self.importance,
+            "log": self.log,
+            "train_fingerprint": self.spec.train_fingerprint,
+        }
+        self.out.write_checkpoint(checkpoint.to_bytes(state))
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self, init_from: Path | None = None, progress: bool = True) -> Path:
+        if self.out.final.is_file():
+            return self.out.final
+        sched = self.spec.schedule
+        model = self.build(init_from)
+        start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        resume = checkpoint.read(self.out.last) if self.out.last.is_file() else None
+        if resume is None:
+            self.rgn, self.importance = self.measure_rgn(model)
+        else:
+            model.load_state_dict(resume["model"])
+            self.iteration, self.rgn, self.log = resume["iteration"], resume["rgn"], resume["log"]
+            self.importance = resume.get("importance")
+
+        self.recipe.configure(model, start_state, self.importance)
+        lr = self.recipe.lr(sched.lr)
+        groups = self.recipe.param_groups(model, lr)
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        optimizer = torch.optim.SGD(
+            groups, lr=lr, momentum=sched.momentum, weight_decay=sched.weight_decay
+        )
+        if resume is not None:
+            optimizer.load_state_dict(resume["optimizer"])
+
+        def save() -> None:
+            if self.rank == 0:
+                self._save(model, optimizer)
+
+        with PreemptionGuard(save) as self.guard:
+            self._loop(model, optimizer, lr, progress and self.rank == 0)
+        self.model = model
+        if self.rank != 0:
+            return self.out.final
+        self.recipe.finalize(model, start_state)
+        state = {"model": model.state_dict(), "rgn": self.rgn, "log": self.log}
+        self.out.write_final(checkpoint.to_bytes(state))
+        return self.out.final
+
+    def _forward(self, model: Detector) -> Callable[[list, list], dict[str, torch.Tensor]]:
+        """The loss function of a step: the detector's, or its DDP-wrapped train module."""
+        if self.world_size == 1:
+            return model.losses
+        from torch.nn.parallel import DistributedDataParallel
+
+        init_distributed()
+        ddp = DistributedDataParallel(model.train_module())
+
+        def forward(images: list[torch.Tensor], targets: list[dict]) -> dict:
+            model.prepare_train()
+            return ddp(images, targets)
+
+        return forward
+
+    def _loop(
+        self, model: Detector, optimizer: torch.optim.Optimizer, lr: float, progress: bool
+    ) -> None:
+        from tqdm import tqdm
+
+        assert self.guard is not None
+        sched = self.spec.schedule
+        forward = self._forward(model)
+        bar = tqdm(
+            total=sched.iterations,
+            initial=self.iteration,
+            disable=not progress,
+            desc=f"train {self.spec.recipe.name} {self.spec.backbone.name}",
+            leave=False,
+        )
+        t0 = time.time()
+        for it, images, targets in self.batches(self.iteration):
+            torch.manual_seed(derive_seed(self.seed, "step", it, *self._rank_part()))
+            factor = lr_factor(sched, it)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * factor
+            with self.guard.step():
+                losses = forward(images, targets)
+                losses.update(self.recipe.extra_losses(model))
+                total = sum(losses.values())
+                if not torch.isfinite(total):
+                    raise TrainingDiverged(
+                        f"{self.spec.label}: loss is {total.item()} at iteration {it} "
+                        f"(lr {lr * factor:.4g}); lower schedule.lr or the recipe's lr"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                self.recipe.after_backward(model, lr * factor)
+                optimizer.step()
+                self.iteration = it + 1
+            if it % 10 == 0 or self.iteration == sched.iterations:
+                self.log.append(
+                    {
+                        "iter": it,
+                        "loss": total.item(),
+                        "lr": lr * factor,
+                        **{k: round(v.item(), 5) for k, v in losses.items()},
+                    }
+                )
+            if self.iteration % sched.checkpoint_every == 0 and self.rank == 0:
+                self._save(model, optimizer)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total.item():.3f}")
+        bar.close()
+        if self.rank == 0:
+            self.out.write_train_log({"log": self.log, "seconds_last_session": time.time() - t0})
+
+    def _rank_part(self) -> tuple[int, ...]:
+        return (self.rank,) if self.world_size > 1 else ()
+
+    def measure_rgn(self, model: Detector) -> tuple[dict[str, Any] | None, dict | None]:
+        """RGN (and the importance maps of regularised recipes) at the start weights, in
+        train mode, with the full detection loss. Every DDP process measures the same."""
+        sched = self.spec.schedule
+        n = min(sched.rgn_batches, len(self.dataset) // sched.batch_size)
+        params = model.body_parameters()
+        if n == 0 or not params:
+            return None, None
+
+        def loss(it: int) -> torch.Tensor:
+            images, targets = self.batch(it, purpose="rgn")
+            torch.manual_seed(derive_seed(self.seed, "rgn-step", it))
+            return sum(model.losses(images, targets).values())
+
+        acc = measure_rgn(loss, params, range(n))
+        model.zero_grad(set_to_none=True)
+        rgn = {**acc.result(), "at": "start weights of this run's training stage"}
+        return rgn, (acc.importance() if self.recipe.needs_importance else None)

@@ -1,0 +1,107 @@
+"""Every entry of every registry is built and checked, timm-style: an entry is tested the day
+it is registered. Backbones: ``tests/test_backbones.py``; families and summary metrics:
+``tests/test_families.py``; here: recipes, engines and dataset preparers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.data import load_preparers
+from benchmark.models import ENGINES
+from benchmark.recipes import RECIPES, get_recipe, parent_of
+from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
+from benchmark.store import REPO_ROOT
+
+CELL = RunSpec(
+    family="demo",
+    engine="frcnn_fpn_small",
+    backbone=BackboneSpec("resnet18", "none"),
+    recipe=RecipeSpec("ft"),
+    train_split="demo_train",
+    id_split="demo_test",
+    ood_splits=(),
+    corruption=None,
+    schedule=Schedule(iterations=2, batch_size=2, lr=0.01, train_sizes=(96,), test_size=96,
+                      max_size=96),
+    seed=0,
+)
+IMAGE = torch.rand(3, 96, 96)
+TARGET = {"boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([2])}
+
+
+@pytest.mark.parametrize("name", ENGINES.names())
+def test_engine_meets_the_contract(name: str) -> None:
+    """0-based labels in and out, a loss dict that backpropagates into the body, the body's
+    state by body-relative names, and decoder probing that stops the body's gradient."""
+    torch.manual_seed(0)
+    model = ENGINES.get(name)(replace(CELL, engine=name), 3)
+    losses = model.losses([IMAGE], [TARGET])
+    assert losses and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert any(p.grad is not None for _, p in model.body_parameters())
+    (out,) = model.predict([IMAGE])
+    assert {"boxes", "labels", "scores"} <= set(out)
+    assert out["labels"].numel() == 0 or 0 <= int(out["labels"].min()) <= 2
+    assert set(model.body_state(model.state_dict())) == set(model.body.state_dict())
+    body = {id(p) for _, p in model.body_parameters()}
+    assert body and not body & {id(p) for _, p in model.decoder_parameters()}
+    model.zero_grad(set_to_none=True)
+    model.set_detach_body(True)
+    sum(model.losses([IMAGE], [TARGET]).values()).backward()
+    assert all(p.grad is None for _, p in model.body_parameters())
+    assert any(p.grad is not None for _, p in model.decoder_parameters())
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_recipe_entry(name: str) -> None:
+    recipe = get_recipe(RecipeSpec(name))
+    assert set(recipe.params) == set(recipe.PARAMS)
+    spec = replace(CELL, recipe=RecipeSpec(name))
+    chain = [spec]
+    while (parent := parent_of(chain[-1])) is not None:  # every parent is a registered recipe
+        assert parent.recipe.name in RECIPES and len(chain) < 5
+        chain.append(parent)
+    torch.manual_seed(0)
+    model = ENGINES.get(spec.engine)(spec, 3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    recipe.configure(model, start, None if not recipe.needs_importance else _importance(model))
+    groups = recipe.param_groups(model, 0.01)
+    params = [p for g in groups for p in g["params"]]
+    assert params and all(p.requires_grad for p in params)
+    assert len({id(p) for p in params}) == len(params)  # no tensor in two groups
+
+
+def _importance(model) -> dict[str, dict[str, torch.Tensor]]:
+    maps = {n: torch.ones_like(p) for n, p in model.body_parameters()}
+    return {"rgn": maps, "ewc": maps}
+
+
+def test_unknown_recipe_parameters_are_rejected() -> None:
+    from benchmark.errors import ConfigError
+
+    for name in RECIPES.names():
+        with pytest.raises(ConfigError, match="unknown parameter 'nope'"):
+            get_recipe(RecipeSpec.make(name, nope=1))
+
+
+@pytest.mark.parametrize("name", load_preparers().names())
+def test_preparer_entry(name: str) -> None:
+    """Every dataset has a command line and a card that names its command."""
+    from benchmark.prepare import build_parser
+
+    preparer = load_preparers().get(name)
+    assert (preparer.__doc__ or "").strip(), "the first docstring line is the command's help"
+    build_parser().parse_args([name, "--raw", "/nonexistent"] if name != "demo" else [name])
+    cards = "\n".join(p.read_text() for p in (REPO_ROOT / "datasets").glob("*.md"))
+    assert re.search(rf"benchmark\.prepare [^`]*\b{name}\b", cards), f"no card names {name}"
+
+
+def test_dataset_cards_exist_for_every_card_link() -> None:
+    index = (REPO_ROOT / "datasets" / "README.md").read_text()
+    for link in re.findall(r"\]\(([\w.]+\.md)\)", index):
+        assert Path(REPO_ROOT / "datasets" / link).is_file(), link
