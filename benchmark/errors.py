@@ -17,6 +17,15 @@ class DataError(BenchmarkError):
     """A prepared split, annotation file or image that is missing or malformed."""
 
 
+class StorageError(BenchmarkError):
+    """A file the suite writes could not be written (disk full, read-only, permissions)."""
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an Exception
+    """SIGINT / SIGTERM stopped a run at a safe point (checkpoint saved); rerunning resumes.
+    A BaseException, so no ``except Exception`` records it as a failure."""
+
+
 class MissingFileError(DataError):
     """A file the user must provide (weights, raw dataset) is not on disk."""
 

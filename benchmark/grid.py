@@ -131,6 +131,13 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         if key not in exp:
             raise ConfigError(f"{key}: missing required key")
     _lookup(FAMILIES, exp["family"], "family")
+    roles = FAMILIES.get(exp["family"]).split_roles
+    for key, role in (("ood_splits", "ood"), ("corruption", "corruption")):
+        if exp.get(key) and role not in roles:
+            raise ConfigError(
+                f"{key}={exp[key]!r}: family {exp['family']!r} has no {role} splits "
+                f"(its split roles: {', '.join(roles)})"
+            )
     _lookup(ENGINES, exp["engine"], "engine")
     sched_doc = _mapping(exp["schedule"], "schedule")
     try:
@@ -155,6 +162,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         except TypeError as e:
             raise ConfigError(f"backbones[{i}]={b!r}: {e}") from None
         _lookup(BACKBONES, spec.name, f"backbones[{i}].name")
+        _check_catalogue_pairing(spec, f"backbones[{i}]")
         backbones.append(spec)
     recipes = []
     for i, r in enumerate(_as_list(exp["recipes"], "recipes")):
@@ -188,19 +196,55 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     ]
 
 
-def _check_weights(runs: list[RunSpec]) -> None:
-    """Every weights file a grid names exists (checked before anything runs)."""
-    from benchmark.errors import MissingFileError
-    from benchmark.models.backbones import weights_path
+def _check_catalogue_pairing(spec: BackboneSpec, field: str) -> None:
+    """A catalogue name is known and names a checkpoint of this backbone's architecture."""
+    from benchmark.models.weights import catalogue
 
-    for backbone in {r.backbone for r in runs}:
+    w = spec.weights
+    entry = catalogue.lookup(w)
+    if entry is None and catalogue.looks_like_name(w):
+        raise ConfigError(f"{field}.weights={w!r}: unknown weights (known: "
+                          f"{', '.join(catalogue.names())}; or give a file path)")
+    if entry is not None and entry.architecture != spec.name:
+        raise ConfigError(
+            f"{field}: backbone {spec.name!r} with weights {w!r}, a checkpoint of "
+            f"{entry.architecture!r} (pair them, or pick weights of {spec.name!r})"
+        )
+
+
+_WEIGHTS_FIT: set[tuple[str, bool, str, str]] = set()  # files already loaded and fitting
+
+
+def _check_weights(runs: list[RunSpec]) -> None:
+    """Every weights file a grid names exists, carries the catalogue's hash and fits its
+    backbone (checked before anything runs, ``--dry-run`` included). A catalogue file whose
+    published hash matches is trusted; any other file is loaded once into its backbone with
+    strict key matching (missing and unexpected keys named)."""
+    from benchmark.errors import MissingFileError
+    from benchmark.models.backbones import build_body, file_sha256, weights_path
+    from benchmark.models.weights import catalogue
+
+    for backbone in sorted({r.backbone for r in runs}, key=lambda b: (b.name, b.weights)):
         path = weights_path(backbone.weights)
-        if path is not None and not path.is_file():
-            raise MissingFileError(
-                path,
-                f"backbone.weights={backbone.weights!r} for {backbone.name} "
-                "(a torchvision-format state dict; relative paths are under $BENCH_WEIGHTS)",
-            )
+        if path is None:
+            continue
+        entry = catalogue.lookup(backbone.weights)
+        if not path.is_file():
+            expected = f"backbone.weights={backbone.weights!r} for {backbone.name}" + (
+                f" (catalogue file {entry.file}; `python -m benchmark.weights check`)" if entry
+                else " (a state dict of that architecture; relative paths are under "
+                "$BENCH_WEIGHTS)")
+            raise MissingFileError(path, expected, entry.url if entry else "")
+        if entry is not None and catalogue.hash_matches(entry, file_sha256(path)):
+            continue
+        key = (backbone.name, backbone.strict, str(path), file_sha256(path))
+        if key in _WEIGHTS_FIT:
+            continue
+        try:  # wrong hash, unpublished hash or a plain path: load it (strict keys)
+            build_body(backbone.name, backbone.weights, 0, strict=backbone.strict)
+        except ConfigError as e:
+            raise ConfigError(f"backbone {backbone.name!r}: {e}") from None
+        _WEIGHTS_FIT.add(key)
 
 
 def _check_categories(runs: list[RunSpec], root: Path | None) -> dict[str, str]:
@@ -247,8 +291,8 @@ def load_grid(
             prepare.append(str(exp["prepare"]))
     if not runs:
         raise ConfigError(f"{path}: the grid expands to no runs")
+    _check_weights(runs)
     if resolve_data:
-        _check_weights(runs)
         fps = _check_categories(runs, data_root)
         runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]
     return Grid(str(doc.get("name", path.stem)), path, runs, tuple(dict.fromkeys(prepare)))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from benchmark.models import Detector
 from benchmark.recipes import parent_of
 from benchmark.runtime import device, world
 from benchmark.spec import RunSpec
-from benchmark.store import Cell, TrainingDir, file_lock
+from benchmark.store import Cell, TrainingDir, file_lock, remove_stray_temp_files
 
 #: How long a cell waits for another cell's training of the same run (e.g. a shared DP
 #: parent) before giving up with an error; $BENCH_LOCK_TIMEOUT_S overrides.
@@ -34,27 +35,55 @@ LOCK_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
-    """So concurrent cells never train the same run twice (bounded wait, then an error)."""
+    """So concurrent processes never train (or run) the same thing twice (bounded wait, then
+    an error naming the holder)."""
     if timeout_s is None:
         timeout_s = float(os.environ.get("BENCH_LOCK_TIMEOUT_S", LOCK_TIMEOUT_S))
     return file_lock(path, timeout_s, poll_s=1.0)
 
 
+class WorkClock:
+    """Wall time of a cell's own work: the time spent waiting for another process (a shared
+    parent training, the same cell run elsewhere) is left out of ``wall_time_s``."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.waited = 0.0
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.waited += time.monotonic() - t0
+
+    def work_seconds(self) -> float:
+        return time.monotonic() - self.start - self.waited
+
+
 # ---------------------------------------------------------------------------------- train
-def train_stage(spec: RunSpec, *, progress: bool = True) -> Path:
+def train_stage(spec: RunSpec, *, progress: bool = True, clock: WorkClock | None = None) -> Path:
     """Train ``spec`` (its parent first), returning the final checkpoint path."""
-    from benchmark.training import Trainer
+    from benchmark.training import Trainer, checkpoint
 
     out = TrainingDir(spec.train_fingerprint)
+    if out.final.is_file() and not checkpoint.is_intact(out.final):
+        checkpoint.set_aside(out.final, "damaged final checkpoint; training again")
     if out.final.is_file():
         return out.final
     parent = parent_of(spec)
-    init_from = train_stage(parent, progress=progress) if parent is not None else None
+    init_from = (
+        train_stage(parent, progress=progress, clock=clock) if parent is not None else None
+    )
     if world()[0] != 0:  # a DDP worker: rank 0 holds the lock and writes the outputs
         return Trainer(spec, load_split(spec.train_split), out).run(init_from, progress=False)
-    with training_lock(out.lock):
+    with contextlib.ExitStack() as stack:
+        with clock.waiting() if clock is not None else contextlib.nullcontext():
+            stack.enter_context(training_lock(out.lock))
         if out.final.is_file():
             return out.final
+        remove_stray_temp_files(out.dir, recursive=False)  # of a write killed mid-way
         trainer = Trainer(spec, load_split(spec.train_split), out)
         return trainer.run(init_from=init_from, progress=progress)
 
@@ -78,19 +107,24 @@ def predict_split(
     ):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         outputs = model.predict([img.to(dev) for img, _ in items])
+        # one host read per batch: boxes, label and score of every detection as float64
+        # (exact for float32 values and class indices), converted in Python as before
+        packed = torch.cat([
+            torch.cat([o["boxes"].double(), o["labels"].double()[:, None],
+                       o["scores"].double()[:, None]], dim=1)
+            for o in outputs
+        ]).tolist()
+        rows = iter(packed)
         for (_, target), out in zip(items, outputs, strict=True):
-            boxes = out["boxes"].cpu()
-            cat_ids = labels.to_cat_ids(out["labels"].cpu())
-            for box, cat, score in zip(
-                boxes.tolist(), cat_ids, out["scores"].cpu().tolist(), strict=True
-            ):
-                x0, y0, x1, y1 = box
+            image_id = int(target["image_id"])
+            for _ in range(out["scores"].shape[0]):
+                x0, y0, x1, y1, label, score = next(rows)
                 results.append(
                     {
-                        "image_id": int(target["image_id"]),
-                        "category_id": int(cat),
+                        "image_id": image_id,
+                        "category_id": labels.cat_ids[int(label)],
                         "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                        "score": round(float(score), 5),
+                        "score": round(score, 5),
                     }
                 )
     return results
@@ -101,7 +135,7 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
     from benchmark.evaluation import evaluate_split
     from benchmark.training import load_detector
 
-    out = TrainingDir(spec.train_fingerprint)
+    out = TrainingDir(spec.train_fingerprint).evaluation(spec.eval_fingerprint)
     metrics: dict[str, dict] = {}
     todo: list[str] = []
     for name in spec.eval_splits:
@@ -125,12 +159,12 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
 
 
 # ---------------------------------------------------------------------------------- cell
-def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and record one cell; idempotent and resumable."""
-    from benchmark.evaluation import summarize
-    from benchmark.provenance import provenance
-    from benchmark.training import checkpoint
-
+def run_cell(
+    spec: RunSpec, *, grid: str = "", progress: bool = True, verify: bool = True
+) -> dict[str, Any]:
+    """Train, evaluate and record one cell; idempotent and resumable. The cell's images are
+    verified against their splits first (cached: a rerun only stats them); a second process
+    asked for the same cell waits for the first and returns its record."""
     cell = Cell(spec.fingerprint)
     done = cell.read_record()
     if done is not None:
@@ -138,14 +172,40 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
     if world()[0] != 0:  # DDP workers only help train; rank 0 evaluates and records
         train_stage(spec, progress=False)
         return {}
-    cell.write_spec(grid, spec.to_json())
+    clock = WorkClock()
+    with contextlib.ExitStack() as stack:
+        with clock.waiting():
+            stack.enter_context(training_lock(cell.lock))
+        done = cell.read_record()  # another process may have finished it meanwhile
+        if done is not None:
+            return done
+        if verify:
+            from benchmark.data.verify import verify_splits
+
+            verify_splits(spec.all_splits)
+        remove_stray_temp_files(cell.dir, recursive=False)  # of a write killed mid-way
+        cell.write_spec(grid, spec.to_json())
+        cell.retire_failed()
+        cell.write_running()
+        try:
+            return _run_locked(spec, cell, grid, clock, progress)
+        finally:
+            cell.clear_running()
+
+
+def _run_locked(
+    spec: RunSpec, cell: Cell, grid: str, clock: WorkClock, progress: bool
+) -> dict[str, Any]:
+    from benchmark.evaluation import summarize
+    from benchmark.provenance import provenance
+    from benchmark.training import checkpoint
+
     started = datetime.now(UTC)
-    t0 = time.time()
     try:
-        final = train_stage(spec, progress=progress)
+        final = train_stage(spec, progress=progress, clock=clock)
         metrics = evaluate_stage(spec, final, progress=progress)
         state = checkpoint.read(final)
-        wall = time.time() - t0
+        wall = clock.work_seconds()
         prov = provenance()
         prov.update(
             datasets=dict(spec.data),
@@ -155,6 +215,7 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
             gpu_hours=round(wall / 3600, 4) if torch.cuda.is_available() else 0.0,
         )
         out = TrainingDir(spec.train_fingerprint)
+        evals = out.evaluation(spec.eval_fingerprint)
         record = {
             "schema": 1,
             "fingerprint": spec.fingerprint,
@@ -167,10 +228,10 @@ def run_cell(spec: RunSpec, *, grid: str = "", progress: bool = True) -> dict[st
             "provenance": prov,
             "artifacts": {
                 "checkpoint": out.relative(out.final),
-                "predictions": {s: out.relative(out.predictions(s)) for s in spec.eval_splits},
+                "predictions": {s: out.relative(evals.predictions(s)) for s in spec.eval_splits},
             },
         }
-    except Exception as e:  # not SystemExit: a requeue by submitit exits on purpose
+    except Exception as e:  # not SystemExit / Interrupted: a requeue or a Ctrl-C is no failure
         tail = traceback.format_exc().splitlines()[-15:]
         cell.write_failed(
             {

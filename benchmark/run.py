@@ -11,8 +11,9 @@ import argparse
 import sys
 import time
 
-from benchmark.errors import BenchmarkError, DataError
+from benchmark.errors import BenchmarkError, DataError, Interrupted
 from benchmark.grid import Grid, load_grid
+from benchmark.runtime import interrupt_on_sigterm
 from benchmark.spec import RunSpec
 
 
@@ -63,54 +64,87 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     ap.add_argument("--retry-failed", action="store_true", help="rerun cells that failed")
+    ap.add_argument(
+        "--verify", action="store_true",
+        help="hash every image again (default: only images changed since their last check)",
+    )
     ap.add_argument("--no-report", action="store_true", help="do not regenerate the report")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
-    t0 = time.time()
+    interrupt_on_sigterm()
     try:
-        grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
-        if grid.prepare and not args.dry_run:
-            prepare_generated(grid.prepare, max(1, args.workers))
-        try:
-            grid = load_grid(args.grid)
-        except DataError as e:
-            if not args.dry_run:
-                raise
-            print(f"note: {e}\n(data missing: fingerprints below exclude dataset content)")
-        cells = plan(grid)
-        print_plan(grid, cells)
-        if args.dry_run:
-            return 0
-        runnable = {"unsubmitted", "failed"} if args.retry_failed else {"unsubmitted"}
-        todo = [spec for spec, state in cells if state in runnable]
-        skipped = sum(state == "failed" for _, state in cells) if not args.retry_failed else 0
-        if skipped:
-            print(f"{skipped} failed cell(s) skipped: rerun them with --retry-failed")
-        queued = sum(state in ("pending", "running") for _, state in cells)
-        if queued:
-            print(f"{queued} cell(s) queued or running on the cluster: left to their jobs")
-        if args.executor == "slurm":
-            from benchmark.slurm import submit_grid
-
-            return submit_grid(grid, todo, profile=args.profile, retry_failed=args.retry_failed)
-        from benchmark.executors import LocalExecutor
-
-        outcome = LocalExecutor(
-            workers=args.workers, progress=not args.quiet, threads=args.threads
-        ).execute(todo, grid.name)
-        print(
-            f"{len(outcome.done)} cell(s) done, {len(outcome.failed)} failed, "
-            f"{len(cells) - len(todo)} already finished or skipped "
-            f"({time.time() - t0:.0f} s)"
-        )
-        if not args.no_report:
-            from benchmark.report import main as report_main
-
-            report_main([])
-        return 1 if outcome.failed else 0
+        return _run(args)
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted) as e:
+        why = str(e) if isinstance(e, Interrupted) else "interrupted"
+        print(f"{why}; finished work is kept: rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
+    if grid.prepare and not args.dry_run:
+        prepare_generated(grid.prepare, max(1, args.workers))
+    data_ok = True
+    try:
+        grid = load_grid(args.grid)
+    except DataError as e:
+        if not args.dry_run:
+            raise
+        data_ok = False
+        print(f"note: {e}\n(data missing: fingerprints below exclude dataset content)")
+    cells = plan(grid)
+    print_plan(grid, cells)
+    if data_ok:
+        from benchmark.data.verify import verify_splits
+
+        splits = sorted({s for spec, _ in cells for s in spec.all_splits})
+        checked, hashed = verify_splits(splits, full=args.verify)
+        print(f"verified {checked} image files of {len(splits)} splits ({hashed} hashed)")
+    if args.dry_run:
+        return 0
+    runnable = {"unsubmitted", "failed"} if args.retry_failed else {"unsubmitted"}
+    todo = [spec for spec, state in cells if state in runnable]
+    queued = sum(state in ("pending", "running") for _, state in cells)
+    if queued:
+        print(f"{queued} cell(s) queued or running elsewhere: left to them")
+    if args.executor == "slurm":
+        from benchmark.slurm import submit_grid
+
+        return submit_grid(grid, todo, profile=args.profile, retry_failed=args.retry_failed)
+    from benchmark.executors import LocalExecutor
+
+    outcome = LocalExecutor(
+        workers=args.workers, progress=not args.quiet, threads=args.threads,
+        total=len(cells), finished=sum(state == "done" for _, state in cells),
+    ).execute(todo, grid.name)
+    print(
+        f"{len(outcome.done)} cell(s) done, {len(outcome.failed)} failed, "
+        f"{len(cells) - len(todo)} already finished or left to others "
+        f"({time.time() - t0:.0f} s)"
+    )
+    if not args.no_report:
+        from benchmark.report import main as report_main
+
+        if report_main([]) != 0:
+            return 2
+    return _failed_summary(grid, args)
+
+
+def _failed_summary(grid: Grid, args: argparse.Namespace) -> int:
+    """Exit status 1, and one line naming them, while any cell of the grid is failed."""
+    failed = [spec for spec, state in plan(grid) if state == "failed"]
+    if not failed:
+        return 0
+    names = "; ".join(f"{s.fingerprint} ({s.label})" for s in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    hint = "" if args.retry_failed else " — rerun them with --retry-failed"
+    print(f"{len(failed)} cell(s) of grid {grid.name!r} failed: {names}{more}"
+          f" (python -m benchmark.status --grid {args.grid}){hint}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,17 @@ from benchmark.store import canonical_json
 
 # Bump when a change alters the numbers a run produces (training, evaluation, data):
 # it is part of every fingerprint, so finished runs are only recomputed when it changes.
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
+
+# What each schedule key changes (the rest of the schedule defines the training itself):
+#: keys that change what is *measured* at the start of a training (RGN, importance maps), so
+#: they name the training and the record — but never the random draws of the training
+MEASUREMENT_KEYS = ("rgn_batches", "importance_batches")
+#: keys that change the evaluation (the test size; the batch, whose padding moves predictions
+#: on splits of mixed image sizes): they name the record and the evaluation, not the training
+EVALUATION_KEYS = ("test_size", "eval_batch_size")
+#: keys that only control saving: in no fingerprint and no seed
+BOOKKEEPING_KEYS = ("checkpoint_every",)
 
 
 
@@ -47,6 +57,8 @@ class BackboneSpec:
     name: str
     weights: str = "imagenet"  # "imagenet" (the package's checkpoint), "none", or a file path
     freeze_at: int | None = None  # None: the backbone's default freeze point
+    strict: bool = True  # False: a checkpoint covering part of the body is accepted
+    drop_path: float = 0.0  # stochastic depth during fine-tuning (the studies use 0)
 
     def __post_init__(self) -> None:
         _check(
@@ -61,6 +73,13 @@ class BackboneSpec:
             "backbone.freeze_at",
             self.freeze_at,
             "must be a non-negative int",
+        )
+        _check(isinstance(self.strict, bool), "backbone.strict", self.strict, "must be a bool")
+        _check(
+            isinstance(self.drop_path, int | float) and 0 <= self.drop_path < 1,
+            "backbone.drop_path",
+            self.drop_path,
+            "must be a number in [0, 1)",
         )
 
     @property
@@ -92,6 +111,11 @@ class RecipeSpec:
 
 @dataclass(frozen=True)
 class Schedule:
+    """The schedule of a cell. Its keys fall in four groups (see :data:`MEASUREMENT_KEYS`,
+    :data:`EVALUATION_KEYS`, :data:`BOOKKEEPING_KEYS`; the rest define the training): only
+    the training keys seed the random draws, so a checkpoint interval, an evaluation batch
+    or an RGN batch count never changes what a training learns."""
+
     iterations: int
     batch_size: int
     lr: float
@@ -105,7 +129,10 @@ class Schedule:
     test_size: int = 800
     hflip: bool = True
     checkpoint_every: int = 100
-    rgn_batches: int = 100
+    rgn_batches: int = 100  # RGN over min(this, |train| / batch) batches (mind_back: 100)
+    # a regulariser's importance maps over min(this, |train| / batch) batches: mind_back's
+    # ITER_GRAD_COMP = 5000 (src/engine/config.py)
+    importance_batches: int = 5000
     eval_batch_size: int = 8
 
     def __post_init__(self) -> None:
@@ -126,7 +153,7 @@ class Schedule:
         ):
             v = getattr(self, name)
             _check(isinstance(v, int) and v > 0, f"schedule.{name}", v, "must be a positive int")
-        for name in ("warmup_iters", "rgn_batches"):
+        for name in ("warmup_iters", "rgn_batches", "importance_batches"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, f"schedule.{name}", v, "must be an int >= 0")
         _check(
@@ -228,8 +255,13 @@ class RunSpec:
 
         d = flat(self)
         d["benchmark"] = d.pop("family")  # the record key predates the name; fingerprints keep it
+        # backbone keys at their defaults are left out, so adding one moves no fingerprint
+        backbone = flat(self.backbone)
+        for key, default in (("strict", True), ("drop_path", 0.0)):
+            if backbone[key] == default:
+                del backbone[key]
         d.update(
-            backbone=flat(self.backbone),
+            backbone=backbone,
             recipe={"name": self.recipe.name, "params": dict(self.recipe.params)},
             schedule=flat(self.schedule),
             corruption=None if self.corruption is None else flat(self.corruption),
@@ -237,23 +269,43 @@ class RunSpec:
         )
         return canonical_json(d)
 
+    def _hash(self, payload: dict[str, Any]) -> str:
+        payload = {**payload, "results_version": RESULTS_VERSION}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
     @cached_property
     def fingerprint(self) -> str:
-        """Names the run's record: everything in the spec, data content included."""
-        payload = f'{{"results_version":{RESULTS_VERSION},"spec":{self._canonical}}}'
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        """Names the run's record: everything that changes its numbers, data content
+        included — all of the spec but the bookkeeping keys of the schedule."""
+        d = self.to_json()
+        d["schedule"] = {k: v for k, v in d["schedule"].items() if k not in BOOKKEEPING_KEYS}
+        return self._hash({"spec": d})
+
+    @cached_property
+    def seed_fingerprint(self) -> str:
+        """What the training's random draws are derived from: the training's definition
+        (engine, backbone, recipe, train split and its content, training keys, seed) and
+        nothing else."""
+        d = self.to_json()
+        other = (*MEASUREMENT_KEYS, *EVALUATION_KEYS, *BOOKKEEPING_KEYS)
+        payload = {k: d[k] for k in ("engine", "backbone", "recipe", "train_split", "seed")}
+        payload["schedule"] = {k: v for k, v in d["schedule"].items() if k not in other}
+        payload["data"] = d["data"].get(self.train_split)
+        return self._hash(payload)
 
     @cached_property
     def train_fingerprint(self) -> str:
-        """Names the training (and the evaluations of its checkpoint): only what training
-        depends on, so runs that differ in their eval splits share one training."""
-        d = self.to_json()
-        payload = {
-            k: d[k] for k in ("engine", "backbone", "recipe", "train_split", "schedule", "seed")
-        }
-        payload["data"] = d["data"].get(self.train_split)
-        payload["results_version"] = RESULTS_VERSION
-        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+        """Names the training (its checkpoints and RGN): runs that differ only in their
+        evaluation share one training."""
+        measured = {k: getattr(self.schedule, k) for k in MEASUREMENT_KEYS}
+        return self._hash({"seed_fingerprint": self.seed_fingerprint, "measured": measured})
+
+    @cached_property
+    def eval_fingerprint(self) -> str:
+        """Names the evaluations of the training's final checkpoint (predictions and
+        per-split metrics): the training plus the evaluation keys."""
+        evaluated = {k: getattr(self.schedule, k) for k in EVALUATION_KEYS}
+        return self._hash({"train_fingerprint": self.train_fingerprint, "evaluated": evaluated})
 
 
 def spec_from_json(d: dict[str, Any]) -> RunSpec:

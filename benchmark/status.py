@@ -3,12 +3,14 @@
 States come from the result store (``results/runs/<fp>/``) plus at most ONE scheduler
 query per invocation (``sacct``; ``squeue`` only where accounting is disabled):
 
-- ``done``: ``record.json`` exists.
+- ``done``: an intact ``record.json`` (its checksum holds).
 - ``failed``: ``failed.json`` exists (the cell raised), or its SLURM job ended without a
   record (OUT_OF_MEMORY, NODE_FAIL, TIMEOUT, CANCELLED, ...: the reason is shown), or the
   scheduler has not heard of the job long after it was submitted.
-- ``running`` / ``pending``: its SLURM job (``submitted.json``) is running / queued.
-- ``unsubmitted``: nothing has been submitted for the cell yet.
+- ``running`` / ``pending``: a process runs it (``running.json``: pid and host; a local
+  ``run`` too), or its SLURM job (``submitted.json``) is running / queued.
+- ``unsubmitted``: nothing runs it: never submitted, interrupted (its process is gone), or
+  its record is damaged. ``run`` runs these cells (again).
 
 Failed cells show the SLURM job id and the last lines of their log.
 """
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -231,10 +234,18 @@ def cell_states(
         fp = cell.fingerprint
         names = cell.files()
         if Cell.RECORD in names:
-            out[fp] = CellState(fp, "done")
+            _, damaged = cell.load_record()
+            if damaged is None:
+                out[fp] = CellState(fp, "done")
+                continue
+            # a damaged record is not a result: the cell runs again (never skipped)
+            out[fp] = CellState(fp, "unsubmitted", detail=f"{damaged}; runs again")
             continue
         sub = (cell.read(Cell.SUBMITTED) or {}) if Cell.SUBMITTED in names else {}
-        if Cell.FAILED in names:
+        running = (cell.read(Cell.RUNNING) or {}) if Cell.RUNNING in names else {}
+        if running and not (sub.get("executor") == "slurm" and not _here(running)):
+            out[fp] = _from_process(fp, running, sub)
+        elif Cell.FAILED in names:
             out[fp] = _failed_from_json(fp, cell.read(Cell.FAILED) or {}, sub, tail)
         elif sub.get("executor") == "slurm" and sub.get("job_id"):
             waiting[fp] = (cell, sub)
@@ -255,6 +266,33 @@ def cell_states(
     return list(out.values())
 
 
+def _here(running: dict[str, Any]) -> bool:
+    return running.get("host") == socket.gethostname()
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _from_process(fp: str, running: dict[str, Any], sub: dict[str, Any]) -> CellState:
+    """A cell with ``running.json``: running while its process lives; a process of this host
+    that is gone was killed mid-run (the cell resumes from its checkpoint when run again)."""
+    who = f"pid {running.get('pid')} on {running.get('host')}"
+    job = sub.get("job_id") or running.get("job_id")
+    if not _here(running):
+        return CellState(fp, "running", job_id=job, detail=f"{who} (not checked from here)")
+    if _alive(running.get("pid")):
+        return CellState(fp, "running", job_id=job, detail=who)
+    return CellState(fp, "unsubmitted", job_id=job,
+                     detail=f"interrupted: {who} is gone; rerun to resume")
+
+
 def _from_scheduler(
     cell: Cell, cs: CellState, sub: dict[str, Any], view: SchedulerView, tail: int, now: float
 ) -> CellState:
@@ -267,7 +305,7 @@ def _from_scheduler(
         cs.state, cs.scheduler_state, cs.detail = "running", job.state, ""
         return cs
     # terminal, unknown, or no scheduler answer; the job may have just written its result
-    if cell.path(Cell.RECORD).exists():
+    if cell.path(Cell.RECORD).exists() and cell.load_record()[1] is None:
         return CellState(cs.fingerprint, "done", job_id=cs.job_id)
     if cell.path(Cell.FAILED).exists():
         return _failed_from_json(cs.fingerprint, cell.read(Cell.FAILED) or {}, sub, tail)

@@ -39,11 +39,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 STATUS_BUDGET_S = 5.0
+#: the body of a real run record (~20 kB): status parses and checksums every record
+RECORD = json.loads(next((REPO / "results" / "runs").glob("*/record.json")).read_text())
 ARRAY = 1000  # tasks per synthetic array job
 
 
 def build_store(root: Path, n: int) -> list[str]:
     """``n`` synthetic cells; returns the sacct lines a scheduler would answer with."""
+    from benchmark.store import Cell
+
     runs = root / "runs"
     logs = root / "logs"
     logs.mkdir(parents=True)
@@ -55,8 +59,8 @@ def build_store(root: Path, n: int) -> list[str]:
         cell.mkdir(parents=True)
         job = f"{900000 + i // ARRAY}_{i % ARRAY}"
         (cell / "spec.json").write_text(json.dumps({"grid": "bench", "spec": {"i": i}}))
-        if i % 4 == 0:
-            (cell / "record.json").write_text(json.dumps({"fingerprint": cell.name, "i": i}))
+        if i % 4 == 0:  # a record of realistic size, with its checksum (status checks it)
+            Cell(cell.name, root).write_record({**RECORD, "fingerprint": cell.name, "i": i})
             continue
         log = logs / f"{job}_0_log.out"
         sub = {"executor": "slurm", "job_id": job, "submitted_ts": now, "log": str(log)}

@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from benchmark.data import pixel_sha256, read_rgb, remove_stray_temp_files, write_png
+from benchmark.data import pixel_sha256, read_rgb, write_png
 from benchmark.data.corrupt import build_corrupted_splits
 from benchmark.data.demo import build_demo
 from benchmark.data.loader import DetectionDataset, collate
 from benchmark.data.split import PreparedSplit, write_split
 from benchmark.errors import ConfigError
+from benchmark.store import remove_stray_temp_files
 
 
 @pytest.fixture
@@ -47,10 +48,10 @@ def test_targets_and_pixels(hand_split: PreparedSplit) -> None:
     torch.testing.assert_close(image, torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
     assert 0.0 <= image.min() and image.max() <= 1.0
     assert target["image_id"] == 7
-    # xyxy; difficult and crowd boxes left out
+    # xyxy; difficult boxes trained on, crowd boxes left out (as detectron2)
     assert target["boxes"].dtype == torch.float32
-    assert target["boxes"].tolist() == [[1, 2, 11, 7], [0.5, 3, 5, 9]]
-    assert target["labels"].dtype == torch.int64 and target["labels"].tolist() == [2, 1]
+    assert target["boxes"].tolist() == [[1, 2, 11, 7], [0.5, 3, 5, 9], [5, 5, 10, 10]]
+    assert target["labels"].dtype == torch.int64 and target["labels"].tolist() == [2, 1, 1]
 
 
 def test_image_without_boxes(hand_split: PreparedSplit) -> None:

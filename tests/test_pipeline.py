@@ -192,8 +192,8 @@ def test_failing_cell_is_recorded_and_others_continue(bench_env: Path, tmp_path:
     failed = list(runs.glob("*/failed.json"))
     assert len(failed) == 1
     assert "loss is" in json.loads(failed[0].read_text())["error"]
-    # a rerun skips the failed cell unless asked
-    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 0
+    # a rerun skips the failed cell unless asked, and still exits non-zero because of it
+    assert run_main(["--grid", str(grid), "--quiet", "--no-report"]) == 1
 
 
 def test_pascal_family_reports_voc_protocol_next_to_coco(bench_env: Path, tmp_path: Path):

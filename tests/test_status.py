@@ -16,6 +16,7 @@ import pytest
 
 from benchmark import status
 from benchmark.status import SchedulerView, cell_states, parse_sacct, parse_squeue
+from benchmark.store import Cell
 
 NOW = 1_800_000_000.0
 
@@ -35,10 +36,15 @@ SACCT = """\
 
 
 def _cell(root: Path, fp: str, **files: dict) -> Path:
+    """A cell directory with the given files; a record is written as the pipeline writes it
+    (with its fingerprint and checksum), the rest as plain JSON."""
     d = root / "runs" / fp
     d.mkdir(parents=True, exist_ok=True)
     for name, obj in files.items():
-        (d / f"{name}.json").write_text(json.dumps(obj))
+        if name == "record":
+            Cell(fp, root).write_record({**obj, "fingerprint": fp})
+        else:
+            (d / f"{name}.json").write_text(json.dumps(obj))
     return d
 
 
@@ -122,10 +128,10 @@ def test_result_files_win_over_the_scheduler(tmp_path: Path) -> None:
 
 def test_result_written_after_the_store_was_read(tmp_path: Path) -> None:
     """sacct says COMPLETED for a job whose record.json appeared after the store scan."""
-    cell = _cell(tmp_path, "late", submitted=_sub("104"))
+    _cell(tmp_path, "late", submitted=_sub("104"))
 
     def query(ids: Iterable[str]) -> SchedulerView:
-        (cell / "record.json").write_text("{}")
+        Cell("late", tmp_path).write_record({"fingerprint": "late"})
         return SchedulerView(jobs=parse_sacct(SACCT))
 
     (got,) = cell_states(results=tmp_path, query=query, now=NOW)

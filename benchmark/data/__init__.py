@@ -111,16 +111,6 @@ def write_png(path: Path, image: np.ndarray) -> None:
     atomic_write_bytes(path, encode_png(image), fsync=False)
 
 
-def remove_stray_temp_files(directory: Path) -> int:
-    """Delete temp files an interrupted run left behind; return how many."""
-    n = 0
-    if directory.is_dir():
-        for tmp in directory.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
 def pixel_sha256(image: np.ndarray) -> str:
     """See :data:`IMAGE_HASH`."""
     h, w, c = image.shape

@@ -30,7 +30,6 @@ from benchmark.data import (
     IMAGE_HASH,
     pixel_sha256,
     read_rgb,
-    remove_stray_temp_files,
     write_png,
 )
 from benchmark.data.split import (
@@ -42,7 +41,7 @@ from benchmark.data.split import (
 )
 from benchmark.errors import BenchmarkError, ConfigError, DataError
 from benchmark.spec import corrupted_split_name
-from benchmark.store import atomic_write_json, sha256_lines
+from benchmark.store import atomic_write_json, remove_stray_temp_files, sha256_lines
 
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise",

@@ -26,15 +26,18 @@ from typing import Any
 from benchmark.errors import DataError, field_error
 from benchmark.spec import parse_corrupted_split_name
 from benchmark.store import (
+    atomic_write_bytes,
     atomic_write_json,
     canonical_json,
     data_root,
     sha256_bytes,
+    sha256_file,
     sha256_lines,
 )
 
 ANNOTATIONS = "annotations.json"
 MANIFEST = "manifest.json"
+FILES = "files.json"  # {file_name: [size, sha256]} of every image (benchmark.data.verify)
 
 
 def split_dir(name: str, root: Path | None = None) -> Path:
@@ -63,7 +66,7 @@ class PreparedSplit:
     def fingerprint(self) -> str:
         """Content hash used in run fingerprints: annotations + image list (+ extra)."""
         m = self.manifest
-        keys = ("annotation_sha256", "image_list_sha256", "images_sha256")
+        keys = ("annotation_sha256", "image_list_sha256", "images_sha256", "files_sha256")
         return sha256_bytes(canonical_json({k: m.get(k) for k in keys}).encode())
 
     def image_path(self, file_name: str) -> Path:
@@ -176,13 +179,25 @@ def write_split(
     root: Path | None = None,
     extra: dict[str, Any] | None = None,
 ) -> PreparedSplit:
-    """Validate and write a split atomically (annotations first, manifest last)."""
+    """Validate and write a split atomically (annotations, then the size and sha256 of every
+    image file, then the manifest last). Every image must exist."""
     out = split_dir(name, root)
     validate_coco(coco, out / ANNOTATIONS)
     manifest = build_manifest(
         name, coco, dataset=dataset, domain=domain, image_root=str(image_root), extra=extra
     )
+    images = PreparedSplit(name, out, manifest)
+    files = {}
+    for i, img in enumerate(coco["images"]):
+        path = images.image_path(img["file_name"])
+        if not path.is_file():
+            raise field_error(DataError, out / ANNOTATIONS, f"images[{i}].file_name",
+                              img["file_name"], f"image not found at {path}")
+        files[img["file_name"]] = [path.stat().st_size, sha256_file(path)]
+    files_json = json.dumps(dict(sorted(files.items())), separators=(",", ":")).encode()
+    manifest["files_sha256"] = sha256_bytes(files_json)
     atomic_write_json(out / ANNOTATIONS, coco)
+    atomic_write_bytes(out / FILES, files_json)
     atomic_write_json(out / MANIFEST, manifest)
     return PreparedSplit(name, out, manifest)
 
@@ -233,7 +248,9 @@ def load_if_complete(
         split = load_split(name, root, check_images=True)
     except DataError:
         return None
-    return split if all(split.manifest.get(k) == v for k, v in expected.items()) else None
+    complete = "files_sha256" in split.manifest  # older versions wrote no image hashes
+    return split if complete and all(split.manifest.get(k) == v for k, v in expected.items()) \
+        else None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ subclass decorated by ``@RECIPES.register("name")``, imported at the bottom of t
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,30 @@ if TYPE_CHECKING:
     from benchmark.models import Detector
 
 
+#: (lowest, highest, lowest allowed?) of numeric parameters, by name, for every recipe; a
+#: recipe with parameters of its own adds theirs to its ``RANGES``
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, math.inf, False),
+    "dp_lr": (0.0, math.inf, False),
+    "backbone_lr_mult": (0.0, math.inf, True),
+}
+
+
+def _check_range(recipe: str, key: str, value: Any, rng: tuple[float, float, bool]) -> None:
+    low, high, low_ok = rng
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and (value > low or (low_ok and value == low)) and value <= high:
+        return
+    lo = f"{'>=' if low_ok else '>'} {low:g}"
+    allowed = f"a number {lo}" + ("" if high == math.inf else f" and <= {high:g}")
+    raise ConfigError(f"recipe {recipe!r}: {key}={value!r}: must be {allowed}")
+
+
 class Recipe:
     #: parameters this recipe accepts (name → default); others are rejected at grid load
     PARAMS: dict[str, Any] = {"lr": None, "backbone_lr_mult": 1.0}
+    #: allowed ranges of this recipe's numeric parameters (see :data:`RANGES`)
+    RANGES: dict[str, tuple[float, float, bool]] = RANGES
 
     def __init__(self, spec: RecipeSpec) -> None:
         unknown = sorted(set(dict(spec.params)) - set(self.PARAMS))
@@ -33,6 +55,9 @@ class Recipe:
                 f"recipe {spec.name!r}: unknown parameter {unknown[0]!r} "
                 f"(accepted: {', '.join(sorted(self.PARAMS))})"
             )
+        for key, value in spec.params:
+            if value is not None and key in self.RANGES:
+                _check_range(spec.name, key, value, self.RANGES[key])
         self.spec = spec
         self.params = {**self.PARAMS, **dict(spec.params)}
 

@@ -6,11 +6,13 @@ weights θ0 after every backward, before the optimizer step:
 with ``weighting`` choosing s: ``distance`` (s = 1, L2-SP-like), ``ewc`` (s = mean |g| over
 the start batches, element-wise) or ``rgn`` (s = the element-wise RGN map, one value per
 (out, in) pair of a conv kernel, broadcast over its spatial taps). s is measured once at the
-start weights (the DP checkpoint) over ``schedule.rgn_batches`` batches.
+start weights (the DP checkpoint) over min(``schedule.importance_batches``, |train| / batch)
+batches (mind_back's ITER_GRAD_COMP = 5000, src/engine/config.py).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -28,6 +30,7 @@ WEIGHTINGS = ("distance", "ewc", "rgn")
 @RECIPES.register("reg_ft")
 class RegularisedFineTune(DecoderProbeThenFineTune):
     PARAMS: dict[str, Any] = {**DecoderProbeThenFineTune.PARAMS, "c": 0.1, "weighting": "rgn"}
+    RANGES = {**DecoderProbeThenFineTune.RANGES, "c": (0.0, math.inf, True)}
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)

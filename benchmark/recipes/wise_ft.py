@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 @RECIPES.register("wise_ft")
 class WiseFineTune(DecoderProbeThenFineTune):
     PARAMS: dict[str, Any] = {**DecoderProbeThenFineTune.PARAMS, "alpha": 0.5}
+    RANGES = {**DecoderProbeThenFineTune.RANGES, "alpha": (0.0, 1.0, True)}
 
     def finalize(self, model: Detector, start_state: dict[str, torch.Tensor]) -> None:
         alpha = float(self.params["alpha"])

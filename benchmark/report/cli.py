@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.errors import BenchmarkError
 from benchmark.report.build import build_report
 from benchmark.report.options import Options
 from benchmark.report.output import check, write_outputs
@@ -48,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh, message = check(report, options)
         print(message, file=sys.stdout if fresh else sys.stderr)
         return 0 if fresh else 1
-    written = write_outputs(report, options)
+    try:
+        written = write_outputs(report, options)
+    except BenchmarkError as e:
+        print(f"error: {e} (no report file was changed)", file=sys.stderr)
+        return 2
     print(f"wrote {len(written)} files: {out}, {results / 'leaderboard.csv'} (.parquet, .html), "
           f"{results / 'plots'}/")
     for s in report.skipped:

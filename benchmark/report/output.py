@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,30 +14,61 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.errors import StorageError
 from benchmark.report.build import Report
 from benchmark.report.options import Options
 from benchmark.report.uncertainty import CACHE_FILE, cache_json
-from benchmark.store import atomic_write_bytes, atomic_write_text
+from benchmark.store import WrittenTogether
 
 
 def write_outputs(report: Report, options: Options) -> list[Path]:
-    """BENCHMARKS.md, leaderboard CSV/Parquet/HTML, plots and the interval cache.
+    """BENCHMARKS.md, leaderboard CSV/Parquet/HTML, plots and the interval cache — all or
+    none: everything is written to temporaries first and renamed together, so the markdown
+    never disagrees with the leaderboard files (an error names the file it could not write).
 
-    Plots render in a forked worker process while this one builds and writes the tables
-    (where ``fork`` is available; serially otherwise)."""
+    Plots render in a forked worker process while this one builds the tables (where
+    ``fork`` is available; serially otherwise)."""
     res = Path(options.results)
     plots_dir = res / "plots"
-    pending = _render_plots_async(report.plot_jobs, plots_dir)
-    atomic_write_text(options.out, report.markdown)
-    write_table(report.leaderboard(), res / "leaderboard.csv", res / "leaderboard.parquet")
-    atomic_write_text(res / "leaderboard.html", report.html)
-    written = [options.out, res / "leaderboard.csv", res / "leaderboard.parquet",
-               res / "leaderboard.html"]
-    if report.cache:
-        atomic_write_text(res / CACHE_FILE, cache_json(report.cache))
-        written.append(res / CACHE_FILE)
-    pending()
+    staging = res / f".plots.staging-{os.getpid()}"
+    try:
+        pending = _render_plots_async(report.plot_jobs, staging)
+        with WrittenTogether() as out:
+            out.write(options.out, report.markdown.encode("utf-8"))
+            csv, parquet = table_bytes(report.leaderboard())
+            out.write(res / "leaderboard.csv", csv)
+            out.write(res / "leaderboard.parquet", parquet)
+            written = [options.out, res / "leaderboard.csv", res / "leaderboard.parquet",
+                       res / "leaderboard.html"]
+            if report.cache:
+                out.write(res / CACHE_FILE, cache_json(report.cache).encode("utf-8"))
+                written.append(res / CACHE_FILE)
+            pending()
+            html = inline_plots(report.html, staging)
+            out.write(res / "leaderboard.html", html.encode("utf-8"))
+            for name, _ in report.plot_jobs:
+                out.move(staging / name, plots_dir / name)
+    except OSError as e:  # the staging directory (plots are written through the store)
+        raise StorageError(f"{e.filename or staging}: cannot write: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written + [plots_dir / name for name, _ in report.plot_jobs]
+
+
+def inline_plots(html: str, plots_dir: Path) -> str:
+    """The page with every ``<img src="plots/NAME.png">`` whose file is in ``plots_dir``
+    embedded as a data URI: leaderboard.html is one file that works offline and anywhere."""
+    import base64
+    import re
+
+    def embed(m: re.Match[str]) -> str:
+        path = Path(plots_dir) / m.group(1)
+        if not path.is_file():
+            return m.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    return re.sub(r'src="plots/([\w.-]+\.png)"', embed, html)
 
 
 _PLOT_JOBS: list[tuple[str, Callable[[Path], Any]]] = []
@@ -83,19 +115,17 @@ def _render_plots_async(jobs: list[tuple[str, Callable[[Path], Any]]], plots_dir
     return wait
 
 
-def write_table(frame: pd.DataFrame, csv_path: Path, parquet_path: Path) -> None:
-    """CSV and Parquet of one frame through Arrow (pandas' CSV writer is ~10× slower)."""
+def table_bytes(frame: pd.DataFrame) -> tuple[bytes, bytes]:
+    """(CSV, Parquet) of one frame through Arrow (pandas' CSV writer is ~10× slower)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    atomic_write_bytes(csv_path, buf.getvalue())
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    atomic_write_bytes(parquet_path, buf.getvalue())
+    csv, parquet = io.BytesIO(), io.BytesIO()
+    pacsv.write_csv(table, csv)
+    pq.write_table(table, parquet)
+    return csv.getvalue(), parquet.getvalue()
 
 
 def check(report: Report, options: Options) -> tuple[bool, str]:

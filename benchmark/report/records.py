@@ -16,9 +16,8 @@ from typing import Any
 
 from benchmark.evaluation.coco import COCO_KEYS
 from benchmark.evaluation.summary_metrics import metric_entries
+from benchmark.store import Cell, list_cells, record_checksum
 
-RECORD = "record.json"
-FAILED = "failed.json"
 SCHEMA = 1
 
 
@@ -79,6 +78,8 @@ def validate_record(d: Any, directory: str | None = None) -> None:
         raise RecordError(
             f"fingerprint={d['fingerprint']!r}: does not match its directory {directory!r}"
         )
+    if "checksum" in d and d["checksum"] != record_checksum(d):
+        raise RecordError("checksum mismatch: the file was changed after it was written")
     spec = d["spec"]
     if not isinstance(spec, dict):
         raise RecordError(f"spec: expected an object, got {type(spec).__name__}")
@@ -181,18 +182,16 @@ def read_record(path: Path) -> Record:
 def scan(results_dir: Path) -> tuple[list[Path], int, int]:
     """(record files, pending, failed) under ``results_dir/runs``, in fingerprint order:
     pending run directories have neither a record nor ``failed.json``."""
-    runs = Path(results_dir) / "runs"
     paths: list[Path] = []
     pending = failed = 0
-    if runs.is_dir():
-        for run_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
-            path = run_dir / RECORD
-            if path.exists():
-                paths.append(path)
-            elif (run_dir / FAILED).exists():
-                failed += 1
-            else:
-                pending += 1
+    for cell in list_cells(Path(results_dir)):
+        names = cell.files()
+        if Cell.RECORD in names:
+            paths.append(cell.path(Cell.RECORD))
+        elif Cell.FAILED in names:
+            failed += 1
+        else:
+            pending += 1
     return paths, pending, failed
 
 

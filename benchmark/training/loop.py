@@ -20,11 +20,18 @@ import torch
 from benchmark.data.labels import LabelMap
 from benchmark.data.loader import DetectionDataset
 from benchmark.data.split import PreparedSplit
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, Interrupted
 from benchmark.models import Detector
-from benchmark.recipes import get_recipe
+from benchmark.recipes import get_recipe, parent_of
 from benchmark.rgn import measure_rgn
-from benchmark.runtime import PreemptionGuard, device, init_distributed, loader_workers, world
+from benchmark.runtime import (
+    PreemptionGuard,
+    device,
+    init_distributed,
+    loader_workers,
+    on_slurm,
+    world,
+)
 from benchmark.spec import RunSpec, derive_seed
 from benchmark.store import TrainingDir
 from benchmark.training import checkpoint
@@ -44,6 +51,30 @@ def _hflip(image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, d
     return image.flip(-1), {**target, "boxes": boxes}
 
 
+#: iterations between the loop's host reads (the log line, the divergence check)
+LOG_EVERY = 10
+
+
+class _Divergence:
+    """The first non-finite loss of a training, tracked on the device so that a step never
+    waits for the GPU; :meth:`check` reads it (one host read) every ``LOG_EVERY`` steps and
+    before every checkpoint, so a diverged model is never saved."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), -1, dtype=torch.int64, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def observe(self, it: int, total: torch.Tensor) -> None:
+        new = ~torch.isfinite(total.detach()) & (self.first < 0)
+        self.first = torch.where(new, torch.full_like(self.first, it), self.first)
+        self.value = torch.where(new, total.detach().float(), self.value)
+
+    def check(self, message: Callable[[int, float], str]) -> None:
+        first = int(self.first)
+        if first >= 0:
+            raise TrainingDiverged(message(first, float(self.value)))
+
+
 class Trainer:
     def __init__(self, spec: RunSpec, split: PreparedSplit, out: TrainingDir) -> None:
         self.spec = spec
@@ -51,7 +82,7 @@ class Trainer:
         self.out = out
         self.dataset = DetectionDataset(split)
         self.labels = LabelMap(split)
-        self.seed = derive_seed(spec.seed, spec.train_fingerprint, "train")
+        self.seed = derive_seed(spec.seed, spec.seed_fingerprint, "train")
         self.device = device()
         self.recipe = get_recipe(spec.recipe)
         self.rank, self.world_size = world()
@@ -144,7 +175,7 @@ class Trainer:
         model = self.build(init_from)
         start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-        resume = checkpoint.read(self.out.last) if self.out.last.is_file() else None
+        resume = checkpoint.read_latest(self.out, self.spec.train_fingerprint)
         if resume is None:
             self.rgn, self.importance = self.measure_rgn(model)
         else:
@@ -167,7 +198,7 @@ class Trainer:
             if self.rank == 0:
                 self._save(model, optimizer)
 
-        with PreemptionGuard(save) as self.guard:
+        with PreemptionGuard(save, interrupt=not on_slurm()) as self.guard:
             self._loop(model, optimizer, lr, progress and self.rank == 0)
         self.model = model
         if self.rank != 0:
@@ -208,7 +239,9 @@ class Trainer:
             leave=False,
         )
         t0 = time.time()
+        diverged = _Divergence(self.device)
         for it, images, targets in self.batches(self.iteration):
+            self._stop_if_asked(model, optimizer, diverged)
             torch.manual_seed(derive_seed(self.seed, "step", it, *self._rank_part()))
             factor = lr_factor(sched, it)
             for g in optimizer.param_groups:
@@ -217,41 +250,66 @@ class Trainer:
                 losses = forward(images, targets)
                 losses.update(self.recipe.extra_losses(model))
                 total = sum(losses.values())
-                if not torch.isfinite(total):
-                    raise TrainingDiverged(
-                        f"{self.spec.label}: loss is {total.item()} at iteration {it} "
-                        f"(lr {lr * factor:.4g}); lower schedule.lr or the recipe's lr"
-                    )
+                diverged.observe(it, total)  # on the device: no host read in the step
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 self.recipe.after_backward(model, lr * factor)
                 optimizer.step()
                 self.iteration = it + 1
-            if it % 10 == 0 or self.iteration == sched.iterations:
+            if it % LOG_EVERY == 0 or self.iteration == sched.iterations:
+                diverged.check(self._diverged_message)
+                values = torch.stack([total.detach(), *(v.detach() for v in losses.values())])
+                loss, *parts = values.tolist()  # the one host read of a logging step
                 self.log.append(
                     {
                         "iter": it,
-                        "loss": total.item(),
+                        "loss": loss,
                         "lr": lr * factor,
-                        **{k: round(v.item(), 5) for k, v in losses.items()},
+                        **{k: round(v, 5) for k, v in zip(losses, parts, strict=True)},
                     }
                 )
+                bar.set_postfix(loss=f"{loss:.3f}")
             if self.iteration % sched.checkpoint_every == 0 and self.rank == 0:
+                diverged.check(self._diverged_message)  # never checkpoint a diverged model
                 self._save(model, optimizer)
             bar.update(1)
-            bar.set_postfix(loss=f"{total.item():.3f}")
+            self._stop_if_asked(model, optimizer, diverged)
         bar.close()
+        diverged.check(self._diverged_message)
         if self.rank == 0:
             self.out.write_train_log({"log": self.log, "seconds_last_session": time.time() - t0})
+
+    def _diverged_message(self, it: int, value: float) -> str:
+        lr = self.recipe.lr(self.spec.schedule.lr) * lr_factor(self.spec.schedule, it)
+        return (f"{self.spec.label}: loss is {value} at iteration {it} (lr {lr:.4g}); "
+                "lower schedule.lr or the recipe's lr")
+
+    def _stop_if_asked(
+        self, model: Detector, optimizer: torch.optim.Optimizer, diverged: _Divergence
+    ) -> None:
+        """After SIGINT / SIGTERM: save this iteration and stop (rerunning resumes here)."""
+        assert self.guard is not None
+        if self.guard.stop_signal is None:
+            return
+        diverged.check(self._diverged_message)
+        if self.rank == 0:
+            self._save(model, optimizer)
+        raise Interrupted(
+            f"{self.spec.label}: interrupted at iteration {self.iteration} of "
+            f"{self.spec.schedule.iterations} (checkpoint saved)"
+        )
 
     def _rank_part(self) -> tuple[int, ...]:
         return (self.rank,) if self.world_size > 1 else ()
 
     def measure_rgn(self, model: Detector) -> tuple[dict[str, Any] | None, dict | None]:
-        """RGN (and the importance maps of regularised recipes) at the start weights, in
-        train mode, with the full detection loss. Every DDP process measures the same."""
+        """RGN over min(``rgn_batches``, |train| / batch) batches and, for a regularised
+        recipe, its importance maps over min(``importance_batches``, |train| / batch) — at
+        the start weights, in train mode, with the full detection loss. Every DDP process
+        measures the same."""
         sched = self.spec.schedule
-        n = min(sched.rgn_batches, len(self.dataset) // sched.batch_size)
+        per_epoch = len(self.dataset) // sched.batch_size
+        n = min(sched.rgn_batches, per_epoch)
         params = model.body_parameters()
         if n == 0 or not params:
             return None, None
@@ -262,6 +320,12 @@ class Trainer:
             return sum(model.losses(images, targets).values())
 
         acc = measure_rgn(loss, params, range(n))
+        parent = parent_of(self.spec)
+        at = "dp_checkpoint" if parent is not None and parent.recipe.name == "dp" else "pretrained"
+        rgn = {**acc.result(), "at": at}  # published RGN is measured at the DP checkpoint
+        importance = None
+        if self.recipe.needs_importance:
+            m = min(sched.importance_batches, per_epoch)
+            importance = (acc if m == n else measure_rgn(loss, params, range(m))).importance()
         model.zero_grad(set_to_none=True)
-        rgn = {**acc.result(), "at": "start weights of this run's training stage"}
-        return rgn, (acc.importance() if self.recipe.needs_importance else None)
+        return rgn, importance

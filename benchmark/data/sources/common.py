@@ -490,6 +490,24 @@ def with_corruptions(args: argparse.Namespace, splits: list) -> list:
     return out
 
 
+def decode_all(coco: dict[str, Any], image_root: Path) -> None:
+    """Decode every image of ``coco`` completely; the first that does not decode, or whose
+    size differs from its annotation, is a :class:`DataError` naming the file."""
+    from PIL import Image
+
+    for img in coco["images"]:
+        path = image_root / img["file_name"]
+        try:
+            with Image.open(path) as im:
+                im.load()
+                size = im.size
+        except Exception as e:  # noqa: BLE001 - PIL raises many kinds for damaged files
+            raise DataError(f"{path}: does not decode ({type(e).__name__}: {e})") from None
+        if size != (img["width"], img["height"]):
+            raise DataError(f"{path}: decodes to {size[0]}x{size[1]}, annotated as "
+                            f"{img['width']}x{img['height']}")
+
+
 def finish_split(
     name: str, builder: CocoBuilder, *, dataset: str, domain: str, image_root: Path,
     opts: Options, issues: IssueLog, sources: dict[str, Any], extra: dict[str, Any] | None = None,
@@ -512,6 +530,8 @@ def finish_split(
             f"({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}); "
             f"first: {first.line()} [{first.kind}]"
         )
+    if opts.strict:  # every image decodes (a damaged JPEG is found now, not mid-training)
+        decode_all(coco, image_root)
     # issues.json first: the manifest (written last by write_split) marks the split complete
     atomic_write_json(split_dir(name, opts.root) / ISSUES_FILE, issues.to_json())
     return write_split(
