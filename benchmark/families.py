@@ -28,40 +28,30 @@ This module is in the bottom layer: it imports only the standard library,
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 
 SPLIT_ROLES = ("train", "id", "ood", "corruption")
-AP_PROTOCOLS = ("voc", "voc07")
+AP_PROTOCOLS = ("voc", "voc07", "voc_unrounded", "voc07_unrounded")
 SUMMARY_PROTOCOLS = ("coco", "voc")
 
 
 # ---- published reference rows --------------------------------------------------------------
 @dataclass(frozen=True)
-class BackboneMatch:
-    """Registry backbone names and a regex over the weights source that denote a backbone."""
-
-    names: tuple[str, ...]
-    weights: str = r".*"
-
-    def matches(self, name: str, weights: str) -> bool:
-        return name in self.names and re.search(self.weights, weights or "", re.I) is not None
-
-
-@dataclass(frozen=True)
 class PublishedRow:
     """A published result. It *matches* a reproduced row when the family and recipe are equal
-    and the reproduced backbone's registry name and weights match ``match``."""
+    and the reproduced run's weights are a checkpoint of the weights catalogue
+    (``benchmark.models.weights.catalogue``; by name, or by the file's sha256) whose
+    ``publication`` keys contain ``weights_key`` — never by the look of a file name."""
 
     family: str
     backbone: str  # as the paper names it
     recipe: str  # the suite's recipe name
     values: dict[str, float]  # metric key or domain → fraction (AP) or ratio (rPC)
     source: str
-    match: BackboneMatch
+    weights_key: str  # a catalogue entry's publication key
     derived: tuple[str, ...] = field(default=())  # keys computed here from published values
 
 
@@ -69,15 +59,15 @@ SAITO = ('Saito et al., "Mind the Backbone": Faster R-CNN + FPN, AP@[.5:.95] com
          'VOC way')
 MICHAELIS = ('Michaelis et al., "Benchmarking Robustness in Object Detection": Faster R-CNN '
              'R50-FPN on COCO-C')
-R50_IG = BackboneMatch(("resnet50",), r"instagram|swsl|(^|[^a-z])ig([^a-z]|$)")
-EFFB2_JFT = BackboneMatch(("efficientnet_b2",), r"jft|noisy|(^|[^a-z])ns([^a-z]|$)")
-CONVNEXT_B_21K = BackboneMatch(("convnext_base", "convnext_b"), r"21k|22k")
-TORCHVISION_R50 = BackboneMatch(("resnet50",),
-                                r"imagenet|torchvision|msra|caffe|^resnet50-[0-9a-f]+\.pth$")
+# publication keys of the catalogue entries (benchmark/models/weights/catalogue.py)
+R50_IG = "swsl_r50"
+EFFB2_JFT = "effb2_ns"
+CONVNEXT_B_21K = "convnext_b_22k"
+TORCHVISION_R50 = "torchvision_r50"
 
 
 def _pascal(backbone: str, recipe: str, comic: float, watercolor: float, clipart: float,
-            pascal: float, match: BackboneMatch) -> PublishedRow:
+            pascal: float, match: str) -> PublishedRow:
     # in the order of the reproduced table's columns
     values = {"id_ap": pascal / 100, "clipart": clipart / 100, "watercolor": watercolor / 100,
               "comic": comic / 100}

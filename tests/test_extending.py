@@ -23,6 +23,7 @@ from benchmark.data.split import PreparedSplit, load_split, write_split
 from benchmark.models import BACKBONES, ENGINES, Body, Detector, build_body
 from benchmark.models.torchvision_frcnn import BodyWithFPN
 from benchmark.recipes import RECIPES, Recipe
+from benchmark.report.names import backbone_display, recipe_display
 from benchmark.run import main as run_main
 
 GRID = """\
@@ -87,7 +88,8 @@ def test_a_new_backbone(bench_env: Path, tmp_path: Path) -> None:
         record, md = _run_to_leaderboard(tmp_path, backbone="tiny_conv", weights="none")
     assert record["spec"]["backbone"]["name"] == "tiny_conv"
     assert record["rgn"]["rgn"] > 0  # measured over the new body's trainable tensors
-    assert _rows(md)[0].startswith("| 1 | tiny_conv[none] | ft |")
+    assert _rows(md)[0].startswith(f"| 1 | {backbone_display('tiny_conv', 'none')} | FT |")
+    assert "`tiny_conv[none]`" in md  # the registry name, in the row's full specification
 
 
 # ------------------------------------------------------------------------------- a recipe
@@ -115,12 +117,13 @@ def test_a_new_recipe(bench_env: Path, tmp_path: Path) -> None:
     from benchmark.training.checkpoint import load_detector
 
     spec = spec_from_json(record["spec"])
-    torch.manual_seed(derive_seed(derive_seed(spec.seed, spec.train_fingerprint, "train"), "init"))
+    torch.manual_seed(derive_seed(derive_seed(spec.seed, spec.seed_fingerprint, "train"), "init"))
     start = load_detector(spec, 4, None).state_dict()
     assert fpn and all(torch.equal(v, start[k]) for k, v in fpn.items())
     assert not torch.equal(final["model.roi_heads.box_head.fc6.weight"],
                            start["model.roi_heads.box_head.fc6.weight"])
-    assert _rows(md)[0].split(" | ")[2] == "heads_only"
+    assert _rows(md)[0].split(" | ")[2] == recipe_display("heads_only")
+    assert "`heads_only`" in md
 
 
 # ------------------------------------------------------------------------------- a dataset
@@ -200,4 +203,5 @@ def test_a_new_engine(bench_env: Path, tmp_path: Path) -> None:
         record, md = _run_to_leaderboard(tmp_path, engine="retinanet_small", recipe="dp")
     assert record["spec"]["engine"] == "retinanet_small"
     assert record["summary"]["id_ap"] >= 0.0 and "demo_sketch" in record["metrics"]
-    assert _rows(md)[0].startswith("| 1 | efficientnet_lite0[imagenet] | dp |")
+    assert _rows(md)[0].startswith("| 1 | EfficientNet-Lite0 (IN-1k) | DP |")
+    assert "retinanet_small" in md  # the engine, in the row's full specification

@@ -111,13 +111,17 @@ class TorchvisionFasterRCNN(Detector):
 
 def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
     g = geometry
-    body = build_body(spec.backbone.name, spec.backbone.weights, spec.backbone.freeze_at)
+    b = spec.backbone
+    body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path)
     sched = spec.schedule
     model = FasterRCNN(
         BodyWithFPN(body, g.fpn_channels),
         num_classes=None,
         min_size=sched.train_sizes,
         max_size=sched.max_size,
+        # images are RGB in [0, 1]: the statistics the body's weights expect, in RGB order
+        image_mean=[m / 255 for m in body.rgb_pixel_mean],
+        image_std=[s / 255 for s in body.rgb_pixel_std],
         rpn_anchor_generator=AnchorGenerator(
             tuple((s,) for s in g.anchor_sizes), ((0.5, 1.0, 2.0),) * len(g.anchor_sizes)
         ),

@@ -8,6 +8,8 @@ the suite (the papers print percentages).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,8 +21,8 @@ from benchmark.families import (
     EFFB2_JFT,
     FAMILIES,
     R50_IG,
-    BackboneMatch,
 )
+from benchmark.models.weights import catalogue
 from benchmark.report.aggregation import format_cell
 from benchmark.report.tables import FamilyBuilder, Table, esc, finite, fmt_ap
 
@@ -32,26 +34,39 @@ class PublishedRGN:
     backbone: str
     rgn: float
     source: str
-    match: BackboneMatch
+    weights_key: str  # a catalogue entry's publication key (as PublishedRow.weights_key)
 
 
-# backbones with a published RGN but no published rows
-CONVNEXT_B_1K = BackboneMatch(("convnext_base", "convnext_b"),
-                              r"1k|imagenet$|^convnext_base-[0-9a-f]+\.pth$")
-MSRA_R50 = BackboneMatch(("resnet50",), r"msra|caffe")
-MSRA_R101 = BackboneMatch(("resnet101",), r"msra|caffe")
-AUGMIX_R50 = BackboneMatch(("resnet50",), r"augmix")
-EFFB0 = BackboneMatch(("efficientnet_b0",), r".*")
+# backbones with a published RGN but no published rows (publication keys of the catalogue)
 PUBLISHED_RGN: tuple[PublishedRGN, ...] = (
     PublishedRGN("ResNet-50 (Instagram SWSL)", 1.34, SAITO_RGN, R50_IG),
     PublishedRGN("ConvNeXt-B (IN-22k)", 0.13, SAITO_RGN, CONVNEXT_B_21K),
     PublishedRGN("EfficientNet-B2 (Noisy Student, JFT)", 0.06, SAITO_RGN, EFFB2_JFT),
-    PublishedRGN("ResNet-50 (MSRA)", 0.299, SAITO_RGN, MSRA_R50),
-    PublishedRGN("ResNet-101 (MSRA)", 0.302, SAITO_RGN, MSRA_R101),
-    PublishedRGN("ResNet-50 (AugMix)", 0.574, SAITO_RGN, AUGMIX_R50),
-    PublishedRGN("ConvNeXt-B (IN-1k)", 0.115, SAITO_RGN, CONVNEXT_B_1K),
-    PublishedRGN("EfficientNet-B0", 0.065, SAITO_RGN, EFFB0),
+    PublishedRGN("ResNet-50 (MSRA)", 0.299, SAITO_RGN, "msra_r50"),
+    PublishedRGN("ResNet-101 (MSRA)", 0.302, SAITO_RGN, "msra_r101"),
+    PublishedRGN("ResNet-50 (AugMix)", 0.574, SAITO_RGN, "augmix_r50"),
+    PublishedRGN("ConvNeXt-B (IN-1k)", 0.115, SAITO_RGN, "convnext_b_1k"),
+    PublishedRGN("EfficientNet-B0 (Noisy Student, JFT)", 0.065, SAITO_RGN, "effb0_ns"),
 )
+
+
+@functools.lru_cache(maxsize=256)
+def publication_keys(backbone: str, weights: str) -> frozenset[str]:
+    """The publication keys a run's (backbone, weights) stands for, by catalogue identity:
+    a catalogue name, a sha256 (64 hex digits), or a file under the weights folder whose
+    sha256 is a catalogue entry's. The entry must be a checkpoint of ``backbone``."""
+    entry = catalogue.lookup(weights or "")
+    if entry is None and re.fullmatch(r"[0-9a-f]{64}", weights or ""):
+        entry = catalogue.by_sha256(weights)
+    if entry is None and weights and weights not in ("imagenet", "none"):
+        from benchmark.models.backbones import file_sha256, weights_path
+
+        path = weights_path(weights)
+        if path is not None and path.is_file():
+            entry = catalogue.by_sha256(file_sha256(path))
+    if entry is None or entry.architecture != backbone:
+        return frozenset()
+    return frozenset(entry.publication)
 
 
 def rgn_ood_change() -> list[tuple[str, float, float]]:
@@ -87,7 +102,8 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
     for ref in refs:
         match = None
         for _, r in fb.rows.iterrows():
-            if r.recipe == ref.recipe and ref.match.matches(r.backbone, r.weights):
+            if r.recipe == ref.recipe and ref.weights_key in publication_keys(r.backbone,
+                                                                             r.weights):
                 match = r
                 break
         cells = [f"{esc(ref.backbone)} — *published*", ref.recipe]
@@ -162,7 +178,8 @@ def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
     matched: set[str] = set()
     for (name, weights, label), g in have.groupby(["backbone", "weights", "backbone_label"],
                                                   sort=True):
-        ref = next((p for p in PUBLISHED_RGN if p.match.matches(name, weights)), None)
+        ref = next((p for p in PUBLISHED_RGN if p.weights_key in publication_keys(name, weights)),
+                   None)
         rep = rgn_source(g)
         rep_recipe = rep.recipe.iloc[0] if not rep.empty else None
         for recipe, r in g.groupby("recipe", sort=True):
@@ -172,10 +189,15 @@ def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
                      format_cell(rgn.mean(), rgn.std(ddof=1), rgn.count(), **_RGN_FORMAT),
                      format_cell(l2.mean(), l2.std(ddof=1), l2.count(), **_RGN_FORMAT),
                      str(len(r))]
-            if ref is not None and recipe == rep_recipe:
+            at_dp = "rgn_at" in r and bool((r["rgn_at"] == "dp_checkpoint").all())
+            if ref is not None and recipe == rep_recipe and at_dp:
                 matched.add(ref.backbone)
                 cells += [f"{ref.rgn:.3f} (*published*: {esc(ref.backbone)})",
                           f"{rgn.mean() - ref.rgn:+.3f}", esc(ref.source)]
+            elif ref is not None and recipe == rep_recipe:
+                matched.add(ref.backbone)
+                cells += [f"{ref.rgn:.3f} (*published*: {esc(ref.backbone)})",
+                          "no comparable measurement", esc(ref.source)]
             else:
                 cells += ["—", "—", ""]
             t.rows.append(cells)
@@ -184,9 +206,10 @@ def rgn_table(runs: pd.DataFrame) -> tuple[Table, list[str]]:
             t.rows.append([f"{esc(ref.backbone)} — *published*", "—", "—", "—", "0",
                            f"{ref.rgn:.3f}", "—", esc(ref.source)])
     notes = [
-        "Each run records RGN at the start weights of its training stage: for `dp_ft` that is "
-        "the DP checkpoint, where the paper measures it; for `ft` and `dp` the pretrained "
-        "backbone with a fresh decoder. Published values are compared with the first of "
-        f"{', '.join(f'`{r}`' for r in RGN_RECIPES)} that a backbone has."
+        "Each run records RGN at the start weights of its training stage: for `dp_ft` (and "
+        "the other recipes that start from DP) that is the DP checkpoint, where the paper "
+        "measures it; for `ft` and `dp` the pretrained backbone with a fresh decoder. A "
+        "published value gets a Δ only from RGN measured at the DP checkpoint; otherwise the "
+        "row says \"no comparable measurement\"."
     ]
     return t, notes

@@ -76,8 +76,10 @@ def make_record(
     return {
         "schema": 1, "fingerprint": fp, "grid": "test", "spec": spec, "metrics": metrics,
         "summary": summary,
-        "rgn": None if rgn is None else {"rgn": rgn, "rgn_l2": rgn / 10, "at": "dp",
-                                         "n_batches": 10, "per_tensor": {}},
+        "rgn": None if rgn is None else {
+            "rgn": rgn, "rgn_l2": rgn / 10, "n_batches": 10, "per_tensor": {},
+            # as the training loop records it: DP-FT measures at the DP checkpoint
+            "at": "dp_checkpoint" if recipe == "dp_ft" else "pretrained"},
         "provenance": {"code_version": code_version, "results_version": 1,
                        "git_commit": "0123456789abcdef", "git_dirty": False, "torch": "2.14.1",
                        "device": "cpu", "datasets": datasets, "wall_time_s": 10.0},

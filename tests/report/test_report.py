@@ -71,12 +71,12 @@ def test_rows_are_ranked_by_the_headline_with_mean_std_and_n(tmp_path: Path) -> 
     rows = _table_rows(report.markdown, "## Demo (offline, generated data)")
     order = [(r[1], r[2]) for r in rows]
     assert order == [
-        ("resnet50[imagenet]", "ft"),  # OOD mean 0.36
-        ("resnet18[imagenet]", "dp"),  # 0.28
-        ("efficientnet_lite0[imagenet]", "ft"),  # 0.26
-        ("resnet18[imagenet]", "ft"),  # 0.21
-        ("efficientnet_lite0[imagenet]", "dp"),  # 0.16
-        ("resnet50[imagenet]", "dp"),  # 0.11
+        ("ResNet-50 (IN-1k)", "FT"),  # OOD mean 0.36
+        ("ResNet-18 (IN-1k)", "DP"),  # 0.28
+        ("EfficientNet-Lite0 (IN-1k)", "FT"),  # 0.26
+        ("ResNet-18 (IN-1k)", "FT"),  # 0.21
+        ("EfficientNet-Lite0 (IN-1k)", "DP"),  # 0.16
+        ("ResNet-50 (IN-1k)", "DP"),  # 0.11
     ]
     assert [r[0] for r in rows] == ["1", "2", "3", "4", "5", "6"]
     header = report.markdown.split("## Demo (offline, generated data)", 1)[1]
@@ -85,11 +85,11 @@ def test_rows_are_ranked_by_the_headline_with_mean_std_and_n(tmp_path: Path) -> 
     top = dict(zip(cols, rows[0], strict=True))
     assert top["n"] == "2"
     # ID AP of resnet50 × ft: seeds 0.60 and 0.62 → 61.0 ± 1.4 (sample std 0.01414)
-    assert top["ID AP"] == "61.0 ± 1.4 (n=2)"
-    assert top["OOD mean"] == "36.0 ± 1.4 (n=2)"
-    assert top["gap"] == "25.0 ± 0.0 (n=2)"
-    assert top["RGN"] == "0.150 ± 0.071 (n=2)"
-    assert top["RGN (L2)"] == "0.015 ± 0.007 (n=2)"
+    assert top["ID AP"] == "61.0 ± 1.4"
+    assert top["OOD mean"] == "36.0 ± 1.4"
+    assert top["gap"] == "25.0 ± 0.0"
+    assert top["RGN"] == "0.150 ± 0.071"
+    assert top["RGN (L2)"] == "0.015 ± 0.007"
 
 
 def test_effective_robustness_matches_a_hand_computation(tmp_path: Path) -> None:
@@ -147,13 +147,13 @@ def test_partial_grid_shows_dashes_and_still_renders(tmp_path: Path) -> None:
     report = build.build_report(_options(tmp_path, n_resamples=0))
     rows = {(r[1], r[2]): r for r in _table_rows(report.markdown, "## Demo")}
     assert len(rows) == 3
-    partial = rows[("resnet50[imagenet]", "ft")]
-    assert partial[4] == "50.0 (n=1)"  # ID AP still there
+    partial = rows[("ResNet-50 (IN-1k)", "FT")]
+    assert partial[4] == "50.0"  # ID AP still there
     assert partial.count("—") >= 6  # OOD domains, OOD mean, gap, mPC, rPC, RGN
-    assert all(c == "—" for c in rows[("resnet50[imagenet]", "dp")][4:])
+    assert all(c == "—" for c in rows[("ResNet-50 (IN-1k)", "DP")][4:])
     # rows without the headline (OOD mean) rank last, in label order
-    assert [rows[k][0] for k in (("resnet18[imagenet]", "ft"), ("resnet50[imagenet]", "dp"),
-                                 ("resnet50[imagenet]", "ft"))] == ["1", "2", "3"]
+    assert [rows[k][0] for k in (("ResNet-18 (IN-1k)", "FT"), ("ResNet-50 (IN-1k)", "DP"),
+                                 ("ResNet-50 (IN-1k)", "FT"))] == ["1", "2", "3"]
     output.write_outputs(report, _options(tmp_path, n_resamples=0))
     assert cli.main(["--results", str(res), "--out", str(tmp_path / "BENCHMARKS.md"),
                     "--bootstrap", "0", "--check"]) == 0
@@ -169,14 +169,14 @@ def test_mixed_code_versions_and_manifests_are_flagged_never_averaged(tmp_path: 
     write_record(res, make_record(recipe="dp", id_ap=0.3, datasets={"demo_test": "aaa"}))
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     rows = _table_rows(md, "## Demo")
-    ft = {r[-1]: r for r in rows if r[2] == "ft"}
+    ft = {r[-1]: r for r in rows if r[2] == "FT"}
     assert len(ft) == 3  # one row per (code version, data manifest); none averaged together
     id_aps = sorted(r[4] for r in ft.values())
-    assert id_aps == ["10.0 (n=1)", "41.0 ± 1.4 (n=2)", "90.0 (n=1)"]
+    assert id_aps == ["10.0", "41.0 ± 1.4", "90.0"]
     majority = next(k for k, r in ft.items() if r[4].startswith("41.0"))
     assert "0.1.0/r1" in majority and "data " in majority
     flagged = [r for r in rows if r[0].endswith("⚠")]
-    assert {r[4] for r in flagged} == {"10.0 (n=1)", "90.0 (n=1)"}
+    assert {r[4] for r in flagged} == {"10.0", "90.0"}
     assert "This table mixes 2 code versions (0.1.0/r1, 0.2.0/r1) and different dataset " \
            "manifests for `demo_test`" in md
     assert "`demo_test`: `aaa` × 4, `bbb` × 1 ⚠" in md
@@ -199,10 +199,11 @@ def test_corrupt_record_is_named_and_the_report_renders(tmp_path: Path) -> None:
 def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     res = tmp_path / "results"
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
-    write_record(res, make_record(family="pascal", backbone="resnet50", weights="swsl",
+    write_record(res, make_record(family="pascal", backbone="resnet50", weights="swsl_resnet50",
                                   recipe="ft", id_ap=0.52, ood=ood, corruption={},
                                   id_split="voc2007_test", rgn=1.2))
     write_record(res, make_record(family="coco_c", backbone="resnet50", recipe="ft",
+                                  weights="torchvision_resnet50",
                                   id_ap=0.35, ood={}, id_split="coco_val2017",
                                   corruption_base="coco_val2017",
                                   corruption={"fog": {"1": 0.2, "2": 0.16}}))
@@ -222,11 +223,13 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
                             "50.2 / 51.4 (Δ +1.2)"]
     assert "Michaelis et al." in coco[0][-1]
     rgn = _table_rows(md, "## RGN per backbone")
-    swsl = next(r for r in rgn if r[0] == "resnet50[swsl]")
+    swsl = next(r for r in rgn if r[0] == "resnet50[swsl_resnet50]")
     assert swsl[1] == "`ft`" and swsl[2] == "1.200 (n=1)"
     assert swsl[5].startswith("1.340 (*published*: ResNet-50 (Instagram SWSL))")
-    assert swsl[6] == "-0.140"
-    assert any(r[0] == "EfficientNet-B0 — *published*" for r in rgn)
+    # measured at the pretrained backbone (FT), not at the DP checkpoint: no delta
+    assert swsl[6] == "no comparable measurement"
+    assert any(r[0].startswith("EfficientNet-B0 (") and r[0].endswith("— *published*")
+               for r in rgn)
 
 
 # ---- exports, determinism, --check ---------------------------------------------------------------
@@ -244,7 +247,13 @@ def test_exports_and_deterministic_render(tmp_path: Path) -> None:
             "dataset_fingerprint", "er", "variant"} <= set(board.columns)
     assert pd.read_parquet(res / "leaderboard.parquet").shape == board.shape
     html = (res / "leaderboard.html").read_text()
-    assert "<table>" in html and 'src="plots/demo_id_vs_ood.png"' in html
+    # one self-contained page: the plots are inlined (it works offline, copied anywhere)
+    assert '<table class="lb" id="demo-leaderboard">' in html
+    import base64
+
+    png = (res / "plots" / "demo_id_vs_ood.png").read_bytes()
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in html
+    assert 'src="plots/' not in html and "http://" not in html and "https://" not in html
     plots = sorted(p.name for p in (res / "plots").iterdir())
     assert plots == ["demo_corruption_heatmap.png", "demo_gain_over_ft.png",
                      "demo_id_vs_ood.png", "rgn_vs_ood_change.png"]
@@ -331,6 +340,11 @@ def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     base = _split_gt(rng, 40)
     splits = {"demo_test": base, "demo_sketch": _split_gt(rng, 30, id0=500),
               "demo_test-C.fog.3": base}
+    for name, gt in splits.items():  # the report reads no pixels: placeholder image files
+        for img in gt["images"]:
+            path = data / name / "images" / img["file_name"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
     fps = {name: write_split(name, gt, dataset="t", domain="t", root=data).fingerprint
            for name, gt in splits.items()}
     quality = {"ft": (2.0, 0.1), "dp": (6.0, 0.3)}  # (box noise, miss rate)
@@ -373,7 +387,7 @@ def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
     by_label = {(r[1], r[2]): r for r in rows}
     rec = next(r for r in prepared["records"] if r["spec"]["backbone"]["name"] == "resnet18"
                and r["spec"]["recipe"]["name"] == "ft")
-    cell = by_label[("resnet18[imagenet]", "ft")]
+    cell = by_label[("ResNet-18 (IN-1k)", "FT")]
     m = re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", cell[3])
     assert m, cell
     est, low, high = map(float, m.groups())
@@ -382,8 +396,8 @@ def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
     for c in cell[4:]:
         assert re.match(r"[\d.]+ \[[\d.]+, [\d.]+\]", c), c
     paired = _table_rows(md, "paired bootstrap, AP points")
-    assert {(r[0], r[1], r[2]) for r in paired} == {("resnet18[imagenet]", "dp", "ft"),
-                                                     ("resnet50[imagenet]", "dp", "ft")}
+    assert {(r[0], r[1], r[2]) for r in paired} == {("ResNet-18 (IN-1k)", "DP", "FT"),
+                                                     ("ResNet-50 (IN-1k)", "DP", "FT")}
     for r in paired:
         assert r[3].startswith("-")  # dp (noisier boxes) is worse than ft on OOD …
         assert float(r[4].lstrip("<")) < 0.05  # … significantly
@@ -437,7 +451,7 @@ def test_family_columns_in_protocol_order(tmp_path: Path, family: str, ood: tupl
 def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
     """Older records: COCO-protocol summary, VOC-protocol AP only in ``metrics``."""
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
-    rec = make_record(family="pascal", backbone="efficientnet_b2", weights="noisy_student_jft",
+    rec = make_record(family="pascal", backbone="tf_efficientnet_b2", weights="tf_efficientnet_b2_ns",
                       recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
     rec["metrics"]["voc2007_test"]["voc"] = {"AP": 0.41, "AP50": 0.7, "AP75": 0.4,
                                              "protocol": "voc07"}
@@ -449,7 +463,7 @@ def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
     assert ("| ID AP (COCO) | Clipart AP (COCO) | Watercolor AP (COCO) | Comic AP (COCO) | "
             "OOD mean (COCO) | gap | ID AP (VOC) | OOD mean (VOC) |") in header
     row = _table_rows(md, "## Pascal")[0]
-    assert row[4] == "30.0 (n=1)" and row[10] == "41.0 (n=1)"
+    assert row[4] == "30.0" and row[10] == "41.0"
     assert row[11] == "—"  # VOC AP missing for two domains: no VOC OOD mean
     pub = _table_rows(md, "### Published reference rows (Pascal")
     row = next(r for r in pub if r[0].startswith("EfficientNet-B2") and r[1] == "dp")
@@ -463,7 +477,7 @@ def _voc_summary_record(seed: int = 0, **kw: Any) -> dict[str, Any]:
     protocols in ``metrics``."""
     coco = {"clipart_test": 0.10, "watercolor_test": 0.18, "comic_test": 0.06}
     voc = {"clipart_test": 0.16, "watercolor_test": 0.24, "comic_test": 0.12}
-    rec = make_record(family="pascal", backbone="resnet50", weights="swsl_ig1b", recipe="ft",
+    rec = make_record(family="pascal", backbone="resnet50", weights="swsl_resnet50", recipe="ft",
                       id_ap=0.52, ood=voc, corruption={}, id_split="voc07_test", seed=seed, **kw)
     rec["summary"]["protocol"] = "voc"
     rec["metrics"]["voc07_test"] = {"AP": 0.45, "AP50": 0.7, "AP75": 0.4,
@@ -484,8 +498,8 @@ def test_voc_summary_records_show_both_protocols_and_compare_like_for_like(
             "OOD mean (VOC) | gap | ID AP (COCO) | OOD mean (COCO) |") in header
     assert "ID AP (VOC): VOC-protocol AP@[.5:.95] (11-point on VOC2007 test" in md
     row = _table_rows(md, "## Pascal")[0]
-    assert row[4] == "52.0 (n=1)"  # the summary (VOC)
-    assert row[10:12] == ["45.0 (n=1)", "11.3 (n=1)"]  # COCO: 0.45; (0.10+0.18+0.06)/3
+    assert row[4] == "52.0"  # the summary (VOC)
+    assert row[10:12] == ["45.0", "11.3"]  # COCO: 0.45; (0.10+0.18+0.06)/3
     pub = _table_rows(md, "### Published reference rows (Pascal")
     ft = next(r for r in pub if r[0].startswith("ResNet-50 (Instagram") and r[1] == "ft")
     assert ft[2] == "50.4 / 52.0 (Δ +1.6)" and ft[5] == "7.5 / 12.0 (Δ +4.5)"
@@ -500,7 +514,7 @@ def test_records_with_different_summary_protocols_are_not_averaged(tmp_path: Pat
     write_record(tmp_path / "results", old)
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     rows = _table_rows(md, "## Pascal")
-    assert sorted(r[4] for r in rows) == ["45.0 (n=1)", "52.0 (n=1)"]
+    assert sorted(r[4] for r in rows) == ["45.0", "52.0"]
     assert {r[-1] for r in rows} == {"0.1.0/r1", "0.1.0/r1/voc"}
     assert "different protocols (coco, voc)" in md or "different protocols (voc, coco)" in md
 
@@ -517,11 +531,13 @@ def test_coco_c_table_and_per_corruption_severity_grid(tmp_path: Path) -> None:
     assert [c.strip() for c in header.strip("|").split(" | ")][4:] == \
         ["P", "mPC", "rPC (%)", "ER", "RGN"]  # two ft rows: an (exact) ER line
     rows = _table_rows(md, "## COCO → COCO-C")
-    assert [r[1] for r in rows] == ["resnet50[imagenet]", "resnet18[imagenet]"]  # by mPC
-    assert rows[0][4:7] == ["40.0 (n=1)", "25.0 (n=1)", "62.5 (n=1)"]
-    grid = _table_rows(md, "**1. resnet50[imagenet] × ft**")
-    assert grid[0] == ["fog", "35.0 (n=1)", "30.0 (n=1)", "25.0 (n=1)", "20.0 (n=1)",
-                       "15.0 (n=1)", "25.0"]
+    assert [r[1] for r in rows] == ["ResNet-50 (IN-1k)", "ResNet-18 (IN-1k)"]  # by mPC
+    assert rows[0][4:7] == ["40.0", "25.0", "62.5"]
+    # one compact table: rows × corruptions, each the mean over the severities, then mPC
+    grid = _table_rows(md, "### Per-corruption AP (")
+    assert grid[0] == ["1", "ResNet-50 (IN-1k)", "FT", "25.0", "25.0", "25.0"]  # Fog, Gauss, mPC
+    assert grid[1][:3] == ["2", "ResNet-18 (IN-1k)", "FT"] and grid[1][3] == "20.0"
+    assert "![COCO → COCO-C: AP per corruption (mean over severities 1, 2, 3, 4, 5)]" in md
 
 
 def test_configurations_sharing_labels_get_a_config_tag(tmp_path: Path) -> None:
@@ -533,19 +549,20 @@ def test_configurations_sharing_labels_get_a_config_tag(tmp_path: Path) -> None:
     write_record(tmp_path / "results", b)
     rows = _table_rows(build.build_report(_options(tmp_path, n_resamples=0)).markdown, "## Demo")
     assert len(rows) == 2
-    assert all(re.fullmatch(r"ft ‹cfg [0-9a-f]{6}›", r[2]) for r in rows)
+    assert all(re.fullmatch(r"FT ‹cfg [0-9a-f]{6}›", r[2]) for r in rows)
 
 
 def test_rgn_per_backbone_prefers_runs_measured_at_the_dp_checkpoint(tmp_path: Path) -> None:
     res = tmp_path / "results"
     for recipe, rgn in (("ft", 0.9), ("dp", 0.8), ("dp_ft", 1.30)):
-        write_record(res, make_record(backbone="resnet50", weights="swsl", recipe=recipe,
+        write_record(res, make_record(backbone="resnet50", weights="swsl_resnet50", recipe=recipe,
                                       rgn=rgn))
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
-    rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone") if r[0] == "resnet50[swsl]"}
+    rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone") if r[0] == "resnet50[swsl_resnet50]"}
     assert set(rows) == {"`ft`", "`dp`", "`dp_ft`"}
     assert rows["`dp_ft`"][6] == "-0.040"  # 1.30 − 1.34, the dp_ft runs stand for the backbone
     assert rows["`ft`"][5] == rows["`dp`"][5] == "—"
+    assert "no comparable measurement" not in rows["`dp_ft`"]
 
 
 def test_module_entry_point(tmp_path: Path) -> None:
