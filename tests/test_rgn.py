@@ -61,3 +61,36 @@ def test_rgn_conv_spatial_sum_differs_from_elementwise():
     img = torch.tensor([[[[2.0, 0.0], [0.0, 0.0]]]])  # gradient only on the first tap
     out = measure_rgn(lambda _: conv(img).sum(), [("c", conv.weight)], [0]).result()
     assert out["rgn"] == pytest.approx(2.0 / 10.0)  # not mean([2/1, 0, 0, 0]) = 0.5
+
+
+def test_importance_maps_use_their_own_batch_count(bench_env) -> None:
+    """RGN over ``rgn_batches`` (mind_back: 100), a regulariser's importance over
+    ``importance_batches`` (mind_back's ITER_GRAD_COMP: 5000), both capped by |train|/batch."""
+    from dataclasses import replace
+
+    from benchmark.data.split import load_split
+    from benchmark.grid import load_grid
+    from benchmark.rgn import measure_rgn
+    from benchmark.spec import RecipeSpec, derive_seed
+    from benchmark.store import TrainingDir
+    from benchmark.training import Trainer
+    from tests.conftest import TESTS
+
+    spec = load_grid(str(TESTS / "grids" / "resume.yaml")).runs[0]
+    spec = replace(spec, recipe=RecipeSpec.make("reg_ft", weighting="ewc"),
+                   schedule=replace(spec.schedule, rgn_batches=1, importance_batches=3))
+    trainer = Trainer(spec, load_split(spec.train_split), TrainingDir("t"))
+    model = trainer.build(None)
+    rgn, importance = trainer.measure_rgn(model)
+    assert rgn["n_batches"] == 1
+
+    def loss(it: int) -> torch.Tensor:  # the same batches, seeded the same way
+        images, targets = trainer.batch(it, purpose="rgn")
+        torch.manual_seed(derive_seed(trainer.seed, "rgn-step", it))
+        return sum(model.losses(images, targets).values())
+
+    params = model.body_parameters()
+    over_3 = measure_rgn(loss, params, range(3)).importance()["ewc"]
+    over_1 = measure_rgn(loss, params, range(1)).importance()["ewc"]
+    assert all(torch.equal(importance["ewc"][k], over_3[k]) for k in over_3)
+    assert any(not torch.equal(over_3[k], over_1[k]) for k in over_3)

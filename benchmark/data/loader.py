@@ -23,9 +23,13 @@ class DetectionDataset(Dataset):
     """``dataset[i]`` → ``(image FloatTensor[3, H, W] in [0, 1], target)`` where target is
     ``{"boxes": FloatTensor[N, 4] xyxy pixels, "labels": int64[N] category ids, "image_id": int}``.
 
-    Annotations marked ``difficult`` (VOC) or ``iscrowd`` (COCO) are left out of the targets, as
-    training skips them; images without boxes are kept. With ``corruption=(name, severity)``
-    images are corrupted on the fly, to exactly the pixels of the materialised
+    Training data as detectron2 makes it: ``difficult`` VOC boxes are trained on
+    (``load_voc_instances`` keeps them, "We include difficult samples in training":
+    detectron2/data/datasets/pascal_voc.py, lines 57–61; only the evaluation ignores them),
+    ``iscrowd`` COCO boxes are left out (``DatasetMapper`` drops them,
+    detectron2/data/dataset_mapper.py, line 129); images without boxes are kept. With
+    ``corruption=(name, severity)`` images are corrupted on the fly, to exactly the pixels of
+    the materialised
     ``<split>-C.<name>.<severity>`` built with the same ``global_seed``.
     """
 
@@ -45,7 +49,7 @@ class DetectionDataset(Dataset):
         self.images: list[dict[str, Any]] = list(coco["images"])
         self._boxes: dict[int, list[tuple[list[float], int]]] = defaultdict(list)
         for ann in coco["annotations"]:
-            if ann.get("difficult", 0) or ann.get("iscrowd", 0):
+            if ann.get("iscrowd", 0):
                 continue
             x, y, w, h = ann["bbox"]
             self._boxes[ann["image_id"]].append(([x, y, x + w, y + h], ann["category_id"]))

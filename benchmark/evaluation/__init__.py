@@ -23,11 +23,11 @@ from typing import Any
 from benchmark.errors import ConfigError, field_error
 from benchmark.evaluation.coco import coco_summary
 from benchmark.evaluation.summary_metrics import CellMetrics, metric_entries
-from benchmark.evaluation.voc import voc_summary
+from benchmark.evaluation.voc import VOC_PROTOCOLS, voc_protocol_summary
 from benchmark.families import FAMILIES
 from benchmark.spec import RunSpec
 
-PROTOCOLS = ("coco", "voc", "voc07")
+PROTOCOLS = ("coco", *VOC_PROTOCOLS)
 
 
 def evaluate_split(
@@ -38,7 +38,7 @@ def evaluate_split(
     metrics = coco_summary(gt, predictions)
     protocol = FAMILIES.get(spec.family).ap_protocol(split)
     if protocol is not None:
-        metrics["voc"] = voc_summary(gt, predictions, use_07_metric=protocol == "voc07")
+        metrics["voc"] = voc_protocol_summary(gt, predictions, protocol)
         metrics["voc"]["protocol"] = protocol
     return metrics
 
@@ -60,11 +60,12 @@ def evaluate_predictions(
     protocol: str = "coco",
 ) -> dict[str, Any]:
     """Dispatch: ``coco`` → :func:`coco_summary`; ``voc`` (area under PR) and ``voc07``
-    (11-point) → :func:`voc_summary`."""
+    (11-point), as detectron2's evaluator rounds them, and their ``_unrounded`` variants →
+    :func:`voc_summary`."""
     if protocol == "coco":
         return coco_summary(gt, predictions)
-    if protocol in ("voc", "voc07"):
-        return voc_summary(gt, predictions, use_07_metric=protocol == "voc07")
+    if protocol in VOC_PROTOCOLS:
+        return voc_protocol_summary(gt, predictions, protocol)
     raise field_error(
         ConfigError, "<arguments>", "protocol", protocol, f"expected one of {PROTOCOLS}"
     )

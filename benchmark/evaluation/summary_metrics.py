@@ -198,8 +198,16 @@ def definitions(baseline_recipe: str) -> list[str]:
 _CORR_DEFINITION = """\
 **P, mPC, rPC** (Michaelis et al.): P = AP on the clean split; mPC = mean AP over the
   corruption × severity conditions evaluated (COCO-C: the 15 benchmark corruptions × severities
-  1–5); rPC = mPC / P, in percent. This is the ratio of means (the COCO / Cityscapes form);
-  the original Pascal-C code instead averages per-class ratios, which is not reported here."""
+  1–5); rPC = mPC / P, in percent. This is the ratio of means, the form of the COCO and
+  Cityscapes numbers (`robustness_eval.py`, `get_coco_style_results`)."""
+
+_CORR_PER_CLASS_DEFINITION = """\
+**P50, mPC50, rPC/class** (Pascal-C as Michaelis et al. compute it,
+  `robustness_eval.py`, `get_voc_style_results`): per class c, P_c = VOC AP50 on the clean
+  split and mPC_c = its mean over the corruption × severity conditions; P50 = mean_c P_c,
+  mPC50 = mean_c mPC_c, rPC/class = mean_c (mPC_c / P_c), in percent — the mean of per-class
+  ratios, not the ratio of means. Classes without ground truth, or with P_c = 0 (where the
+  original divides by zero), are left out of the means."""
 
 _OOD_DEFINITION = """\
 **OOD mean**: the unweighted mean AP over the family's OOD splits. **gap** = ID AP − OOD
@@ -238,6 +246,40 @@ def _corruption_table(c: CellMetrics) -> dict[str, dict[str, float]] | None:
     for (name, sev), ap in c.corruption_aps.items():
         table.setdefault(name, {})[str(sev)] = ap
     return table
+
+
+def _per_class(c: CellMetrics) -> dict[str, tuple[float, float]] | None:
+    """{class: (P_c, mPC_c)} in VOC AP50, for classes with ground truth; None when the cell
+    has no corruption sweep or its splits carry no per-class VOC AP."""
+    if c.spec.corruption is None:
+        return None
+    per_split = [c.metrics[name].get("voc", {}).get("per_class_ap50")
+                 for name, _, _ in c.spec.corrupted_splits]
+    clean = c.metrics[c.spec.corruption.base].get("voc", {}).get("per_class_ap50")
+    if clean is None or not per_split or any(p is None for p in per_split):
+        return None
+    out = {}
+    for cls, p in clean.items():
+        values = [split[cls] for split in per_split]
+        if p is not None and all(v is not None for v in values):
+            out[cls] = (p, sum(values) / len(values))
+    return out or None
+
+
+def _p50(c: CellMetrics) -> float | None:
+    pc = _per_class(c)
+    return None if pc is None else sum(p for p, _ in pc.values()) / len(pc)
+
+
+def _mpc50(c: CellMetrics) -> float | None:
+    pc = _per_class(c)
+    return None if pc is None else sum(m for _, m in pc.values()) / len(pc)
+
+
+def _rpc_per_class(c: CellMetrics) -> float | None:
+    pc = _per_class(c)
+    ratios = [m / p for p, m in (pc or {}).values() if p > 0]
+    return sum(ratios) / len(ratios) if ratios else None
 
 
 def _part(summary: str, key: str) -> Callable[[CellMetrics], Any]:
@@ -282,6 +324,18 @@ register_metric(SummaryMetric(
     "rPC", "rPC (%)", _CORR_DEFINITION, "corruption", "ratio",
     compute=_part("corruption", "rPC"), show=("corruption", "recorded"),
     note="rPC: mPC / P, percent"))
+register_metric(SummaryMetric(
+    "P50", "P50", _CORR_PER_CLASS_DEFINITION, "corruption", "ap", compute=_p50,
+    show=("voc", "corruption", "recorded"),
+    note="{label}: clean VOC AP50, mean over classes (Pascal-C)"))
+register_metric(SummaryMetric(
+    "mPC50", "mPC50", _CORR_PER_CLASS_DEFINITION, "corruption", "ap", compute=_mpc50,
+    show=("voc", "corruption", "recorded"),
+    note="{label}: VOC AP50 under corruption, mean over conditions and classes"))
+register_metric(SummaryMetric(
+    "rPC_class", "rPC/class (%)", _CORR_PER_CLASS_DEFINITION, "corruption", "ratio",
+    compute=_rpc_per_class, show=("voc", "corruption", "recorded"),
+    note="rPC/class: mean over classes of mPC_c / P_c, percent (Pascal-C)"))
 register_metric(SummaryMetric(
     "corruption", "AP", _CORR_DEFINITION, "corruption", "ap", compute=_corruption_table,
     per="condition", prefix="corr/"))

@@ -22,10 +22,19 @@ COCO ``[x, y, w, h]`` becomes ``(x + 1, y + 1, x + w, y + h)`` and IoU uses the 
 which makes it equal to the plain IoU of the COCO boxes. Prepared VOC-layout splits must
 therefore store ``x = xmin - 1, y = ymin - 1, w = xmax - xmin + 1, h = ymax - ymin + 1``.
 
-Differences from detectron2, all deliberate: scores and coordinates are not rounded to 3 and
-1 decimals (detectron2 writes them through text files); ties in score keep the input order
-(detectron2's unstable argsort leaves it unspecified); ``iscrowd`` GT boxes (none in VOC
-data) are treated as difficult.
+Text rounding (the default, ``rounded=True``: protocols ``voc`` / ``voc07``). detectron2's
+evaluator writes every detection to a text file as ``f"{score:.3f} {xmin + 1:.1f} {ymin + 1:.1f}
+{xmax:.1f} {ymax:.1f}"`` and reads it back (detectron2/evaluation/pascal_voc_evaluation.py,
+``PascalVOCDetectionEvaluator.process``), then sorts each class's detections with numpy's
+default (unstable) ``np.argsort(-confidence)`` in the order they were written — image by
+image, each image's detections in the model's order, which is the order of saved
+predictions. We apply the same rounding to the saved predictions (``xmax = x + w``) and the
+same sort, so ties and IoUs near a threshold come out as in the study; ``rounded=False``
+(protocols ``voc_unrounded`` / ``voc07_unrounded``) keeps full precision and a stable sort.
+Differences that remain, deliberate: classes without ground truth are skipped (detectron2
+divides by zero and averages a NaN); ``iscrowd`` GT boxes (none in VOC data) count as
+difficult. numpy's unstable sort may order equal scores differently on another CPU (its
+SIMD sorts): so does detectron2's evaluator there.
 """
 
 from __future__ import annotations
@@ -39,6 +48,14 @@ import numpy as np
 
 from benchmark.errors import DataError, field_error
 from benchmark.evaluation.loading import load_gt, load_predictions, validate_predictions
+
+#: protocol name → (11-point?, detectron2's text rounding?)
+VOC_PROTOCOLS: dict[str, tuple[bool, bool]] = {
+    "voc": (False, True),
+    "voc07": (True, True),
+    "voc_unrounded": (False, False),
+    "voc07_unrounded": (True, False),
+}
 
 IOU_THRESHOLDS: tuple[float, ...] = tuple(t / 100.0 for t in range(50, 100, 5))
 # voc_eval's recall points, built the same way: 0.30000000000000004 etc., not 0.3.
@@ -99,8 +116,10 @@ class _ClassMatches:
         jmax: np.ndarray,
         difficult: np.ndarray,
         npos: int,
+        stable: bool = True,
     ) -> None:
-        order = np.argsort(-det_scores, kind="stable")
+        # detectron2's voc_eval: np.argsort(-confidence), numpy's default (unstable) kind
+        order = np.argsort(-det_scores, kind="stable" if stable else None)
         self.ovmax = ovmax[order]
         self.jmax = jmax[order]
         self.difficult = difficult  # indexed by jmax (global GT index)
@@ -126,8 +145,14 @@ class _ClassMatches:
         return voc_ap(rec, prec, use_07_metric)
 
 
+def _as_written(corners: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Corners and scores after detectron2's round trip through text (``.1f`` / ``.3f``)."""
+    rounded = np.asarray([[float(f"{v:.1f}") for v in row] for row in corners.tolist()])
+    return rounded.reshape(-1, 4), np.asarray([float(f"{v:.3f}") for v in scores.tolist()])
+
+
 def _class_matches(
-    gt: dict[str, Any], predictions: list[dict[str, Any]]
+    gt: dict[str, Any], predictions: list[dict[str, Any]], rounded: bool
 ) -> dict[int, _ClassMatches]:
     gt_by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
     boxes, difficult = [], []
@@ -146,6 +171,8 @@ def _class_matches(
         det_by_key[(d["category_id"], d["image_id"])].append(i)
     det_corners = to_voc_corners(np.asarray([d["bbox"] for d in predictions], dtype=np.float64))
     det_scores = np.asarray([d["score"] for d in predictions], dtype=np.float64)
+    if rounded:
+        det_corners, det_scores = _as_written(det_corners, det_scores)
 
     # Per class: detections (any order), their best IoU and best GT (global index, -1 = none).
     per_class: dict[int, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = (
@@ -175,7 +202,8 @@ def _class_matches(
         # Stable sort by score needs the detections back in input order first.
         back = np.argsort(idx, kind="stable")
         out[cat] = _ClassMatches(
-            det_scores[idx[back]], ovmax[back], jmax[back], gt_difficult, npos[cat]
+            det_scores[idx[back]], ovmax[back], jmax[back], gt_difficult, npos[cat],
+            stable=not rounded,
         )
     return out
 
@@ -185,8 +213,10 @@ def voc_summary(
     predictions: Path | str | Sequence[dict[str, Any]],
     *,
     use_07_metric: bool,
+    rounded: bool = True,
 ) -> dict[str, Any]:
     """VOC-style AP (fractions): AP@[.5:.95], AP50, AP75 and per-class AP@[.5:.95] / AP50.
+    ``rounded``: detections as detectron2's evaluator sees them (see the module docstring).
 
     Classes without non-difficult ground truth map to ``None`` and are left out of the means;
     if no class has any, the three means are -1 (pycocotools' convention for "no GT").
@@ -202,7 +232,7 @@ def voc_summary(
             )
         names[cat["id"]] = cat["name"]
 
-    matches = _class_matches(gt_data, preds)
+    matches = _class_matches(gt_data, preds, rounded)
     per_thresh: dict[str, list[float]] = {}
     for cat in sorted(names):
         m = matches[cat]
@@ -226,3 +256,13 @@ def voc_summary(
         "per_class": per_class,
         "per_class_ap50": per_class_ap50,
     }
+
+
+def voc_protocol_summary(
+    gt: Path | str | dict[str, Any],
+    predictions: Path | str | Sequence[dict[str, Any]],
+    protocol: str,
+) -> dict[str, Any]:
+    """:func:`voc_summary` under a named protocol of :data:`VOC_PROTOCOLS`."""
+    use_07_metric, rounded = VOC_PROTOCOLS[protocol]
+    return voc_summary(gt, predictions, use_07_metric=use_07_metric, rounded=rounded)

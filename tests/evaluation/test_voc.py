@@ -244,8 +244,9 @@ def test_matches_plain_reference_on_coco_fixture(use07: bool) -> None:
     base = _fixtures() / "coco_known_answer"
     gt = json.loads((base / "instances_val2014_100.json").read_text())
     dets = json.loads((base / "instances_val2014_fakebbox100_results.json").read_text())
-    # Scores in this file repeat: both sides keep the input order on ties (stable sorts).
-    r = voc_summary(gt, dets, use_07_metric=use07)
+    # Scores in this file repeat: both sides keep the input order on ties (stable sorts,
+    # full precision: the unrounded protocol).
+    r = voc_summary(gt, dets, use_07_metric=use07, rounded=False)
     names = {c["id"]: c["name"] for c in gt["categories"]}
     table = {}
     for cat, name in names.items():
