@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
-#   bash scripts/dev.sh demo   set up everything, run the offline demo grid, write BENCHMARKS.md
+#   bash scripts/dev.sh demo   set up everything, train the offline demo grid into runs/demo/,
+#                              render its leaderboard there, and say whether it reproduced the
+#                              committed records (results/runs)
 #   bash scripts/dev.sh test   set up everything (incl. the local SLURM test cluster), run tests
 # Extra arguments after the verb go to `benchmark.run` (demo) or pytest (test).
 set -euo pipefail
@@ -20,16 +22,48 @@ if [ ! -f "$stamp" ]; then
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 
+provision_chromium() {
+  # /usr/bin/chromium headless drives tests/report/test_html_browser.py
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing chromium (Debian package) for the leaderboard page's browser test"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        chromium chromium-driver; } >/tmp/dev-sh-chromium.log 2>&1 \
+      || { tail -20 /tmp/dev-sh-chromium.log >&2; echo "chromium: apt-get failed" >&2; }
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "!!!!! CHROMIUM NOT INSTALLED (needs root and apt-get): the browser test will be SKIPPED" >&2
+    if [ "${CI:-}" = true ]; then echo "CI=true: the browser test must run here" >&2; exit 1; fi
+  fi
+}
+
 case "$verb" in
   demo)
+    # Trains the demo grid into a git-ignored root of its own (runs/demo/: results, artifacts,
+    # BENCHMARKS.md; BENCH_DEMO_ROOT moves it), then checks it against the committed records
+    # in results/runs: per run bit-identical, reproduced within test-set noise, or not.
+    # A second invocation finds every cell done and only re-renders and re-checks.
     # 2 cells at a time, 1 torch thread each, whatever the core count: the committed demo
-    # records were made so, and CPU results are bit-identical only at the same thread count
-    exec python -m benchmark.run --grid demo --workers 2 --threads 1 "$@"
+    # records were made so, and CPU results are bit-identical only at the same thread count.
+    root="${BENCH_DEMO_ROOT:-runs/demo}"
+    export BENCH_RESULTS="$root/results" BENCH_ARTIFACTS="$root/artifacts"
+    echo "== demo: training into $root/ (the committed leaderboard in results/ is left alone)"
+    rc=0
+    python -m benchmark.run --grid "${BENCH_DEMO_GRID:-demo}" --workers 2 --threads 1 "$@" || rc=$?
+    if [ "$rc" -eq 130 ] || [ "$rc" -eq 2 ]; then exit "$rc"; fi
+    echo
+    echo "== leaderboard of this run: $root/BENCHMARKS.md ($root/results/leaderboard.html)"
+    echo "== reproduction verdict: this run vs the committed records (results/runs)"
+    python -m benchmark.compare "${BENCH_DEMO_REFERENCE:-results}" "$BENCH_RESULTS" \
+      --names committed "this run" || rc=$?
+    exit "$rc"
     ;;
   test)
-    # Provisions the local SLURM test cluster (Debian packages, daemons on loopback) where
-    # root and apt-get are available, runs pytest, then stops the daemons it started.
-    # Without root/apt the SLURM tests are skipped loudly; with CI=true they must run.
+    # Installs Debian's Chromium (the leaderboard page's browser test) and provisions the
+    # local SLURM test cluster (Debian packages, daemons on loopback) where root and apt-get
+    # are available, runs pytest, then stops the daemons it started. Without root/apt those
+    # tests are skipped loudly; with CI=true they must run.
+    provision_chromium
     exec python scripts/slurm_local.py run --if-possible -- python -m pytest -q "$@"
     ;;
   *)

@@ -22,6 +22,7 @@ from benchmark.report.figures import plot_jobs_for, rgn_plot_job
 from benchmark.report.frames import Frames, load_frames
 from benchmark.report.options import Options
 from benchmark.report.published import published_table, rgn_table
+from benchmark.report.reading import corruption_table, how_to_read, spec_table
 from benchmark.report.records import Skipped
 from benchmark.report.render import render_template
 from benchmark.report.tables import FamilyBuilder, Table
@@ -49,8 +50,19 @@ class FamilySection:
     uncertainty: Table | None = None
     paired: Table | None = None
     uncertainty_notes: list[str] = field(default_factory=list)
-    corruption_tables: list[tuple[str, Table]] = field(default_factory=list)
+    corruption: Table | None = None  # rows × corruptions, severity means
+    specs: Table | None = None  # the full spec behind each row's short names
+    how_to_read: str = ""
     plots: list[Plot] = field(default_factory=list)
+
+    @property
+    def heatmaps(self) -> list[Plot]:
+        """The corruption heatmap, shown with the per-corruption table."""
+        return [p for p in self.plots if p.file.endswith("_corruption_heatmap.png")]
+
+    @property
+    def figures(self) -> list[Plot]:
+        return [p for p in self.plots if p not in self.heatmaps]
 
 
 @dataclass
@@ -122,7 +134,9 @@ def build_report(options: Options) -> Report:
             sec.published, sec.published_notes = published_table(fb)
             ut, pt, un, gains = uncertainty_tables(fb, unc)
             sec.uncertainty, sec.paired, sec.uncertainty_notes = ut, pt, un
-            sec.corruption_tables = fb.corruption_tables()
+            sec.corruption = corruption_table(fb)
+            sec.specs = spec_table(fb)
+            sec.how_to_read = how_to_read(fb, gains)
             for title, fname, job in plot_jobs_for(fb, gains, options.seed):
                 sec.plots.append(Plot(title, fname))
                 plot_jobs.append((fname, job))

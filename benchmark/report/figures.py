@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.report.bootstrap import er_band
+from benchmark.report.names import corruption_short, recipe_display
 from benchmark.report.published import rgn_ood_change, rgn_source
 from benchmark.report.tables import FamilyBuilder, finite
 from benchmark.store import atomic_write_bytes
@@ -36,14 +37,16 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
         mx, my = r.get(f"{x}|mean"), r.get(f"{y}|mean")
         if finite(mx) and finite(my):
             sx, sy = r.get(f"{x}|std"), r.get(f"{y}|std")
-            pts.append(Point(r.backbone_label, r.recipe_display, float(mx), float(my),
-                                   float(sx) if finite(sx) else 0.0,
-                                   float(sy) if finite(sy) else 0.0))
+            pts.append(Point(r.backbone_display, r.recipe_display, float(mx), float(my),
+                             float(sx) if finite(sx) else 0.0, float(sy) if finite(sy) else 0.0,
+                             tag=str(r["rank"])))
     if pts:
         fit = fb.fit
         base_pts = list(fb.baseline_points) if fit is not None else []
-        published = [Point(ref.backbone, ref.recipe, ref.values[x], ref.values[y])
-                     for ref in fam.published if x in ref.values and y in ref.values]
+        published = [Point(ref.backbone, recipe_display(ref.recipe), ref.values[x],
+                           ref.values[y], tag=_letter(i))
+                     for i, ref in enumerate(r for r in fam.published
+                                             if x in r.values and y in r.values)]
         title = f"{fam.title}: {fb.er_y_label} vs {fb.er_x_label}"
 
         def job(path: Path, pts: list[Any] = pts, fit: Any = fit,
@@ -62,17 +65,19 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
 
         jobs.append((title, f"{fam.name}_id_vs_ood.png", job))
     if fb.corruptions:
-        panels = []
+        labels, values = [], []
         for _, r in rows.head(HEATMAP_PANELS).iterrows():
-            m = np.array([[float(r.get(f"corr/{c}/{s}|mean", np.nan)) for s in fb.severities]
-                          for c in fb.corruptions])
-            panels.append((f"{r['rank']}. {fb.row_label(r)}", m))
+            labels.append(f"{r['rank']}. {fb.row_label(r)}")
+            values.append(fb.corruption_means(r))
         name = f"{fam.name}_corruption_heatmap.png"
-        title = f"{fam.title}: AP per corruption × severity"
+        sev = ", ".join(map(str, fb.severities))
+        title = f"{fam.title}: AP per corruption (" + (
+            f"mean over severities {sev})" if len(fb.severities) > 1 else f"severity {sev})")
         if len(rows) > HEATMAP_PANELS:
             title += f" (top {HEATMAP_PANELS} rows)"
-        jobs.append((title, name, lambda p, panels=panels, title=title: corruption_heatmap(
-            p, title, panels, fb.corruptions, fb.severities)))
+        columns = [corruption_short(c) for c in fb.corruptions]
+        jobs.append((title, name, lambda p, labels=labels, values=values, title=title:
+                     corruption_heatmap(p, title, labels, np.array(values), columns)))
     base = fb.options.baseline_recipe
     h = f"{fam.headline}|mean"
     bar: dict[tuple[str, str], tuple[float, float, float]] = {}
@@ -82,7 +87,7 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
         b = fb.baseline_row(r)
         if b is None or not finite(r.get(h)) or not finite(b.get(h)):
             continue
-        key = (r.backbone_label, r.recipe_display)
+        key = (r.backbone_display, r.recipe_display)
         if key in gains:
             bar[key] = gains[key]
         elif key not in bar:
@@ -113,9 +118,10 @@ def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[
                                        & (fb.runs.engine == engine)])
             rgn = runs["rgn"].astype(float).mean() if not runs.empty else float("nan")
             if finite(a[y]) and finite(b[y]) and finite(rgn):
-                pts.append(Point(f"{label} ({fb.fam.name})", fb.fam.name, float(rgn),
-                                       float(a[y]) - float(b[y])))
-    published = [Point(n, "published", rgn, d) for n, rgn, d in rgn_ood_change()]
+                pts.append(Point(f"{a.backbone_display} ({fb.fam.name})", fb.fam.name,
+                                 float(rgn), float(a[y]) - float(b[y]), tag=str(len(pts) + 1)))
+    published = [Point(n, "published", rgn, d, tag=_letter(i))
+                 for i, (n, rgn, d) in enumerate(rgn_ood_change())]
     return ("RGN vs OOD change under FT (FT − DP)", "rgn_vs_ood_change.png",
             lambda p: rgn_vs_ood_change(p, pts, published))
 
@@ -134,6 +140,46 @@ class Point:
     y: float
     xerr: float = 0.0
     yerr: float = 0.0
+    tag: str = ""  # drawn inside the marker and keyed in the legend: labels never overlap
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "p", "h", "<", ">")
+
+
+def _letter(i: int) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[i % 26] + ("" if i < 26 else str(i // 26))
+
+
+def _markers(groups: Sequence[str]) -> dict[str, str]:
+    """One marker shape per group: groups stay apart in a grey-scale print."""
+    return {g: MARKERS[i % len(MARKERS)] for i, g in enumerate(sorted(set(groups)))}
+
+
+def _tagged(ax: Any, p: Point, x: float, y: float, *, marker: str, color: str,
+            published: bool) -> None:
+    """A marker with its tag inside: filled for a reproduced point, hollow (white, black
+    edge) for a published one."""
+    face, text = ("white", "black") if published else (color, "white")
+    ax.plot([x], [y], marker=marker, markersize=13, markerfacecolor=face,
+            markeredgecolor="black" if published else color, markeredgewidth=1.2,
+            linestyle="", zorder=3)
+    ax.text(x, y, p.tag, ha="center", va="center", fontsize=6.5, color=text,
+            fontweight="bold", zorder=4)
+
+
+def _key(ax: Any, entries: Sequence[tuple[str, str, str, str, bool]]) -> None:
+    """The legend outside the axes: (tag, text, marker, color, published) per point."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for tag, text, marker, color, published in entries:
+        handles.append(Line2D([], [], marker=marker, markersize=9, linestyle="",
+                              markerfacecolor="white" if published else color,
+                              markeredgecolor="black" if published else color,
+                              label=f"{tag}  {text}"))
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, frameon=False)
 
 
 def _plt() -> Any:
@@ -183,22 +229,23 @@ def id_vs_ood(
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     pts = [p for p in points if _finite(p.x, p.y)]
-    colors = _colors([p.group for p in pts] + [p.group for p in published])
+    groups = [p.group for p in pts] + [p.group for p in published]
+    colors, markers = _colors(groups), _markers(groups)
     xs = [p.x for p in pts] + [p.x for p in published]
-    for g in sorted({p.group for p in pts}):
-        sel = [p for p in pts if p.group == g]
-        ax.errorbar([100 * p.x for p in sel], [100 * p.y for p in sel],
-                    xerr=[100 * p.xerr for p in sel], yerr=[100 * p.yerr for p in sel],
-                    fmt="o", color=colors[g], label=g, capsize=2)
-        if len(pts) <= MAX_LABELS:  # beyond that, labels are unreadable (and slow to draw)
-            for p in sel:
-                ax.annotate(p.label, (100 * p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+    entries = []
+    for p in pts:
+        if p.xerr or p.yerr:
+            ax.errorbar([100 * p.x], [100 * p.y], xerr=[100 * p.xerr], yerr=[100 * p.yerr],
+                        fmt="none", ecolor=colors[p.group], capsize=2, zorder=2)
+        _tagged(ax, p, 100 * p.x, 100 * p.y, marker=markers[p.group], color=colors[p.group],
+                published=False)
+        entries.append((p.tag, f"{p.label} · {p.group}", markers[p.group], colors[p.group],
+                        False))
     for p in published:
-        ax.scatter([100 * p.x], [100 * p.y], marker="*", s=90, color=colors[p.group],
-                   edgecolors="black", linewidths=0.5)
-        ax.annotate(f"{p.label} (published)", (100 * p.x, 100 * p.y), fontsize=6,
-                    xytext=(3, -8), textcoords="offset points")
+        _tagged(ax, p, 100 * p.x, 100 * p.y, marker=markers[p.group], color=colors[p.group],
+                published=True)
+        entries.append((p.tag, f"{p.label} · {p.group} (published)", markers[p.group],
+                        colors[p.group], True))
     if fit is not None and xs:
         lo, hi = min(xs), max(xs)
         pad = max(0.02, 0.1 * (hi - lo))
@@ -213,8 +260,11 @@ def id_vs_ood(
     ax.set_ylabel(f"{ylabel} (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if pts or published:
-        ax.legend(fontsize=7, loc="best")
+    if fit is not None or band is not None:
+        ax.legend(fontsize=7, loc="lower right")
+        ax.add_artist(ax.get_legend())
+    if len(entries) <= MAX_LABELS:
+        _key(ax, entries)
     return _save(fig, path)
 
 
@@ -232,24 +282,21 @@ def rgn_vs_ood_change(
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     pts = [p for p in points if _finite(p.x, p.y) and p.x > 0]
     pubs = [p for p in published if _finite(p.x, p.y) and p.x > 0]
-    if pts:
-        ax.errorbar([p.x for p in pts], [100 * p.y for p in pts],
-                    yerr=[100 * p.yerr for p in pts], fmt="o", color=PALETTE[0], capsize=2,
-                    label="reproduced")
-    for p in pts if len(pts) <= MAX_LABELS else []:
-        ax.annotate(p.label, (p.x, 100 * p.y), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+    entries = []
+    for p in pts:
+        if p.yerr:
+            ax.errorbar([p.x], [100 * p.y], yerr=[100 * p.yerr], fmt="none", ecolor=PALETTE[0],
+                        capsize=2, zorder=2)
+        _tagged(ax, p, p.x, 100 * p.y, marker="o", color=PALETTE[0], published=False)
+        entries.append((p.tag, f"{p.label} (reproduced)", "o", PALETTE[0], False))
     for p in pubs:
-        ax.scatter([p.x], [100 * p.y], marker="*", s=90, color=PALETTE[1],
-                   edgecolors="black", linewidths=0.5)
-        ax.annotate(p.label, (p.x, 100 * p.y), fontsize=6, xytext=(3, -8),
-                    textcoords="offset points")
-    if pubs:
-        ax.scatter([], [], marker="*", s=90, color=PALETTE[1], label="published (Saito et al.)")
+        _tagged(ax, p, p.x, 100 * p.y, marker="D", color="black", published=True)
+        entries.append((p.tag, f"{p.label} (published, Saito et al.)", "D", "black", True))
     ax.axhline(0.0, color="black", lw=0.8)
     if pts or pubs:
         ax.set_xscale("log")
-        ax.legend(fontsize=7, loc="best")
+    if len(entries) <= MAX_LABELS:
+        _key(ax, entries)
     ax.set_xlabel("mean RGN (code definition)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -260,37 +307,28 @@ def rgn_vs_ood_change(
 def corruption_heatmap(
     path: Path,
     title: str,
-    panels: Sequence[tuple[str, np.ndarray]],
+    rows: Sequence[str],
+    values: np.ndarray,
     corruptions: Sequence[str],
-    severities: Sequence[int],
 ) -> Path:
-    """AP (percent) per corruption (rows) × severity (columns), one block of columns per
-    leaderboard row, side by side in one image (one axes: cheap to draw)."""
+    """AP (percent) per leaderboard row (labels on the y axis) × corruption (severity mean),
+    the numbers printed in the cells."""
     plt = _plt()
-    n_sev = len(severities)
-    gap = 1 if n_sev > 1 else 0
-    blocks = []
-    for _, m in panels:
-        blocks.append(100 * np.asarray(m, dtype=float))
-        if gap:
-            blocks.append(np.full((len(corruptions), gap), np.nan))
-    grid = np.hstack(blocks[:-1] if gap and blocks else blocks) if blocks else np.zeros((1, 1))
+    grid = 100 * np.asarray(values, dtype=float).reshape(len(rows), len(corruptions))
     finite = grid[np.isfinite(grid)]
     vmax = float(finite.max()) if finite.size else 1.0
-    width = min(24.0, 3.0 + max(0.28 * grid.shape[1], 0.45 * len(panels)))
-    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.26 * len(corruptions)))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("white")
+    fig, ax = plt.subplots(figsize=(min(24.0, 3.5 + 0.55 * len(corruptions)),
+                                    1.4 + 0.32 * len(rows)))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
-    step = n_sev + gap
-    centers = [i * step + (n_sev - 1) / 2 for i in range(len(panels))]
-    ax.set_xticks(centers, [label.replace(" × ", "\n× ") for label, _ in panels], fontsize=6,
-                  rotation=90)
-    ax.set_yticks(range(len(corruptions)), list(corruptions), fontsize=7)
-    ax.tick_params(axis="x", length=0)
-    sev = ", ".join(str(s) for s in severities)
-    ax.set_xlabel("leaderboard row; " + (f"severities {sev} left to right in each block"
-                                         if n_sev > 1 else f"severity {sev}"), fontsize=7)
+    ax.set_xticks(range(len(corruptions)), list(corruptions), fontsize=7, rotation=45,
+                  ha="right")
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
+    if grid.size <= 600:
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < 0.6 * vmax else "black")
     fig.colorbar(im, ax=ax, shrink=0.8, label="AP (%)")
     ax.set_title(title, fontsize=10)
     return _save(fig, path)

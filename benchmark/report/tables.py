@@ -27,6 +27,7 @@ from benchmark.evaluation.summary_metrics import (
 )
 from benchmark.families import FAMILIES, SPLIT_ROLES, Family
 from benchmark.report.aggregation import aggregate, counts, format_cell, short_hash
+from benchmark.report.names import display_names
 from benchmark.report.options import Options
 
 
@@ -63,6 +64,14 @@ class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     text_columns: int = 3  # left-aligned leading columns; the rest are numbers
+    tooltips: list[str] = field(default_factory=list)  # per column (HTML); "" none
+    row_titles: list[str] = field(default_factory=list)  # per row (HTML): the full spec
+
+    def tooltip(self, i: int) -> str:
+        return self.tooltips[i] if i < len(self.tooltips) else ""
+
+    def row_title(self, i: int) -> str:
+        return self.row_titles[i] if i < len(self.row_titles) else ""
 
     @property
     def align(self) -> list[str]:
@@ -247,7 +256,7 @@ class FamilyBuilder:
         first = runs.sort_values("fingerprint", kind="mergesort").groupby(
             self._group_keys(), sort=True).first()
         meta_cols = ["backbone_label", "backbone", "weights", "recipe", "recipe_label",
-                     "engine", "train_split", "id_split"]
+                     "recipe_params", "engine", "train_split", "id_split"]
         rows = rows.merge(first[meta_cols].reset_index(), on=self._group_keys(), how="left")
         grouped = runs.groupby(self._group_keys(), sort=True)
         rows = rows.merge(
@@ -256,13 +265,7 @@ class FamilyBuilder:
         )
         rows["data_tag"] = [self._data_tag(fps) for fps in rows.fingerprints]
         self._version_flags(rows)
-        # a configuration label when two configurations share backbone × recipe labels
-        dup = rows.groupby(["engine", "backbone_label", "recipe_label"])["config_key"].transform(
-            "nunique")
-        rows["recipe_display"] = [
-            f"{r} ‹cfg {ck[:6]}›" if d > 1 else r
-            for r, ck, d in zip(rows.recipe_label, rows.config_key, dup, strict=True)
-        ]
+        display_names(rows)
         h = f"{self.fam.headline}|mean"
         rows["_h"] = rows[h] if h in rows.columns else np.nan
         rows = rows.sort_values(
@@ -342,7 +345,7 @@ class FamilyBuilder:
         t = Table(header)
         for _, r in rows.iterrows():
             cells = [f"{r['rank']}{(' ' + r['flag']) if r.get('flag') else ''}",
-                     esc(r.backbone_label), esc(r.recipe_display)]
+                     esc(r.backbone_display), esc(r.recipe_display)]
             if multi_engine:
                 cells.append(esc(r.engine))
             cells.append(str(int(r.n_runs)))
@@ -351,14 +354,25 @@ class FamilyBuilder:
             if self.mixed:
                 cells.append(esc(r.version))
             t.rows.append(cells)
+            t.row_titles.append(self.full_spec(r))
+        notes = {c.label: c.note for c in self.columns}
+        t.tooltips = [{"#": f"rank by {self.headline_label}", "n": "runs (seeds) in the row"}
+                      .get(h, notes.get(h, "")) for h in header]
         return t
 
     def cell(self, r: Mapping[str, Any], key: str, fmt: Format) -> str:
+        """mean ± std over the row's runs; ± only where n > 1, and "(n=…)" only where fewer
+        runs than the row's have the value (the row's n is its own column)."""
         n = r.get(f"{key}|n")
         if n is None or not finite(n):
             return "—"
         return format_cell(r.get(f"{key}|mean"), r.get(f"{key}|std"), n, scale=fmt.scale,
-                           digits=fmt.digits, signed=fmt.signed)
+                           digits=fmt.digits, signed=fmt.signed,
+                           show_n=int(n) != int(r.get("n_runs") or n))
+
+    def full_spec(self, r: Mapping[str, Any]) -> str:
+        return (f"{r['backbone_label']} × {r['recipe_label']} · engine {r['engine']} · "
+                f"train {r['train_split']} · runs {', '.join(f[:12] for f in r['fingerprints'])}")
 
     def column_notes(self) -> list[str]:
         notes = [c.note for c in self.columns if c.note]
@@ -372,27 +386,18 @@ class FamilyBuilder:
                          "AP and are marked †)")
         return notes
 
-    def corruption_tables(self) -> list[tuple[str, Table]]:
-        if not self.corruptions:
-            return []
+    def corruption_means(self, r: Mapping[str, Any]) -> list[float]:
+        """The row's AP per corruption, averaged over the severities it has (NaN: none)."""
+        prefix = SUMMARY_METRICS.get("corruption").prefix
         out = []
-        per = SUMMARY_METRICS.get("corruption")
-        for _, r in self.rows.iterrows():
-            proto = f" ({self.protocol.upper()} AP)" if self.fam.voc else ""
-            t = Table([f"corruption{proto}", *[f"s{s}" for s in self.severities], "mean"],
-                      text_columns=1)
-            for c in self.corruptions:
-                cells = [self.cell(r, f"{per.prefix}{c}/{s}", per.fmt) for s in self.severities]
-                vals = [r.get(f"{per.prefix}{c}/{s}|mean") for s in self.severities]
-                vals = [float(v) for v in vals if finite(v)]
-                mean = fmt_ap(np.mean(vals)) if vals else "—"
-                t.rows.append([c, *cells, mean])
-            out.append((f"{r['rank']}. {r.backbone_label} × {r.recipe_display}"
-                        + (f" ({r.version})" if r.version else ""), t))
+        for c in self.corruptions:
+            vals = [r.get(f"{prefix}{c}/{s}|mean") for s in self.severities]
+            vals = [float(v) for v in vals if finite(v)]
+            out.append(float(np.mean(vals)) if vals else float("nan"))
         return out
 
     def row_label(self, r: Mapping[str, Any]) -> str:
-        return f"{r['backbone_label']} × {r['recipe_display']}"
+        return f"{r['backbone_display']} × {r['recipe_display']}"
 
     def _baseline_key(self, r: Mapping[str, Any]) -> tuple[Any, ...]:
         return (r["engine"], r["backbone_label"], r["train_split"], r["id_split"], r["code"],

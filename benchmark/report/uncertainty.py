@@ -46,11 +46,14 @@ class RecordBootstrap:
 
     A run is a mapping with ``fingerprint``, ``record_sha256``, ``id_split``,
     ``predictions`` ({split: path under the artifacts root}) and ``datasets`` ({split:
-    content fingerprint}). Predictions are matched once against the prepared split's
-    ground truth (:func:`benchmark.data.split.load_split`); a split whose content changed
-    since the run is refused. Cache keys hash the statistic, the record files, B, the seed
-    and the level, so a cached interval is reused only for identical inputs: this lets
-    ``report --check`` reproduce intervals where the (git-ignored) predictions are absent.
+    content fingerprint}); optionally ``artifacts_root`` (default: ``$BENCH_ARTIFACTS``) and
+    ``side`` (a prefix of its table names, so that two results roots holding the same
+    fingerprint can be compared: :mod:`benchmark.report.verdict`). Predictions are matched
+    once against the prepared split's ground truth (:func:`benchmark.data.split.load_split`);
+    a split whose content changed since the run is refused. Cache keys hash the statistic,
+    the record files, B, the seed and the level, so a cached interval is reused only for
+    identical inputs: this lets ``report --check`` reproduce intervals where the
+    (git-ignored) predictions are absent.
     """
 
     def __init__(self, n_resamples: int, seed: int = 0, level: float = 0.95,
@@ -92,15 +95,13 @@ class RecordBootstrap:
 
     def _precheck(self, run: Mapping[str, Any]) -> None:
         """Fail fast (once per run) when its predictions are not on this machine."""
-        from benchmark.store import artifacts_root
-
-        fp = run["fingerprint"]
+        fp = _run_name(run)
         if fp not in self._available:
             preds = run["predictions"]
             first = preds.get(run["id_split"]) or next(iter(preds.values()), None)
             if not first:
                 self._available[fp] = f"{fp}: the record lists no saved predictions"
-            elif not (artifacts_root() / first).is_file():
+            elif not (_artifacts(run) / first).is_file():
                 self._available[fp] = f"predictions not found: `{first}` (under the artifacts root)"
             else:
                 self._available[fp] = ""
@@ -110,15 +111,14 @@ class RecordBootstrap:
     def _table(self, run: Mapping[str, Any], split: str) -> str:
         from benchmark.errors import DataError
         from benchmark.evaluation.loading import validate_predictions
-        from benchmark.store import artifacts_root
 
-        name = f"{run['fingerprint']}:{split}"
+        name = f"{_run_name(run)}:{split}"
         if name in self._boot:
             return name
         rel = run["predictions"].get(split)
         if not rel:
             raise Unavailable(f"{run['fingerprint']}: no saved predictions for `{split}`")
-        path = artifacts_root() / rel
+        path = _artifacts(run) / rel
         gt = self._ground_truth(split, run["datasets"].get(split))
         try:
             preds = json.loads(path.read_text(encoding="utf-8"))
@@ -150,6 +150,16 @@ class RecordBootstrap:
         if recorded and recorded != fp:
             raise Unavailable(f"`{split}` changed since the run (dataset fingerprint differs)")
         return coco
+
+
+def _run_name(run: Mapping[str, Any]) -> str:
+    return f"{run.get('side') or ''}{run['fingerprint']}"
+
+
+def _artifacts(run: Mapping[str, Any]) -> Path:
+    from benchmark.store import artifacts_root
+
+    return Path(run.get("artifacts_root") or artifacts_root())
 
 
 def row_statistics(runs: Sequence[Mapping[str, Any]], corr_columns: Sequence[str]
@@ -290,7 +300,7 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
         runs = _row_runs(fb, r)
         stats = row_statistics(runs, fb.corr_columns)
         by_rank[int(r["rank"])] = stats
-        cells = [str(r["rank"]), esc(r.backbone_label), esc(r.recipe_display)]
+        cells = [str(r["rank"]), esc(r.backbone_display), esc(r.recipe_display)]
         for name in ("AP", "OOD mean", "mPC", "rPC"):
             iv = unc.interval(name, runs, stats[name]) if name in stats else None
             any_iv = any_iv or iv is not None
@@ -302,7 +312,7 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
             continue
         runs = [*_row_runs(fb, r), *_row_runs(fb, b)]
         sa, sb = by_rank[int(r["rank"])], by_rank[int(b["rank"])]
-        cells = [esc(r.backbone_label), esc(r.recipe_display), esc(b.recipe_display)]
+        cells = [esc(r.backbone_display), esc(r.recipe_display), esc(b.recipe_display)]
         for name in (headline, "AP"):
             if name not in sa or name not in sb:
                 cells += ["—", "—"]
@@ -311,7 +321,7 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
             any_iv = any_iv or iv is not None
             cells += [_iv_text(iv, signed=True), _p_text(iv)]
             if name == headline and iv is not None:
-                gains[(r.backbone_label, r.recipe_display)] = (iv.estimate, iv.low, iv.high)
+                gains[(r.backbone_display, r.recipe_display)] = (iv.estimate, iv.low, iv.high)
         paired_table.rows.append(cells)
     notes = []
     if unc.missing:

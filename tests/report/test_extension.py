@@ -48,8 +48,8 @@ def test_a_registered_family_and_metric_appear_in_the_report(tmp_path: Path,
     # registered last: after RGN; the domains in the family's order
     assert cols[4:] == ["ID AP", "Blue AP", "Red AP", "OOD mean", "gap", "RGN", "worst OOD"]
     rows = [ln for ln in md.split("## Toy", 1)[1].splitlines() if ln.startswith("| 1 ")]
-    assert rows[0].startswith("| 1 | resnet50[imagenet] | ft | 1 |")  # ranked by the headline
-    assert rows[0].rstrip(" |").endswith("30.0 (n=1)")
+    assert rows[0].startswith("| 1 | ResNet-50 (IN-1k) | FT | 1 |")  # ranked by the headline
+    assert rows[0].rstrip(" |").endswith("30.0")
     assert "worst OOD: lowest OOD AP" in md  # the column note
     definitions = md.split("## Metric definitions", 1)[1]
     assert "- **worst OOD**: the lowest AP over the family's OOD splits." in definitions

@@ -1,0 +1,58 @@
+"""python -m benchmark.compare A B: did results root B reproduce results root A?
+
+    python -m benchmark.compare REFERENCE CANDIDATE [--artifacts-a DIR] [--artifacts-b DIR]
+                                [--bootstrap 1000] [--seed 0] [--json]
+
+A rerun on another cluster, with another torch version or another engine, against a
+published leaderboard: the runs are matched by fingerprint, else by configuration, and each
+pair is judged bit-identical, reproduced within test-set noise (every Δ inside the
+reference's 95% bootstrap interval) or not (:mod:`benchmark.report.verdict`). Paired-bootstrap
+intervals of each Δ are shown where both sides' saved predictions are on this machine. Runs
+present on one side only are listed.
+
+Exit status: 0 when every run reproduced and none is missing on either side, 1 otherwise,
+2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmark.compare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reference", type=Path, help="results root A (the reference)")
+    ap.add_argument("candidate", type=Path, help="results root B (the rerun)")
+    ap.add_argument("--artifacts-a", type=Path,
+                    help="A's artifacts root (default: artifacts/ next to A)")
+    ap.add_argument("--artifacts-b", type=Path,
+                    help="B's artifacts root (default: artifacts/ next to B)")
+    ap.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                    help="bootstrap resamples (the report's default, so its cached intervals "
+                         "are reused; 0: no intervals)")
+    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (the report's default)")
+    ap.add_argument("--names", nargs=2, default=("reference", "candidate"),
+                    metavar=("A", "B"), help="what to call the two roots in the output")
+    ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    args = ap.parse_args(argv)
+    for root in (args.reference, args.candidate):
+        if not (root / "runs").is_dir():
+            print(f"error: {root}: not a results root (no runs/ directory)", file=sys.stderr)
+            return 2
+    if args.bootstrap < 0:
+        ap.error("--bootstrap must be >= 0")
+    c = compare_roots(Root.at(args.reference, args.artifacts_a),
+                      Root.at(args.candidate, args.artifacts_b),
+                      n_resamples=args.bootstrap, seed=args.seed)
+    print(comparison_json(c) if args.json else format_comparison(c, names=tuple(args.names)))
+    return 0 if c.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

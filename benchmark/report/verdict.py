@@ -1,0 +1,397 @@
+"""Did a results root reproduce another? The verdict of ``python -m benchmark.compare`` and of
+the demo command (``bash scripts/dev.sh demo``).
+
+Records of the *reference* root (A) and the *candidate* root (B) are matched by fingerprint
+first, then — for the rest — by configuration: the spec without its dataset content
+fingerprints and bookkeeping keys (family, engine, backbone, recipe + parameters, schedule,
+seed, split names). A different CPU type can generate different pixels for the demo data
+(OpenCV's stylisation is SIMD-dependent), which changes the content fingerprints and so the
+run fingerprint of an otherwise identical run; the match says which way it was made and what
+differs.
+
+Per matched pair the verdict is one of:
+
+* **bit-identical** — metrics, summary and RGN are equal to the last bit;
+* **within test-set noise** — every judged Δ (ID AP, OOD mean, mPC, rPC: the statistics that
+  have bootstrap intervals) is at most the half-width of the reference's 95% bootstrap
+  interval (the candidate's where the reference has none: neither cache nor predictions);
+* **beyond test-set noise** — some judged Δ is larger;
+* **undetermined** — numbers differ and no interval is available on this machine.
+
+Only the first two count as reproduced. Where both sides' saved predictions are present (and
+their splits are the prepared ones) the table also shows the paired-bootstrap interval of
+each Δ (both runs scored on the same resampled images) — information, not the criterion: two
+trainings on different hardware are different models, and the question asked is whether they
+differ by more than the test set can resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.report.aggregation import backbone_label, canonical, recipe_label
+from benchmark.report.bootstrap import Interval
+from benchmark.report.records import Record, Skipped, load_records
+from benchmark.report.uncertainty import (
+    RecordBootstrap,
+    Unavailable,
+    paired,
+    read_cache,
+    row_statistics,
+)
+
+# summary key → (label, bootstrap statistic of benchmark.report.uncertainty.row_statistics)
+JUDGED = {"id_ap": ("ID AP", "AP"), "ood_mean": ("OOD mean", "OOD mean"),
+          "mPC": ("mPC", "mPC"), "rPC": ("rPC %", "rPC")}
+BOOKKEEPING = ("checkpoint_every",)  # schedule keys that change no number
+
+BIT_IDENTICAL = "bit-identical"
+WITHIN = "reproduced within test-set noise"
+BEYOND = "NOT reproduced: beyond test-set noise"
+UNDETERMINED = "undetermined: numbers differ and no interval is available"
+REPRODUCED = (BIT_IDENTICAL, WITHIN)
+
+
+@dataclass(frozen=True)
+class Root:
+    """A results root and the artifacts root its records' predictions are under."""
+
+    results: Path
+    artifacts: Path
+
+    @classmethod
+    def at(cls, results: Path, artifacts: Path | None = None) -> Root:
+        """``artifacts`` defaults to ``artifacts/`` next to the results directory (the
+        layout of ``results/`` + ``artifacts/`` and of ``runs/demo/{results,artifacts}``)."""
+        results = Path(results)
+        return cls(results, Path(artifacts) if artifacts else results.resolve().parent
+                   / "artifacts")
+
+
+@dataclass
+class Delta:
+    key: str
+    label: str
+    reference: float
+    candidate: float
+    noise: float | None = None  # half-width of the 95% interval the Δ is judged against
+    noise_from: str = ""  # "reference" | "candidate" | ""
+    paired: Interval | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.candidate - self.reference
+
+    @property
+    def within(self) -> bool | None:
+        if self.delta == 0:
+            return True
+        if self.noise is None:
+            return None
+        return abs(self.delta) <= self.noise
+
+
+@dataclass
+class Match:
+    reference: Record
+    candidate: Record
+    how: str  # "fingerprint" | "configuration"
+    differs: list[str] = field(default_factory=list)  # what differs besides the numbers
+    identical: bool = False
+    deltas: list[Delta] = field(default_factory=list)
+    split_max: tuple[float, str] | None = None  # largest |Δ AP| over the per-split APs
+    unavailable: list[str] = field(default_factory=list)  # why intervals are missing
+
+    @property
+    def verdict(self) -> str:
+        if self.identical:
+            return BIT_IDENTICAL
+        judged = [d.within for d in self.deltas]
+        if any(w is False for w in judged):
+            return BEYOND
+        if judged and all(w is True for w in judged):
+            return WITHIN
+        return UNDETERMINED
+
+    @property
+    def reproduced(self) -> bool:
+        return self.verdict in REPRODUCED
+
+
+@dataclass
+class Comparison:
+    reference: Root
+    candidate: Root
+    matches: list[Match]
+    only_reference: list[Record]
+    only_candidate: list[Record]
+    skipped: list[Skipped]
+
+    @property
+    def ok(self) -> bool:
+        """Everything reproduced: every record matched, each bit-identical or within noise."""
+        return (bool(self.matches) and all(m.reproduced for m in self.matches)
+                and not self.only_reference and not self.only_candidate)
+
+
+# ---- matching ---------------------------------------------------------------------------------
+def configuration(record: Record) -> str:
+    """The run's configuration: its spec without dataset content and bookkeeping keys."""
+    spec = {k: v for k, v in record.data["spec"].items() if k != "data"}
+    schedule = {k: v for k, v in (spec.get("schedule") or {}).items() if k not in BOOKKEEPING}
+    return canonical({**spec, "schedule": schedule})
+
+
+def run_label(record: Record) -> str:
+    spec = record.data["spec"]
+    return (f"{backbone_label(spec['backbone'])} × {recipe_label(spec['recipe'])} · seed "
+            f"{spec['seed']} ({spec['benchmark']})")
+
+
+def _datasets(record: Record) -> dict[str, str]:
+    ds = (record.data.get("provenance") or {}).get("datasets") or record.data["spec"].get(
+        "data") or {}
+    return {str(k): str(v) for k, v in ds.items()}
+
+
+def _differences(a: Record, b: Record) -> list[str]:
+    """What differs between two matched records besides their numbers."""
+    out = []
+    da, db = _datasets(a), _datasets(b)
+    changed = sorted(s for s in set(da) & set(db) if da[s] != db[s])
+    if changed:
+        shown = ", ".join(f"`{s}`" for s in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        out.append(f"dataset content of {shown}{more}")
+    pa, pb = a.data.get("provenance") or {}, b.data.get("provenance") or {}
+    for key, what in (("results_version", "results version"), ("code_version", "code version"),
+                      ("torch", "torch"), ("device", "device"), ("num_threads", "threads")):
+        if pa.get(key) != pb.get(key) and (pa.get(key) is not None or pb.get(key) is not None):
+            out.append(f"{what} {pa.get(key)} → {pb.get(key)}")
+    return out
+
+
+def match_records(reference: Sequence[Record], candidate: Sequence[Record]
+                  ) -> tuple[list[Match], list[Record], list[Record]]:
+    """(matches, reference only, candidate only): by fingerprint, then by configuration
+    (several records of one configuration pair up in fingerprint order)."""
+    by_fp = {r.fingerprint: r for r in candidate}
+    matches, rest_a = [], []
+    for a in sorted(reference, key=lambda r: r.fingerprint):
+        b = by_fp.pop(a.fingerprint, None)
+        if b is None:
+            rest_a.append(a)
+        else:
+            matches.append(Match(a, b, "fingerprint", _differences(a, b)))
+    by_config: dict[str, list[Record]] = {}
+    for b in sorted(by_fp.values(), key=lambda r: r.fingerprint):
+        by_config.setdefault(configuration(b), []).append(b)
+    only_a = []
+    for a in rest_a:
+        pool = by_config.get(configuration(a))
+        if pool:
+            b = pool.pop(0)
+            matches.append(Match(a, b, "configuration", _differences(a, b)))
+        else:
+            only_a.append(a)
+    only_b = sorted((b for pool in by_config.values() for b in pool), key=lambda r: r.fingerprint)
+    return matches, only_a, only_b
+
+
+# ---- numbers ----------------------------------------------------------------------------------
+def identical(a: Record, b: Record) -> bool:
+    return all(canonical(a.data.get(k)) == canonical(b.data.get(k))
+               for k in ("metrics", "summary", "rgn"))
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v != -1:
+        return float(v)
+    return None
+
+
+def _split_max(a: Record, b: Record) -> tuple[float, str] | None:
+    ma, mb = a.data["metrics"], b.data["metrics"]
+    best: tuple[float, str] | None = None
+    for split in sorted(set(ma) & set(mb)):
+        x, y = _number(ma[split].get("AP")), _number(mb[split].get("AP"))
+        if x is not None and y is not None and (best is None or abs(y - x) > abs(best[0])):
+            best = (y - x, split)
+    return best
+
+
+def bootstrap_run(record: Record, root: Root, side: str) -> dict[str, Any]:
+    """The mapping :class:`~benchmark.report.uncertainty.RecordBootstrap` reads for a run."""
+    d = record.data
+    spec = d["spec"]
+    run: dict[str, Any] = {
+        "fingerprint": record.fingerprint, "record_sha256": record.sha256,
+        "id_split": spec["id_split"], "ood_splits": list(spec.get("ood_splits") or []),
+        "corruption_base": (spec.get("corruption") or {}).get("base") or "",
+        "predictions": dict((d.get("artifacts") or {}).get("predictions") or {}),
+        "datasets": _datasets(record), "artifacts_root": str(root.artifacts), "side": side,
+    }
+    for name, by_sev in ((d.get("summary") or {}).get("corruption") or {}).items():
+        for sev, v in (by_sev or {}).items():
+            run[f"corr/{name}/{int(sev)}"] = _number(v)
+    return run
+
+
+def _corr_columns(run: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in run if k.startswith("corr/") and run[k] is not None)
+
+
+def _half_width(iv: Interval | None) -> float | None:
+    if iv is None or not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return None
+    return (iv.high - iv.low) / 2.0
+
+
+def judge(m: Match, reference: Root, candidate: Root, boot: RecordBootstrap | None) -> None:
+    """Fill in the match's Δs, their noise intervals and paired intervals."""
+    a, b = m.reference, m.candidate
+    m.identical = identical(a, b)
+    m.split_max = _split_max(a, b)
+    sa, sb = a.data.get("summary") or {}, b.data.get("summary") or {}
+    ra, rb = bootstrap_run(a, reference, "A:"), bootstrap_run(b, candidate, "B:")
+    stats_a = row_statistics([ra], _corr_columns(ra))
+    stats_b = row_statistics([rb], _corr_columns(rb))
+    for key, (label, stat) in JUDGED.items():
+        x, y = _number(sa.get(key)), _number(sb.get(key))
+        if x is None or y is None:
+            continue
+        d = Delta(key, label, x, y)
+        m.deltas.append(d)
+        if m.identical or boot is None or stat not in stats_a or stat not in stats_b:
+            continue
+        before = len(boot.missing)
+        for side, run, stats in (("reference", ra, stats_a), ("candidate", rb, stats_b)):
+            hw = _half_width(boot.interval(stat, [run], stats[stat]))
+            if hw is not None:
+                d.noise, d.noise_from = hw, side
+                break
+        if d.delta != 0:
+            d.paired = boot.interval(f"Δ {stat}", [rb, ra], paired(stats_b[stat], stats_a[stat]),
+                                     paired=True)
+        m.unavailable += boot.missing[before:]
+
+
+def compare_roots(reference: Root, candidate: Root, *, n_resamples: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> Comparison:
+    """Match the records of two results roots and judge every pair. The reference's interval
+    cache (``bootstrap_cache.json``, written by ``python -m benchmark.report`` with the same
+    ``n_resamples`` / ``seed``) stands in for predictions that are not on this machine."""
+    la, lb = load_records(reference.results), load_records(candidate.results)
+    matches, only_a, only_b = match_records(la.records, lb.records)
+    boot = None
+    if n_resamples > 0:
+        cache = {**read_cache(candidate.results), **read_cache(reference.results)}
+        boot = RecordBootstrap(n_resamples, seed, level, cache)
+    for m in matches:
+        try:
+            judge(m, reference, candidate, boot)
+        except Unavailable as e:  # a builder needing splits the records do not name
+            m.unavailable.append(str(e))
+    matches.sort(key=lambda m: m.reference.fingerprint)
+    return Comparison(reference, candidate, matches, only_a, only_b, la.skipped + lb.skipped)
+
+
+# ---- text -------------------------------------------------------------------------------------
+def _pts(v: float | None, signed: bool = False) -> str:
+    if v is None or not math.isfinite(v):
+        return "—"
+    x = 100.0 * v
+    if round(x, 2) == 0:
+        x = 0.0
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def _interval(iv: Interval | None) -> str:
+    if iv is None or not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return "—"
+    return f"[{_pts(iv.low, True)}, {_pts(iv.high, True)}]"
+
+
+def format_comparison(c: Comparison, *, names: tuple[str, str] = ("reference", "candidate")
+                      ) -> str:
+    """The verdict as text: one block per matched run, the unmatched runs, a summary line."""
+    ra, rb = names
+    lines = [f"{ra}: {c.reference.results}  ·  {rb}: {c.candidate.results}",
+             f"{len(c.matches)} matched run(s) ({sum(m.how == 'fingerprint' for m in c.matches)} "
+             f"by fingerprint, {sum(m.how == 'configuration' for m in c.matches)} by "
+             "configuration); Δ = " + f"{rb} − {ra}, AP points.", ""]
+    for m in c.matches:
+        fa, fb = m.reference.fingerprint, m.candidate.fingerprint
+        name = fa[:12] if fa == fb else f"{fa[:12]} → {fb[:12]}"
+        mark = "✓" if m.reproduced else "✗"
+        lines.append(f"{mark} {name}  {run_label(m.reference)}: {m.verdict}")
+        if m.how != "fingerprint" or m.differs:
+            lines.append(f"    matched by {m.how}"
+                         + (" — differs: " + "; ".join(m.differs) if m.differs else ""))
+        if not m.identical and m.deltas:
+            lines.append(f"    {'metric':<9} {ra[:9]:>9} {rb[:9]:>9} {'Δ':>7} {'±noise (95%)':>13}"
+                         f"  {'paired 95% CI of Δ':<19} within")
+            for d in m.deltas:
+                noise = "—" if d.noise is None else f"±{100 * d.noise:.2f}"
+                if d.noise_from == "candidate":
+                    noise += "ᶜ"
+                within = {True: "yes", False: "NO", None: "?"}[d.within]
+                lines.append(f"    {d.label:<9} {_pts(d.reference):>9} {_pts(d.candidate):>9} "
+                             f"{_pts(d.delta, True):>7} {noise:>13}  {_interval(d.paired):<19} "
+                             f"{within}")
+            if m.split_max is not None:
+                v, split = m.split_max
+                lines.append(f"    largest |Δ AP| over the {len(m.reference.data['metrics'])} "
+                             f"evaluated splits: {_pts(v, True)} (`{split}`)")
+            if m.unavailable and any(d.noise is None or d.paired is None for d in m.deltas):
+                lines.append(f"    some intervals not available: {sorted(set(m.unavailable))[0]}")
+    for side, recs in ((ra, c.only_reference), (rb, c.only_candidate)):
+        if recs:
+            lines += ["", f"only in {side} ({len(recs)}):"]
+            lines += [f"  {r.fingerprint[:12]}  {run_label(r)}" for r in recs]
+    for s in c.skipped:
+        lines.append(f"skipped {s.path}: {s.reason}")
+    n_ok = sum(m.reproduced for m in c.matches)
+    n_bit = sum(m.identical for m in c.matches)
+    total = len(c.matches) + len(c.only_reference)
+    lines += ["", "─" * 72]
+    if c.ok:
+        lines.append(f"VERDICT: reproduced {n_ok}/{total} ({n_bit} bit-identical, "
+                     f"{n_ok - n_bit} within test-set noise)")
+    else:
+        parts = [f"{n_ok}/{total} of {ra} reproduced ({n_bit} bit-identical)"]
+        bad = len(c.matches) - n_ok
+        if bad:
+            parts.append(f"{bad} not reproduced or undetermined")
+        if c.only_reference:
+            parts.append(f"{len(c.only_reference)} missing from {rb}")
+        if c.only_candidate:
+            parts.append(f"{len(c.only_candidate)} only in {rb}")
+        lines.append("VERDICT: NOT reproduced — " + "; ".join(parts))
+    lines.append("(±noise: half-width of the reference's 95% bootstrap interval over test images"
+                 "; ᶜ: the candidate's, where the reference's is not available)")
+    return "\n".join(lines)
+
+
+def comparison_json(c: Comparison) -> str:
+    """The comparison as JSON (for scripts): per match its verdict and Δs."""
+    def delta(d: Delta) -> dict[str, Any]:
+        return {"metric": d.key, "reference": d.reference, "candidate": d.candidate,
+                "delta": d.delta, "noise": d.noise, "noise_from": d.noise_from or None,
+                "within": d.within, "paired": None if d.paired is None else d.paired.to_json()}
+
+    out = {
+        "ok": c.ok,
+        "matches": [{"reference": m.reference.fingerprint, "candidate": m.candidate.fingerprint,
+                     "label": run_label(m.reference), "matched_by": m.how,
+                     "differs": m.differs, "verdict": m.verdict,
+                     "deltas": [delta(d) for d in m.deltas]} for m in c.matches],
+        "only_reference": [r.fingerprint for r in c.only_reference],
+        "only_candidate": [r.fingerprint for r in c.only_candidate],
+    }
+    return json.dumps(out, indent=1, sort_keys=True)
