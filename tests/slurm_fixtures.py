@@ -134,7 +134,7 @@ def _write_json(path: Path, obj: Any) -> None:
 def toy_cell(spec: ToySpec) -> dict[str, Any]:
     """Stand-in for run_cell: idempotent, resumable, writes record.json last."""
     from benchmark.runtime import PreemptionGuard
-    from benchmark.store import artifacts_root, results_root
+    from benchmark.store import Cell, artifacts_root, results_root
 
     cell = results_root() / "runs" / spec.fingerprint
     art = artifacts_root() / spec.fingerprint
@@ -164,5 +164,5 @@ def toy_cell(spec: ToySpec) -> dict[str, Any]:
                 _write_json(ckpt, state)  # periodic atomic checkpoint
         info["starts"] = state["starts"]
     info["finished"] = time.time()
-    _write_json(cell / "record.json", info)
+    Cell(spec.fingerprint).write_record(info)  # as run_cell writes it: with its checksum
     return info

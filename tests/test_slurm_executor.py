@@ -246,7 +246,7 @@ def test_job_killed_by_the_scheduler_shows_failed_with_reason(
 RACER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {repo!r})
-    from tests.slurm_fixtures import ToySpec, toy_cell
+    from tests.slurm_fixtures import ToySpec, toy_cell, toy_parent
     from benchmark.slurm import SlurmExecutor
     ex = SlurmExecutor("local", grid="race", task=toy_cell, parent_of=toy_parent)
     sys.stdin.readline()  # start line: both racers submit at the same moment

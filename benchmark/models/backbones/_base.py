@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from benchmark.models.weights.convert import (
     read_checkpoint,
 )
 from benchmark.registry import Registry
-from benchmark.store import weights_root
+from benchmark.store import sha256_file, weights_root
 
 LEVEL_STRIDES = (4, 8, 16, 32)  # P2–P5
 OUT_STRIDES = (8, 16, 32)  # what ``forward`` returns (the engine's FPN input today)
@@ -148,11 +147,7 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA256:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        _SHA256[key] = h.hexdigest()
+        _SHA256[key] = sha256_file(path)
     return _SHA256[key]
 
 
