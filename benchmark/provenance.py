@@ -37,9 +37,17 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+#: outputs the suite writes into the checkout: changing them does not make the code dirty
+OUTPUT_PATHS = ("results", "BENCHMARKS.md")
+
+
 def git_state() -> dict[str, Any]:
+    """The commit of the code and whether tracked code differs from it (``git_dirty``);
+    the suite's own outputs (:data:`OUTPUT_PATHS`) do not count, so records regenerated in a
+    clean checkout say so."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    excluded = [f":(exclude){p}" for p in OUTPUT_PATHS]
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 
