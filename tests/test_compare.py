@@ -14,7 +14,7 @@ import pytest
 
 from benchmark import compare
 from benchmark.report import verdict as vd
-from tests.report.test_frames import make_record, write_record
+from tests.report.test_frames import make_record, set_metrics, write_record
 from tests.report.test_report import _detect, _split_gt
 
 SPLITS = ("demo_test", "demo_sketch", "demo_test-C.fog.3")
@@ -80,15 +80,7 @@ def _write_run(world: dict[str, Any], root: Path, recipe: str, preds: dict[str, 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dets))
         metrics[name] = coco_summary(world["gts"][name], dets)
-    rec["metrics"] = metrics
-    s = rec["summary"]
-    s["id_ap"] = s["P"] = metrics["demo_test"]["AP"]
-    s["ood"] = {"demo_sketch": metrics["demo_sketch"]["AP"]}
-    s["ood_mean"] = metrics["demo_sketch"]["AP"]
-    s["gap"] = s["id_ap"] - s["ood_mean"]
-    s["mPC"] = metrics["demo_test-C.fog.3"]["AP"]
-    s["rPC"] = s["mPC"] / s["P"]
-    s["corruption"] = {"fog": {"3": s["mPC"]}}
+    set_metrics(rec, metrics)
     write_record(root / "results", rec)
     return rec
 

@@ -88,6 +88,20 @@ def make_record(
     }
 
 
+
+def set_metrics(rec: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> None:
+    """A record's per-split metrics and the summary they give (ID ``demo_test``, OOD
+    ``demo_sketch``, corruption ``demo_test-C.fog.3``), as the pipeline would record them."""
+    rec["metrics"] = metrics
+    s = rec["summary"]
+    s["id_ap"] = s["P"] = metrics["demo_test"]["AP"]
+    s["ood"] = {"demo_sketch": metrics["demo_sketch"]["AP"]}
+    s["ood_mean"] = metrics["demo_sketch"]["AP"]
+    s["gap"] = s["id_ap"] - s["ood_mean"]
+    s["mPC"] = metrics["demo_test-C.fog.3"]["AP"]
+    s["rPC"] = s["mPC"] / s["P"]
+    s["corruption"] = {"fog": {"3": s["mPC"]}}
+
 def write_record(results: Path, record: dict[str, Any]) -> Path:
     d = results / "runs" / record["fingerprint"]
     d.mkdir(parents=True, exist_ok=True)

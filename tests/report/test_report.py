@@ -14,7 +14,7 @@ import pytest
 
 from benchmark.report import build, cli, output, tables, uncertainty
 from benchmark.report.options import Options
-from tests.report.test_frames import make_record, write_record
+from tests.report.test_frames import make_record, set_metrics, write_record
 
 
 def _options(tmp_path: Path, **kw: Any) -> Options:
@@ -362,15 +362,7 @@ def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(preds))
                 summaries[name] = coco_summary(gt, preds)
-            rec["metrics"] = summaries
-            s = rec["summary"]
-            s["id_ap"] = s["P"] = summaries["demo_test"]["AP"]
-            s["ood"] = {"demo_sketch": summaries["demo_sketch"]["AP"]}
-            s["ood_mean"] = summaries["demo_sketch"]["AP"]
-            s["gap"] = s["id_ap"] - s["ood_mean"]
-            s["mPC"] = summaries["demo_test-C.fog.3"]["AP"]
-            s["rPC"] = s["mPC"] / s["P"]
-            s["corruption"] = {"fog": {"3": s["mPC"]}}
+            set_metrics(rec, summaries)
             write_record(tmp_path / "results", rec)
             records.append(rec)
     return {"records": records, "tmp": tmp_path, "artifacts": arts}
@@ -451,8 +443,8 @@ def test_family_columns_in_protocol_order(tmp_path: Path, family: str, ood: tupl
 def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
     """Older records: COCO-protocol summary, VOC-protocol AP only in ``metrics``."""
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
-    rec = make_record(family="pascal", backbone="tf_efficientnet_b2", weights="tf_efficientnet_b2_ns",
-                      recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
+    rec = make_record(family="pascal", backbone="tf_efficientnet_b2",
+                      weights="tf_efficientnet_b2_ns", recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
     rec["metrics"]["voc2007_test"]["voc"] = {"AP": 0.41, "AP50": 0.7, "AP75": 0.4,
                                              "protocol": "voc07"}
     rec["metrics"]["comic_test"]["voc"] = {"AP": 0.13, "AP50": 0.3, "AP75": 0.1,
@@ -558,7 +550,8 @@ def test_rgn_per_backbone_prefers_runs_measured_at_the_dp_checkpoint(tmp_path: P
         write_record(res, make_record(backbone="resnet50", weights="swsl_resnet50", recipe=recipe,
                                       rgn=rgn))
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
-    rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone") if r[0] == "resnet50[swsl_resnet50]"}
+    rows = {r[1]: r for r in _table_rows(md, "## RGN per backbone")
+            if r[0] == "resnet50[swsl_resnet50]"}
     assert set(rows) == {"`ft`", "`dp`", "`dp_ft`"}
     assert rows["`dp_ft`"][6] == "-0.040"  # 1.30 − 1.34, the dp_ft runs stand for the backbone
     assert rows["`ft`"][5] == rows["`dp`"][5] == "—"
