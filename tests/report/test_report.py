@@ -444,7 +444,8 @@ def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
     """Older records: COCO-protocol summary, VOC-protocol AP only in ``metrics``."""
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
     rec = make_record(family="pascal", backbone="tf_efficientnet_b2",
-                      weights="tf_efficientnet_b2_ns", recipe="dp", id_ap=0.30, ood=ood, corruption={}, id_split="voc2007_test")
+                      weights="tf_efficientnet_b2_ns", recipe="dp", id_ap=0.30, ood=ood,
+                      corruption={}, id_split="voc2007_test")
     rec["metrics"]["voc2007_test"]["voc"] = {"AP": 0.41, "AP50": 0.7, "AP75": 0.4,
                                              "protocol": "voc07"}
     rec["metrics"]["comic_test"]["voc"] = {"AP": 0.13, "AP50": 0.3, "AP75": 0.1,
