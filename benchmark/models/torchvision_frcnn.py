@@ -1,8 +1,19 @@
 """torchvision Faster R-CNN + FPN as a detector engine.
 
-Two sizes are registered: ``frcnn_fpn`` (the full-size detector) and ``frcnn_fpn_small``
-(sized for CPUs: the offline demo). torchvision's model counts background as class 0, so the
-contract's 0-based labels are shifted by one on the way in and out.
+Two geometries are registered. ``frcnn_fpn`` is detectron2's R50-FPN
+(``configs/Base-RCNN-FPN.yaml``, the geometry of the studies): FPN on P2–P5 plus P6 by
+max-pooling for the RPN, one anchor size per level 32–512 × ratios 0.5/1/2, RPN pre-NMS
+top-k 2000/1000 per level and post-NMS 1000/1000 per image (train/test), RoIAlign 7×7 with
+sampling ratio 0 on P2–P5 (level = ⌊4 + log2(√area / 224)⌋), 512 RoIs per image with 25 %
+positives, two 1024-d FC layers, class-specific box regression without a background box,
+box-regression weights (10, 10, 5, 5), test score threshold 0.05, NMS 0.5, 100 detections.
+``frcnn_fpn_small`` is the CPU demo engine: the same construction with smaller numbers and
+the demo's original P3–P5 levels (its committed records were made so).
+
+Two differences from detectron2 remain, both inside torchvision's heads: RoIAlign runs with
+``aligned=False`` (detectron2's ROIAlignV2 is ``aligned=True``), and the box losses are
+smooth-L1 with β = 1/9 (detectron2: β = 0, plain L1). torchvision's model counts background
+as class 0, so the contract's 0-based labels are shifted by one on the way in and out.
 """
 
 from __future__ import annotations
@@ -41,27 +52,57 @@ class Geometry:
     head_dim: int
     detections_per_image: int = 100
     score_threshold: float = 0.01
+    p2: bool = False  # FPN on P2–P5 (the body's four levels) instead of P3–P5
+    sampling_ratio: int = 2  # RoIAlign sampling points per bin (0: adaptive, detectron2)
+    background_box: bool = True  # False: class-specific boxes only for object classes
 
 
-FRCNN_FPN = Geometry(256, (32, 64, 128, 256), 2000, 2000, 1000, 1000, 512, 1024)
+#: detectron2's R50-FPN (configs/Base-RCNN-FPN.yaml + config/defaults.py: ANCHOR_GENERATOR
+#: SIZES [[32], [64], [128], [256], [512]]; RPN PRE_NMS_TOPK_TRAIN 2000, _TEST 1000,
+#: POST_NMS_TOPK_TRAIN 1000, _TEST 1000; ROI_HEADS BATCH_SIZE_PER_IMAGE 512,
+#: SCORE_THRESH_TEST 0.05; ROI_BOX_HEAD NUM_FC 2, FC_DIM 1024, POOLER_SAMPLING_RATIO 0)
+FRCNN_FPN = Geometry(256, (32, 64, 128, 256, 512), 2000, 1000, 1000, 1000, 512, 1024,
+                     score_threshold=0.05, p2=True, sampling_ratio=0, background_box=False)
 FRCNN_FPN_SMALL = Geometry(64, (16, 32, 64, 128), 600, 300, 300, 150, 128, 256)
 
 
 class BodyWithFPN(nn.Module):
-    """Body + FPN. With ``detach_body`` the body's outputs are detached (decoder probing)."""
+    """Body + FPN (+ a max-pooled top level). On P2–P5 with ``p2``, else on P3–P5. With
+    ``detach_body`` the body's outputs are detached (decoder probing)."""
 
-    def __init__(self, body: Body, fpn_channels: int) -> None:
+    def __init__(self, body: Body, fpn_channels: int, p2: bool = False) -> None:
         super().__init__()
         self.body = body
-        self.fpn = FeaturePyramidNetwork(body.out_channels, fpn_channels, LastLevelMaxPool())
+        self.p2 = p2
+        channels = body.level_channels if p2 else body.out_channels
+        self.fpn = FeaturePyramidNetwork(channels, fpn_channels, LastLevelMaxPool())
         self.out_channels = fpn_channels
         self.detach_body = False
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        feats = self.body(x)
+        if self.p2:
+            feats = OrderedDict((str(i), f) for i, f in enumerate(self.body.levels(x).values()))
+        else:
+            feats = self.body(x)
         if self.detach_body:
             feats = OrderedDict((k, v.detach()) for k, v in feats.items())
         return self.fpn(feats)
+
+
+class ObjectBoxPredictor(nn.Module):
+    """detectron2's ``FastRCNNOutputLayers``: class scores for K classes + background, box
+    deltas for the K object classes only. torchvision's heads index deltas by label with the
+    background at 0, so its (never used) four columns are zeros, not parameters."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.cls_score = nn.Linear(in_channels, num_classes + 1)
+        self.bbox_pred = nn.Linear(in_channels, num_classes * 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(start_dim=1)
+        deltas = self.bbox_pred(x)
+        return self.cls_score(x), torch.cat([deltas.new_zeros(deltas.shape[0], 4), deltas], 1)
 
 
 class _ShiftLabels(nn.Module):
@@ -115,7 +156,7 @@ def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
     body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path)
     sched = spec.schedule
     model = FasterRCNN(
-        BodyWithFPN(body, g.fpn_channels),
+        BodyWithFPN(body, g.fpn_channels, p2=g.p2),
         num_classes=None,
         min_size=sched.train_sizes,
         max_size=sched.max_size,
@@ -125,9 +166,15 @@ def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
         rpn_anchor_generator=AnchorGenerator(
             tuple((s,) for s in g.anchor_sizes), ((0.5, 1.0, 2.0),) * len(g.anchor_sizes)
         ),
-        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
+        box_roi_pool=MultiScaleRoIAlign(
+            ["0", "1", "2", "3"] if g.p2 else ["0", "1", "2"], output_size=7,
+            sampling_ratio=g.sampling_ratio,
+        ),
         box_head=TwoMLPHead(g.fpn_channels * 7 * 7, g.head_dim),
-        box_predictor=FastRCNNPredictor(g.head_dim, num_classes + 1),  # + background
+        box_predictor=(
+            FastRCNNPredictor(g.head_dim, num_classes + 1)  # + background
+            if g.background_box else ObjectBoxPredictor(g.head_dim, num_classes)
+        ),
         rpn_pre_nms_top_n_train=g.rpn_pre_nms_train,
         rpn_post_nms_top_n_train=g.rpn_post_nms_train,
         rpn_pre_nms_top_n_test=g.rpn_pre_nms_test,

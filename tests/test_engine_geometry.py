@@ -1,0 +1,94 @@
+"""``frcnn_fpn`` is detectron2's R50-FPN: parameter counts, anchors, proposal and RoI counts
+against detectron2's own figures.
+
+The reference figures were measured with detectron2 built from its source against torch
+2.14.1 (``COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml``, ROI_HEADS.NUM_CLASSES 20, MSRA R-50
+with FREEZE_AT 2), as ../shared/RESEARCH.md §10 records them:
+
+* 41,392,436 parameters, 41,170,036 trainable: FREEZE_AT=2 freezes the stem (conv1 7×7×3×64
+  = 9,408) and res2 (3 bottlenecks of 64→64→256: 3·(64·c_in + 64·64·9 + 64·256) with
+  c_in = 64, 256, 256, plus the 1×1 shortcut 64·256 = 212,992); 9,408 + 212,992 = 222,400
+  = 41,392,436 − 41,170,036. FrozenBN statistics are buffers, not parameters.
+* 42 trainable backbone tensors: the conv kernels of res3 (4 blocks × 3 + shortcut = 13),
+  res4 (6 × 3 + 1 = 19) and res5 (3 × 3 + 1 = 10); FrozenBN has no parameters.
+* (200·304 + 100·152 + 50·76 + 25·38 + 13·19) × 3 = 242,991 anchors on an 800 × 1216 input:
+  P2–P5 at strides 4–32, P6 by max-pooling P5 (kernel 1, stride 2: ⌈25/2⌉ × ⌈38/2⌉), one size
+  per level × 3 aspect ratios.
+* RPN: pre-NMS top-k 2000 / 1000 per level, post-NMS 1000 / 1000 per image (train / test), NMS
+  0.7; ROI heads: 512 RoIs per image, 25 % positives, test score 0.05, NMS 0.5, 100 detections,
+  box weights (10, 10, 5, 5); RoIAlign on P2–P5 with canonical box 224 at level 4.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from benchmark.models import build_detector
+from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
+
+
+@pytest.fixture(scope="module")
+def r50_fpn(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("w") / "r50.pth"
+    torch.save(torchvision.models.resnet50().state_dict(), path)  # torchvision layout
+    spec = RunSpec(
+        family="pascal", engine="frcnn_fpn", backbone=BackboneSpec("resnet50", str(path)),
+        recipe=RecipeSpec("ft"), train_split="voc0712_trainval", id_split="voc07_test",
+        ood_splits=(), corruption=None,
+        schedule=Schedule(iterations=1, batch_size=2, lr=0.0025, train_sizes=(800,),
+                          test_size=800, max_size=1333),
+        seed=0,
+    )
+    return build_detector(spec, 20)
+
+
+def test_parameter_counts_equal_detectron2(r50_fpn) -> None:
+    params = list(r50_fpn.parameters())
+    assert sum(p.numel() for p in params) == 41_392_436
+    assert sum(p.numel() for p in params if p.requires_grad) == 41_170_036
+    assert len(r50_fpn.body_parameters()) == 42
+
+
+def test_anchors_on_p2_to_p6_equal_detectron2(r50_fpn) -> None:
+    model = r50_fpn.model.eval()
+    with torch.no_grad():
+        images, _ = model.transform([torch.rand(3, 800, 1216)])
+        feats = model.backbone(images.tensors)
+        anchors = model.rpn.anchor_generator(images, list(feats.values()))
+    sizes = [tuple(f.shape[-2:]) for f in feats.values()]
+    assert sizes == [(200, 304), (100, 152), (50, 76), (25, 38), (13, 19)]
+    assert anchors[0].shape == (242_991, 4)
+    per_level = model.rpn.anchor_generator.sizes
+    assert per_level == ((32,), (64,), (128,), (256,), (512,))
+
+
+def test_proposal_and_roi_counts_equal_detectron2(r50_fpn) -> None:
+    rpn, roi = r50_fpn.model.rpn, r50_fpn.model.roi_heads
+    assert rpn._pre_nms_top_n == {"training": 2000, "testing": 1000}
+    assert rpn._post_nms_top_n == {"training": 1000, "testing": 1000}
+    assert rpn.nms_thresh == 0.7
+    assert roi.fg_bg_sampler.batch_size_per_image == 512
+    assert roi.fg_bg_sampler.positive_fraction == 0.25
+    assert (roi.score_thresh, roi.nms_thresh, roi.detections_per_img) == (0.05, 0.5, 100)
+    assert roi.box_coder.weights == (10.0, 10.0, 5.0, 5.0)
+    assert roi.box_roi_pool.featmap_names == ["0", "1", "2", "3"]  # P2–P5, not P6
+    assert roi.box_roi_pool.sampling_ratio == 0
+    # class-specific regression for the 20 classes only: 20 × 4 outputs, no background box
+    assert roi.box_predictor.bbox_pred.out_features == 80
+    assert roi.box_predictor.cls_score.out_features == 21
+
+
+def test_roi_level_assignment_is_detectron2s(r50_fpn) -> None:
+    """level = ⌊4 + log2(√area / 224)⌋, clamped to P2–P5."""
+    model = r50_fpn.model.eval()
+    with torch.no_grad():
+        images, _ = model.transform([torch.rand(3, 800, 1216)])
+        feats = model.backbone(images.tensors)
+        pool = model.roi_heads.box_roi_pool
+        pool(feats, [torch.zeros(1, 4)], images.image_sizes)  # sets up the level mapper
+    side = torch.tensor([30.0, 111.0, 112.0, 224.0, 447.0, 448.0, 1000.0])
+    boxes = torch.stack([torch.zeros(7), torch.zeros(7), side, side], 1)
+    levels = pool.map_levels([boxes]) + 2  # P2 is index 0
+    assert levels.tolist() == [2, 2, 3, 4, 4, 5, 5]
