@@ -96,3 +96,36 @@ def test_wise_ft_averages_every_weight_with_the_start():
 def test_bad_recipe_parameters_are_named(name, params, match):
     with pytest.raises(ConfigError, match=match):
         get_recipe(RecipeSpec.make(name, **params))
+
+
+@pytest.mark.parametrize("weighting", ["distance", "ewc", "rgn"])
+def test_fused_regulariser_equals_the_per_tensor_formula(weighting: str) -> None:
+    """The fused ``torch._foreach_*`` update gives bit for bit what the formula gives tensor
+    by tensor: grad + (θ − θ0) · clip(c·s, 0, 1/lr), s broadcast over a conv kernel's taps."""
+    g = torch.Generator().manual_seed(0)
+    shapes = {"conv": (4, 3, 3, 3), "fc": (5, 7), "bias": (5,), "frozen": (2, 2)}
+    params = {k: nn.Parameter(torch.randn(s, generator=g)) for k, s in shapes.items()}
+    start = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+    maps = {"conv": torch.rand(4, 3, generator=g) * 30, "fc": torch.rand(5, 7, generator=g),
+            "bias": torch.rand(5, generator=g) * 50}  # "frozen": no map (no gradient at start)
+    if weighting == "ewc":
+        maps["conv"] = torch.rand(4, 3, 3, 3, generator=g)
+    grads = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+    for k, p in params.items():
+        p.grad = grads[k].clone()
+    params["frozen"].grad = None  # a tensor that got no gradient this step is left alone
+    model = _Body(**params)
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting=weighting, c=0.3))
+    recipe.configure(model, _start(**start), {"rgn": maps, "ewc": maps})
+    lr = 0.05
+    recipe.after_backward(model, lr=lr)
+    for k in ("conv", "fc", "bias"):
+        if weighting == "distance":
+            coef = min(max(0.3, 0.0), 1 / lr)
+        else:
+            s = maps[k][:, :, None, None] if maps[k].dim() == 2 and len(shapes[k]) == 4 \
+                else maps[k]
+            coef = (0.3 * s).clamp(0.0, 1 / lr)
+        expected = grads[k] + (params[k].detach() - start[k]) * coef
+        assert torch.equal(params[k].grad, expected), k
+    assert params["frozen"].grad is None

@@ -40,8 +40,11 @@ class RegularisedFineTune(DecoderProbeThenFineTune):
                 f"must be one of {', '.join(WEIGHTINGS)}"
             )
         self.needs_importance = self.params["weighting"] != "distance"
-        self.anchor: dict[str, torch.Tensor] = {}
-        self.scale: dict[str, torch.Tensor | float] = {}
+        # per anchored body tensor, in body_parameters() order: the parameter, θ0, and c·s
+        # (a float for ``distance``, else a map expanded to the parameter's shape)
+        self.params_: list[torch.nn.Parameter] = []
+        self.anchors: list[torch.Tensor] = []
+        self.scales: list[torch.Tensor | float] = []
 
     def configure(
         self, model: Detector, start_state: dict[str, torch.Tensor], importance: dict | None
@@ -50,27 +53,36 @@ class RegularisedFineTune(DecoderProbeThenFineTune):
         weighting = self.params["weighting"]
         start_body = model.body_state(start_state)
         for name, p in model.body_parameters():
-            self.anchor[name] = start_body[name].to(p.device)
+            self.params_.append(p)
+            self.anchors.append(start_body[name].to(p.device))
             if weighting == "distance":
-                self.scale[name] = c
+                self.scales.append(c)
                 continue
             if importance is None or name not in importance[weighting]:
-                self.scale[name] = 0.0  # received no gradient at the start: not anchored
+                self.scales.append(0.0)  # received no gradient at the start: not anchored
                 continue
             s = importance[weighting][name].to(p.device)
             if s.dim() == 2 and p.dim() == 4:  # RGN: per (out, in), broadcast over taps
                 s = s[:, :, None, None]
-            self.scale[name] = c * s
+            self.scales.append((c * s).expand_as(p).contiguous())
 
     def after_backward(self, model: Detector, lr: float) -> None:
+        """``grad += (θ − θ0) · clip(c·s, 0, 1/lr)`` for every body tensor with a gradient,
+        as a few fused ``torch._foreach_*`` calls instead of a Python loop of small ops (the
+        same element-wise operations in the same order: the same numbers)."""
         with torch.no_grad():
-            for name, p in model.body_parameters():
-                if p.grad is None:
+            for maps in (False, True):
+                idx = [i for i, (p, s) in enumerate(zip(self.params_, self.scales, strict=True))
+                       if p.grad is not None and isinstance(s, torch.Tensor) == maps]
+                if not idx:
                     continue
-                coef = self.scale[name]
-                coef = (
-                    min(max(coef, 0.0), 1.0 / lr)
-                    if isinstance(coef, float)
-                    else coef.clamp(0.0, 1.0 / lr)
-                )
-                p.grad.add_((p - self.anchor[name]) * coef)
+                diffs = torch._foreach_sub([self.params_[i] for i in idx],
+                                           [self.anchors[i] for i in idx])
+                if maps:
+                    coefs = torch._foreach_clamp_min([self.scales[i] for i in idx], 0.0)
+                    torch._foreach_clamp_max_(coefs, 1.0 / lr)
+                    torch._foreach_mul_(diffs, coefs)
+                else:
+                    torch._foreach_mul_(diffs, [min(max(self.scales[i], 0.0), 1.0 / lr)
+                                                for i in idx])
+                torch._foreach_add_([self.params_[i].grad for i in idx], diffs)
