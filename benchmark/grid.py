@@ -153,6 +153,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             c.get("base", exp["id_split"]),
             tuple(names),
             tuple(_as_list(c.get("severities", [1, 2, 3, 4, 5]), "corruption.severities")),
+            c.get("channel_order", "rgb"),
         )
     backbones = []
     for i, b in enumerate(_as_list(exp["backbones"], "backbones")):

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corrupt", help="write corrupted copies <SPLIT>-C.<corruption>.<severity>")
     p.add_argument("split", metavar="SPLIT", help="name of a prepared split")
     _add_common(p, corruptions="benchmark", severities="1-5")
+    p.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
+                   help="corrupt the RGB array (imagecorruptions) or the BGR one (mmdetection's "
+                   "robustness pipeline): SPLIT-Cbgr.<corruption>.<severity>")
     p.set_defaults(run=_corrupt)
     return parser
 
@@ -74,7 +77,7 @@ def _corrupt(args: argparse.Namespace) -> list[PreparedSplit]:
     source = load_split(args.split, args.data_root)
     return build_corrupted_splits(
         source, corruptions, severities, root=args.data_root, global_seed=args.seed,
-        workers=args.workers, progress=args.progress,
+        workers=args.workers, progress=args.progress, channel_order=args.channel_order,
     )
 
 

@@ -31,14 +31,28 @@ BOOKKEEPING_KEYS = ("checkpoint_every",)
 
 
 
-def corrupted_split_name(base: str, corruption: str, severity: int) -> str:
-    """The name of split ``base`` under ``corruption`` at ``severity``."""
-    return f"{base}-C.{corruption}.{severity}"
+#: the array a corruption is applied to: RGB (imagecorruptions' convention) or BGR (what
+#: mmdetection's robustness pipeline passes it: the array ``LoadImageFromFile`` returns)
+CHANNEL_ORDERS = ("rgb", "bgr")
+_TAGS = {"rgb": "-C.", "bgr": "-Cbgr."}
+
+
+def corrupted_split_name(base: str, corruption: str, severity: int,
+                         channel_order: str = "rgb") -> str:
+    """The name of split ``base`` under ``corruption`` at ``severity``: ``<base>-C.<c>.<s>``,
+    or ``<base>-Cbgr.<c>.<s>`` for a corruption applied to the BGR array."""
+    return f"{base}{_TAGS[channel_order]}{corruption}.{severity}"
+
+
+def corrupted_split_channel_order(name: str) -> str:
+    """The channel order a corrupted split's name says ("rgb" unless ``-Cbgr.``)."""
+    return "bgr" if "-Cbgr." in name else "rgb"
 
 
 def parse_corrupted_split_name(name: str) -> tuple[str, str, int] | None:
-    """``"demo_test-C.fog.3"`` → ``("demo_test", "fog", 3)``; ``None`` for a plain split."""
-    base, sep, rest = name.rpartition("-C.")
+    """``"demo_test-C.fog.3"`` → ``("demo_test", "fog", 3)`` (``-Cbgr.`` alike; see
+    :func:`corrupted_split_channel_order`); ``None`` for a plain split."""
+    base, sep, rest = name.rpartition(_TAGS[corrupted_split_channel_order(name)])
     if not sep:
         return None
     corruption, _, severity = rest.rpartition(".")
@@ -176,8 +190,11 @@ class CorruptionSpec:
     base: str
     names: tuple[str, ...]
     severities: tuple[int, ...]
+    channel_order: str = "rgb"  # "bgr": as mmdetection's robustness pipeline (Michaelis et al.)
 
     def __post_init__(self) -> None:
+        _check(self.channel_order in CHANNEL_ORDERS, "corruption.channel_order",
+               self.channel_order, f"must be one of {', '.join(CHANNEL_ORDERS)}")
         object.__setattr__(self, "names", tuple(self.names))
         object.__setattr__(self, "severities", tuple(self.severities))
         for s in self.severities:
@@ -224,7 +241,8 @@ class RunSpec:
         if self.corruption is None:
             return []
         c = self.corruption
-        return [(corrupted_split_name(c.base, n, s), n, s) for n in c.names for s in c.severities]
+        return [(corrupted_split_name(c.base, n, s, c.channel_order), n, s)
+                for n in c.names for s in c.severities]
 
     @property
     def eval_splits(self) -> list[str]:
@@ -264,7 +282,7 @@ class RunSpec:
             backbone=backbone,
             recipe={"name": self.recipe.name, "params": dict(self.recipe.params)},
             schedule=flat(self.schedule),
-            corruption=None if self.corruption is None else flat(self.corruption),
+            corruption=None if self.corruption is None else self._corruption_json(),
             data=dict(self.data),
         )
         return canonical_json(d)
@@ -272,6 +290,13 @@ class RunSpec:
     def _hash(self, payload: dict[str, Any]) -> str:
         payload = {**payload, "results_version": RESULTS_VERSION}
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+    def _corruption_json(self) -> dict[str, Any]:
+        assert self.corruption is not None
+        d = {f.name: getattr(self.corruption, f.name) for f in fields(self.corruption)}
+        if d["channel_order"] == "rgb":  # the default is left out: earlier fingerprints hold
+            del d["channel_order"]
+        return d
 
     @cached_property
     def fingerprint(self) -> str:

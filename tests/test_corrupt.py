@@ -268,3 +268,55 @@ def test_cli_missing_split_exits_2_without_traceback(tmp_path: Path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "nosuch_split" in last
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------- channel order (BGR)
+@pytest.mark.parametrize("corruption", ["frost", "snow", "jpeg_compression"])
+def test_bgr_order_corrupts_the_bgr_array_as_mmdetection_does(corruption: str) -> None:
+    """mmdetection's robustness pipeline corrupts the BGR array ``LoadImageFromFile`` returns:
+    in RGB terms, flip → imagecorruptions.corrupt → flip. Frost (its BGR texture), snow
+    (greyscale) and JPEG (chroma) depend on the order, so the two orders differ."""
+    rgb = np.ascontiguousarray(
+        np.random.default_rng(3).integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    seed = corruption_seed(0, 5, corruption, 3)
+    out = corrupt_image(rgb, corruption, 3, seed=seed, channel_order="bgr")
+    np.random.seed(seed)
+    bgr_reference = imagecorruptions.corrupt(np.ascontiguousarray(rgb[..., ::-1]), 3, corruption)
+    np.testing.assert_array_equal(out, bgr_reference[..., ::-1])
+    assert not np.array_equal(out, corrupt_image(rgb, corruption, 3, seed=seed))
+
+
+def test_bgr_splits_are_named_built_and_made_on_the_fly_alike(source: PreparedSplit,
+                                                              tmp_path: Path) -> None:
+    from benchmark.data.loader import DetectionDataset
+    from benchmark.data.split import resolve_split
+    from benchmark.spec import corrupted_split_name, parse_corrupted_split_name
+
+    built = build_corrupted_split(source, "frost", 2, root=tmp_path / "built", progress=False,
+                                  channel_order="bgr")
+    assert built.name == corrupted_split_name("demo_test", "frost", 2, "bgr") \
+        == "demo_test-Cbgr.frost.2"
+    assert parse_corrupted_split_name(built.name) == ("demo_test", "frost", 2)
+    assert built.manifest["channel_order"] == "bgr"
+    rgb = build_corrupted_split(source, "frost", 2, root=tmp_path / "built", progress=False)
+    assert rgb.name == "demo_test-C.frost.2" and "channel_order" not in rgb.manifest
+    assert built.fingerprint != rgb.fingerprint
+    # not materialised under another root: corrupted on the fly, to the same pixels
+    fly = resolve_split(built.name, source.root.parent)
+    assert fly.corruption == ("frost", 2, "bgr")
+    assert fly.fingerprint != resolve_split(rgb.name, source.root.parent).fingerprint
+    on_the_fly = DetectionDataset(fly.split, corruption=fly.corruption)
+    for i, img in enumerate(source.coco["images"]):
+        np.testing.assert_array_equal(on_the_fly.load_array(i),
+                                      read_rgb(built.image_path(img["file_name"].replace(
+                                          ".jpg", ".png"))))
+
+
+def test_channel_order_in_the_spec() -> None:
+    from benchmark.spec import CorruptionSpec
+
+    rgb = CorruptionSpec("voc07_test", ("frost",), (3,))
+    with pytest.raises(ConfigError, match="channel_order='rgbx'"):
+        CorruptionSpec("voc07_test", ("frost",), (3,), "rgbx")
+    bgr = CorruptionSpec("voc07_test", ("frost",), (3,), "bgr")
+    assert rgb.channel_order == "rgb" and bgr.channel_order == "bgr"

@@ -150,12 +150,20 @@ def to_uint8_image(out: Any, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def corrupt_image(image: np.ndarray, corruption: str, severity: int, *, seed: int) -> np.ndarray:
-    """Corrupt an (H, W, 3) uint8 RGB image; returns a new uint8 array of the same shape.
+def corrupt_image(
+    image: np.ndarray, corruption: str, severity: int, *, seed: int, channel_order: str = "rgb"
+) -> np.ndarray:
+    """Corrupt an (H, W, 3) uint8 RGB image; returns a new uint8 RGB array of the same shape.
 
     Seeds numpy's global RNG (and the explicit ``seed`` argument where a corruption has one)
-    and restores the caller's global RNG state afterwards.
+    and restores the caller's global RNG state afterwards. ``channel_order="bgr"`` applies the
+    corruption to the BGR array, as mmdetection's robustness pipeline does (it corrupts what
+    ``LoadImageFromFile`` returns; frost's texture, snow's greyscale and JPEG depend on it),
+    and converts the result back to RGB.
     """
+    if channel_order == "bgr":
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        return np.ascontiguousarray(corrupt_image(bgr, corruption, severity, seed=seed)[..., ::-1])
     check_corruption(corruption, severity)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"image dtype={image.dtype} shape={image.shape}: expected (H, W, 3) uint8")
@@ -177,7 +185,7 @@ def corrupt_image(image: np.ndarray, corruption: str, severity: int, *, seed: in
 Job = tuple[str, str, str, int]  # output file_name, source path, output path, seed
 
 
-def _process(corruption: str, severity: int, job: Job) -> tuple[str, str]:
+def _process(corruption: str, severity: int, channel_order: str, job: Job) -> tuple[str, str]:
     """Corrupt one file, or hash it if a previous run already wrote it intact."""
     file_name, src, dst, seed = job
     dst_path = Path(dst)
@@ -187,7 +195,8 @@ def _process(corruption: str, severity: int, job: Job) -> tuple[str, str]:
         except (OSError, ValueError, SyntaxError):
             pass  # damaged (e.g. by a power loss): regenerate
     try:
-        out = corrupt_image(read_rgb(src), corruption, severity, seed=seed)
+        out = corrupt_image(read_rgb(src), corruption, severity, seed=seed,
+                            channel_order=channel_order)
     except (BenchmarkError, OSError, ValueError) as e:
         raise DataError(f"{src}: {corruption} severity {severity} failed: {e}") from None
     write_png(dst_path, out)
@@ -224,7 +233,8 @@ def _runner(workers: int) -> Iterator[Runner]:
         yield run
 
 
-def _params(source: PreparedSplit, corruption: str, severity: int, global_seed: int) -> dict:
+def _params(source: PreparedSplit, corruption: str, severity: int, global_seed: int,
+            channel_order: str = "rgb") -> dict:
     return {
         "corruption": corruption,
         "severity": severity,
@@ -232,6 +242,7 @@ def _params(source: PreparedSplit, corruption: str, severity: int, global_seed: 
         "source_fingerprint": source.fingerprint,
         "global_seed": global_seed,
         "corruption_package": _package_version(),
+        **({} if channel_order == "rgb" else {"channel_order": channel_order}),
     }
 
 
@@ -241,10 +252,10 @@ def _output_name(file_name: str) -> str:
 
 def _build_one(
     source: PreparedSplit, corruption: str, severity: int, *, root: Path | None,
-    global_seed: int, run: Runner, progress: bool,
+    global_seed: int, run: Runner, progress: bool, channel_order: str = "rgb",
 ) -> PreparedSplit:
-    name = corrupted_split_name(source.name, corruption, severity)
-    params = _params(source, corruption, severity, global_seed)
+    name = corrupted_split_name(source.name, corruption, severity, channel_order)
+    params = _params(source, corruption, severity, global_seed, channel_order)
     done = load_if_complete(name, root, params)
     if done is not None:
         return done
@@ -275,7 +286,7 @@ def _build_one(
 
     hashes: dict[str, str] = {}
     bar = tqdm(total=len(jobs), desc=name, disable=not progress, leave=False)
-    for file_name, digest in run(partial(_process, corruption, severity), jobs):
+    for file_name, digest in run(partial(_process, corruption, severity, channel_order), jobs):
         hashes[file_name] = digest
         bar.update()
     bar.close()
@@ -303,6 +314,7 @@ def build_corrupted_splits(
     global_seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    channel_order: str = "rgb",
 ) -> list[PreparedSplit]:
     """Build every (corruption, severity) copy of ``source``, sharing one worker pool."""
     todo = [(c, s) for c in corruptions for s in severities]
@@ -313,7 +325,8 @@ def build_corrupted_splits(
         for c, s in tqdm(todo, desc=f"{source.name}-C", disable=not progress or len(todo) < 2):
             splits.append(
                 _build_one(
-                    source, c, s, root=root, global_seed=global_seed, run=run, progress=progress
+                    source, c, s, root=root, global_seed=global_seed, run=run, progress=progress,
+                    channel_order=channel_order,
                 )
             )
     return splits
@@ -328,9 +341,11 @@ def build_corrupted_split(
     global_seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    channel_order: str = "rgb",
 ) -> PreparedSplit:
-    """Write ``<source>-C.<corruption>.<severity>`` (PNG); resumable and idempotent."""
+    """Write ``<source>-C.<corruption>.<severity>`` (PNG; ``-Cbgr.`` for the BGR order);
+    resumable and idempotent."""
     return build_corrupted_splits(
         source, [corruption], [severity], root=root, global_seed=global_seed,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, channel_order=channel_order,
     )[0]

@@ -37,11 +37,11 @@ class DetectionDataset(Dataset):
         self,
         split: PreparedSplit,
         *,
-        corruption: tuple[str, int] | None = None,
+        corruption: tuple[str, int] | tuple[str, int, str] | None = None,
         global_seed: int = 0,
     ) -> None:
         if corruption is not None:
-            check_corruption(*corruption)
+            check_corruption(*corruption[:2])
         self.split = split
         self.corruption = corruption
         self.global_seed = global_seed
@@ -62,9 +62,10 @@ class DetectionDataset(Dataset):
         info = self.images[index]
         image = read_rgb(self.split.image_path(info["file_name"]))
         if self.corruption is not None:
-            name, severity = self.corruption
+            name, severity, *order = self.corruption
             seed = corruption_seed(self.global_seed, info["id"], name, severity)
-            image = corrupt_image(image, name, severity, seed=seed)
+            image = corrupt_image(image, name, severity, seed=seed,
+                                  channel_order=order[0] if order else "rgb")
         return image
 
     def target(self, index: int) -> Target:

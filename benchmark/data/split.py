@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DataError, field_error
-from benchmark.spec import parse_corrupted_split_name
+from benchmark.spec import corrupted_split_channel_order, parse_corrupted_split_name
 from benchmark.store import (
     atomic_write_bytes,
     atomic_write_json,
@@ -260,14 +260,16 @@ class ResolvedSplit:
 
     name: str
     split: PreparedSplit
-    corruption: tuple[str, int] | None = None
+    corruption: tuple[str, int, str] | None = None  # (name, severity, channel order)
 
     @property
     def fingerprint(self) -> str:
         if self.corruption is None:
             return self.split.fingerprint
-        c, sev = self.corruption
+        c, sev, order = self.corruption
         key = f"on-the-fly/{self.split.fingerprint}/{c}/{sev}/global_seed=0"
+        if order != "rgb":  # the default is left out: earlier fingerprints hold
+            key += f"/{order}"
         return sha256_bytes(key.encode())
 
 
@@ -287,4 +289,4 @@ def resolve_split(
             f"{split_dir(name, root)}: corrupted split {name!r} is neither built "
             f"(`python -m benchmark.prepare corrupt {base}`) nor can it be made on the fly: {e}"
         ) from None
-    return ResolvedSplit(name, split, (corruption, severity))
+    return ResolvedSplit(name, split, (corruption, severity, corrupted_split_channel_order(name)))

@@ -98,6 +98,8 @@ def _run_base(rec: Record) -> dict[str, Any]:
         "gpu_hours": _num(prov.get("gpu_hours")),
         "datasets": _datasets(d),  # dict: split → content fingerprint
         "corruption_base": str((spec.get("corruption") or {}).get("base") or ""),
+        "corruption_channel_order": str((spec.get("corruption") or {}).get("channel_order")
+                                        or "rgb"),
         "predictions": dict(((d.get("artifacts") or {}).get("predictions")) or {}),
     }
 

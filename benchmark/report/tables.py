@@ -140,7 +140,7 @@ class FamilyBuilder:
         self.rows = self._rows()
         self.corr_columns = sorted(c for c in self.runs.columns if c.startswith("corr/"))
         keep = ["fingerprint", "record_sha256", "id_split", "ood_splits", "corruption_base",
-                "predictions", "datasets", *self.corr_columns]
+                "corruption_channel_order", "predictions", "datasets", *self.corr_columns]
         self.run_dicts = {d["fingerprint"]: d for d in self.runs[keep].to_dict("records")}
         self._baselines = self._baseline_index()
 

@@ -180,7 +180,8 @@ def row_statistics(runs: Sequence[Mapping[str, Any]], corr_columns: Sequence[str
                 v = run.get(c)
                 if v is not None and math.isfinite(v):
                     name, sev = c[len("corr/"):].rsplit("/", 1)
-                    names.append(corrupted_split_name(base, name, int(sev)))
+                    order = run.get("corruption_channel_order") or "rgb"
+                    names.append(corrupted_split_name(base, name, int(sev), order))
         ood = run["ood_splits"]
         return {"id": run["id_split"], "clean": base, "corrupted": sorted(names),
                 "ood": sorted(json.loads(ood) if isinstance(ood, str) else ood)}

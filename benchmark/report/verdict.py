@@ -233,6 +233,7 @@ def bootstrap_run(record: Record, root: Root, side: str) -> dict[str, Any]:
         "fingerprint": record.fingerprint, "record_sha256": record.sha256,
         "id_split": spec["id_split"], "ood_splits": list(spec.get("ood_splits") or []),
         "corruption_base": (spec.get("corruption") or {}).get("base") or "",
+        "corruption_channel_order": (spec.get("corruption") or {}).get("channel_order") or "rgb",
         "predictions": dict((d.get("artifacts") or {}).get("predictions") or {}),
         "datasets": _datasets(record), "artifacts_root": str(root.artifacts), "side": side,
     }
