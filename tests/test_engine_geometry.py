@@ -92,3 +92,24 @@ def test_roi_level_assignment_is_detectron2s(r50_fpn) -> None:
     boxes = torch.stack([torch.zeros(7), torch.zeros(7), side, side], 1)
     levels = pool.map_levels([boxes]) + 2  # P2 is index 0
     assert levels.tolist() == [2, 2, 3, 4, 4, 5, 5]
+
+
+def test_convnext_fpn_has_groupnorm_as_the_study() -> None:
+    """mind_back: "For stability of training, we use GN for convnext" — GroupNorm(32) after
+    every FPN conv, which then has no bias; other backbones keep detectron2's plain FPN."""
+    from torch import nn
+
+    def fpn_of(backbone: str):
+        spec = RunSpec(
+            family="pascal", engine="frcnn_fpn", backbone=BackboneSpec(backbone, "none"),
+            recipe=RecipeSpec("ft"), train_split="a", id_split="b", ood_splits=(),
+            corruption=None, schedule=Schedule(iterations=1, batch_size=2, lr=0.01), seed=0)
+        return build_detector(spec, 20).model.backbone.fpn
+
+    convnext = fpn_of("convnext_tiny")
+    norms = [m for m in convnext.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == 8 and all(n.num_groups == 32 for n in norms)  # 4 lateral + 4 output
+    assert all(c.bias is None for c in convnext.modules() if isinstance(c, nn.Conv2d))
+    resnet = fpn_of("resnet18")
+    assert not any(isinstance(m, nn.GroupNorm) for m in resnet.modules())
+    assert all(c.bias is not None for c in resnet.modules() if isinstance(c, nn.Conv2d))

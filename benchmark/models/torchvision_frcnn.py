@@ -75,7 +75,11 @@ class BodyWithFPN(nn.Module):
         self.body = body
         self.p2 = p2
         channels = body.level_channels if p2 else body.out_channels
-        self.fpn = FeaturePyramidNetwork(channels, fpn_channels, LastLevelMaxPool())
+        # GroupNorm(32) after each lateral / output conv (which then has no bias) where the
+        # studies put it (Body.fpn_norm: ConvNeXt)
+        norm = partial(nn.GroupNorm, 32) if body.fpn_norm == "GN" else None
+        self.fpn = FeaturePyramidNetwork(channels, fpn_channels, LastLevelMaxPool(),
+                                         norm_layer=norm)
         self.out_channels = fpn_channels
         self.detach_body = False
 

@@ -58,6 +58,7 @@ class Body(nn.Module):
         self.pixels = pixels
         self.nhwc = nhwc  # stages exchange (N, H, W, C) tensors (Swin)
         self.weights_report: MatchReport | None = None  # how the checkpoint's keys matched
+        self.fpn_norm = ""  # the norm the studies put in this body's FPN ("" or "GN")
 
     # ---- what the weights expect ------------------------------------------------------------
     @property

@@ -46,6 +46,11 @@ def _convnext(arch: str, timm_name: str, weights: str, strict: bool = True,
     body = Body(stages, dims[1:], default_freeze_at=2, freeze_norms=block_norm,
                 level_channels=dims, pixels=src.pixels if src else IMAGENET_RGB)
     body.weights_report = report
+    # "For stability of training, we use GN for convnext": mind_back's FPN on ConvNeXt has
+    # GroupNorm(32) after every lateral and output conv, which lose their bias
+    # (VisionLearningGroup/mind_back@5e6694f, tools/map_backbone.py lines 31-35;
+    # src/modeling/backbone/fpn.py lines 108-123)
+    body.fpn_norm = "GN"
     return body
 
 
