@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation import PROTOCOLS, evaluate_predictions
-from benchmark.evaluation.coco import COCO_KEYS
+from benchmark.evaluation.coco import BACKENDS, COCO_KEYS
 from benchmark.store import atomic_write_json
 
 
@@ -38,9 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--predictions", required=True, type=Path, help="COCO results JSON")
     parser.add_argument("--json", type=Path, help="write the summary here (atomically)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="coco")
+    parser.add_argument("--backend", choices=BACKENDS, default="pycocotools",
+                        help="COCO evaluator: pycocotools (reference) or faster_coco_eval")
     args = parser.parse_args(argv)
     try:
-        result = evaluate_predictions(args.gt, args.predictions, args.protocol)
+        result = evaluate_predictions(args.gt, args.predictions, args.protocol, args.backend)
         print(format_summary(result))
         if args.json is not None:
             atomic_write_json(args.json, result)

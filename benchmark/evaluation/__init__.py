@@ -58,12 +58,13 @@ def evaluate_predictions(
     gt: Path | str | dict[str, Any],
     predictions: Path | str | Sequence[dict[str, Any]],
     protocol: str = "coco",
+    backend: str = "pycocotools",
 ) -> dict[str, Any]:
-    """Dispatch: ``coco`` → :func:`coco_summary`; ``voc`` (area under PR) and ``voc07``
-    (11-point), as detectron2's evaluator rounds them, and their ``_unrounded`` variants →
-    :func:`voc_summary`."""
+    """Dispatch: ``coco`` → :func:`coco_summary` (with ``backend``); ``voc`` (area under PR)
+    and ``voc07`` (11-point), as detectron2's evaluator rounds them, and their
+    ``_unrounded`` variants → :func:`voc_summary`."""
     if protocol == "coco":
-        return coco_summary(gt, predictions)
+        return coco_summary(gt, predictions, backend=backend)
     if protocol in VOC_PROTOCOLS:
         return voc_protocol_summary(gt, predictions, protocol)
     raise field_error(

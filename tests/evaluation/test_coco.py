@@ -225,3 +225,27 @@ def test_cli_errors_one_line_exit_2(known, tmp_path: Path, case: str) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {dt}: "), proc.stderr
+
+
+def test_faster_coco_eval_backend_gives_the_known_answer_to_1e6(known) -> None:
+    """faster-coco-eval, the C++ drop-in, reproduces the 12 numbers of EXPECTED.md to 1e-6
+    (its bar for a faster drop-in); the largest difference is printed for the record."""
+    gt_path, dt_path, expected = known
+    got = coco_summary(gt_path, dt_path, backend="faster_coco_eval")
+    diffs = {k: abs(got[k] - expected[k]) for k in COCO_KEYS}
+    print(f"faster_coco_eval: largest |difference| {max(diffs.values()):.2e}")
+    assert max(diffs.values()) <= 1e-6, diffs
+    cli = _run_cli("--gt", str(gt_path), "--predictions", str(dt_path),
+                   "--backend", "faster_coco_eval")
+    assert cli.returncode == 0 and "0.505" in cli.stdout
+
+
+def test_faster_backend_refuses_difficult_boxes_and_unknown_backends() -> None:
+    gt = {"images": [{"id": 1, "file_name": "a", "width": 10, "height": 10}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5],
+                           "iscrowd": 0, "difficult": 1}],
+          "categories": [{"id": 1, "name": "a"}]}
+    with pytest.raises(ConfigError, match="difficult boxes"):
+        coco_summary(gt, [], backend="faster_coco_eval")
+    with pytest.raises(ConfigError, match="backend='nope'"):
+        coco_summary(gt, [], backend="nope")
