@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _demo_step import demo_step  # noqa: E402
 
 
 def main() -> int:
@@ -32,21 +33,12 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from benchmark.data.split import load_split
-    from benchmark.grid import load_grid
     from benchmark.recipes import get_recipe
     from benchmark.spec import RecipeSpec
-    from benchmark.store import TrainingDir
-    from benchmark.training import Trainer
 
-    torch.set_num_threads(1)
-    spec = load_grid("demo").runs[0]
-    trainer = Trainer(spec, load_split(spec.train_split), TrainingDir("bench"))
-    model = trainer.build(None)
+    d = demo_step()
+    model, opt, images, targets = d.model, d.optimizer, d.images, d.targets
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9)
-    images, targets = trainer.batch(0)
     body = model.body_parameters()
     maps = {n: torch.rand(p.shape[:2]) if p.dim() == 4 else torch.rand(p.shape)
             for n, p in body}

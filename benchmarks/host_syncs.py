@@ -25,8 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _demo_step import demo_step  # noqa: E402
 
 
 def main() -> int:
@@ -36,19 +37,10 @@ def main() -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from benchmark.data.split import load_split
-    from benchmark.grid import load_grid
-    from benchmark.store import TrainingDir
-    from benchmark.training import Trainer
     from benchmark.training.loop import _Divergence
 
-    torch.set_num_threads(1)
-    spec = load_grid("demo").runs[0]
-    trainer = Trainer(spec, load_split(spec.train_split), TrainingDir("bench"))
-    model = trainer.build(None)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9)
-    images, targets = trainer.batch(0)
+    d = demo_step()
+    trainer, model, opt, images, targets = d.trainer, d.model, d.optimizer, d.images, d.targets
     shifted = [{**t, "labels": t["labels"] + 1} for t in targets]  # torchvision: 0 = background
     diverged = _Divergence(trainer.device)
 

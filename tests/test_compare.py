@@ -15,7 +15,7 @@ import pytest
 from benchmark import compare
 from benchmark.report import verdict as vd
 from tests.report.test_frames import make_record, set_metrics, write_record
-from tests.report.test_report import _detect, _split_gt
+from tests.report.test_report import _detect, write_gt_splits
 
 SPLITS = ("demo_test", "demo_sketch", "demo_test-C.fog.3")
 RECIPES = {"ft": (2.0, 0.1), "dp": (6.0, 0.3)}  # recipe → (box noise, miss rate)
@@ -25,21 +25,10 @@ RECIPES = {"ft": (2.0, 0.1), "dp": (6.0, 0.3)}  # recipe → (box noise, miss ra
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Prepared splits (the ground truth both roots were evaluated on) and their content
     fingerprints."""
-    from benchmark.data.split import write_split
 
     data = tmp_path / "data"
     monkeypatch.setenv("BENCH_DATA", str(data))
-    rng = np.random.default_rng(0)
-    base = _split_gt(rng, 40)
-    gts = {"demo_test": base, "demo_sketch": _split_gt(rng, 30, id0=500),
-           "demo_test-C.fog.3": base}
-    for name, gt in gts.items():
-        for img in gt["images"]:
-            path = data / name / "images" / img["file_name"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"")
-    fps = {n: write_split(n, gt, dataset="t", domain="t", root=data).fingerprint
-           for n, gt in gts.items()}
+    gts, fps = write_gt_splits(data, np.random.default_rng(0))
     return {"tmp": tmp_path, "gts": gts, "fps": fps}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.data.split import write_split
 from benchmark.report import build, cli, output, tables, uncertainty
 from benchmark.report.options import Options
 from tests.report.test_frames import make_record, set_metrics, write_record
@@ -293,6 +294,23 @@ def test_check_detects_stale_and_missing_files(tmp_path: Path, capsys: Any) -> N
 
 
 # ---- bootstrap intervals from saved predictions --------------------------------------------------
+def write_gt_splits(data: Path, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, str]]:
+    """Prepared ``demo_test`` / ``demo_sketch`` / ``demo_test-C.fog.3`` splits of generated
+    ground truth under ``data`` (placeholder image files: the report reads no pixels);
+    returns (ground truth by split, fingerprint by split)."""
+    base = _split_gt(rng, 40)
+    gts = {"demo_test": base, "demo_sketch": _split_gt(rng, 30, id0=500),
+           "demo_test-C.fog.3": base}
+    for name, gt in gts.items():
+        for img in gt["images"]:
+            path = data / name / "images" / img["file_name"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    fps = {n: write_split(n, gt, dataset="t", domain="t", root=data).fingerprint
+           for n, gt in gts.items()}
+    return gts, fps
+
+
 def _split_gt(rng: np.random.Generator, n_img: int, id0: int = 1) -> dict[str, Any]:
     images = [{"id": id0 + i, "file_name": f"{i}.png", "width": 160, "height": 160}
               for i in range(n_img)]
@@ -330,23 +348,13 @@ def _detect(gt: dict[str, Any], rng: np.random.Generator, noise: float, miss: fl
 def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Prepared ID / OOD / corrupted splits and two backbones × {ft, dp} with saved
     predictions; records carry the real COCO metrics of those predictions."""
-    from benchmark.data.split import write_split
     from benchmark.evaluation.coco import coco_summary
 
     data, arts = tmp_path / "data", tmp_path / "artifacts"
     monkeypatch.setenv("BENCH_DATA", str(data))
     monkeypatch.setenv("BENCH_ARTIFACTS", str(arts))
     rng = np.random.default_rng(0)
-    base = _split_gt(rng, 40)
-    splits = {"demo_test": base, "demo_sketch": _split_gt(rng, 30, id0=500),
-              "demo_test-C.fog.3": base}
-    for name, gt in splits.items():  # the report reads no pixels: placeholder image files
-        for img in gt["images"]:
-            path = data / name / "images" / img["file_name"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"")
-    fps = {name: write_split(name, gt, dataset="t", domain="t", root=data).fingerprint
-           for name, gt in splits.items()}
+    splits, fps = write_gt_splits(data, rng)
     quality = {"ft": (2.0, 0.1), "dp": (6.0, 0.3)}  # (box noise, miss rate)
     records = []
     for backbone in ("resnet18", "resnet50"):
