@@ -24,9 +24,10 @@ therefore store ``x = xmin - 1, y = ymin - 1, w = xmax - xmin + 1, h = ymax - ym
 
 Text rounding (the default, ``rounded=True``: protocols ``voc`` / ``voc07``). detectron2's
 evaluator writes every detection to a text file as ``f"{score:.3f} {xmin + 1:.1f} {ymin + 1:.1f}
-{xmax:.1f} {ymax:.1f}"`` and reads it back (detectron2/evaluation/pascal_voc_evaluation.py,
-``PascalVOCDetectionEvaluator.process``), then sorts each class's detections with numpy's
-default (unstable) ``np.argsort(-confidence)`` in the order they were written — image by
+{xmax:.1f} {ymax:.1f}"`` and reads it back (detectron2@02b5c4e2,
+detectron2/evaluation/pascal_voc_evaluation.py lines 64-67, ``process``), then sorts each
+class's detections with numpy's default (unstable) ``np.argsort(-confidence)`` (line 245) in
+the order they were written — image by
 image, each image's detections in the model's order, which is the order of saved
 predictions. We apply the same rounding to the saved predictions (``xmax = x + w``) and the
 same sort, so ties and IoUs near a threshold come out as in the study; ``rounded=False``

@@ -57,10 +57,12 @@ class Geometry:
     background_box: bool = True  # False: class-specific boxes only for object classes
 
 
-#: detectron2's R50-FPN (configs/Base-RCNN-FPN.yaml + config/defaults.py: ANCHOR_GENERATOR
-#: SIZES [[32], [64], [128], [256], [512]]; RPN PRE_NMS_TOPK_TRAIN 2000, _TEST 1000,
-#: POST_NMS_TOPK_TRAIN 1000, _TEST 1000; ROI_HEADS BATCH_SIZE_PER_IMAGE 512,
-#: SCORE_THRESH_TEST 0.05; ROI_BOX_HEAD NUM_FC 2, FC_DIM 1024, POOLER_SAMPLING_RATIO 0)
+#: detectron2's R50-FPN (facebookresearch/detectron2@02b5c4e2): configs/Base-RCNN-FPN.yaml
+#: line 10 (anchor SIZES [[32], [64], [128], [256], [512]]), 14-15 (RPN PRE_NMS_TOPK 2000 /
+#: 1000 per level), 19-20 (POST_NMS_TOPK 1000 / 1000), 23 (RoI IN_FEATURES p2-p5), 26 (NUM_FC
+#: 2); detectron2/config/defaults.py line 269 (BATCH_SIZE_PER_IMAGE 512), 271
+#: (POSITIVE_FRACTION 0.25), 280 (SCORE_THRESH_TEST 0.05), 283 (NMS_THRESH_TEST 0.5), 306
+#: (POOLER_SAMPLING_RATIO 0), 312 (FC_DIM 1024)
 FRCNN_FPN = Geometry(256, (32, 64, 128, 256, 512), 2000, 1000, 1000, 1000, 512, 1024,
                      score_threshold=0.05, p2=True, sampling_ratio=0, background_box=False)
 FRCNN_FPN_SMALL = Geometry(64, (16, 32, 64, 128), 600, 300, 300, 150, 128, 256)
