@@ -111,14 +111,15 @@ def test_a_new_recipe(bench_env: Path, tmp_path: Path) -> None:
             Path(bench_env.parent / "artifacts" / record["artifacts"]["checkpoint"]),
             weights_only=False,
         )["model"]
-    fpn = {k: v for k, v in final.items() if ".fpn." in k}
-    # the FPN's initial weights are a function of the run seed: rebuild them and compare
-    from benchmark.spec import derive_seed, spec_from_json
-    from benchmark.training.checkpoint import load_detector
+        # the FPN's initial weights are a function of the run seed: rebuild them and compare
+        from benchmark.spec import derive_seed, spec_from_json
+        from benchmark.training.checkpoint import load_detector
 
-    spec = spec_from_json(record["spec"])
-    torch.manual_seed(derive_seed(derive_seed(spec.seed, spec.seed_fingerprint, "train"), "init"))
-    start = load_detector(spec, 4, None).state_dict()
+        spec = spec_from_json(record["spec"])
+        torch.manual_seed(
+            derive_seed(derive_seed(spec.seed, spec.seed_fingerprint, "train"), "init"))
+        start = load_detector(spec, 4, None).state_dict()
+    fpn = {k: v for k, v in final.items() if ".fpn." in k}
     assert fpn and all(torch.equal(v, start[k]) for k, v in fpn.items())
     assert not torch.equal(final["model.roi_heads.box_head.fc6.weight"],
                            start["model.roi_heads.box_head.fc6.weight"])

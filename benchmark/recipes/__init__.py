@@ -1,8 +1,9 @@
 """Fine-tuning recipes behind one small interface.
 
 A recipe decides (a) which parameters train and with what lr, (b) extra loss terms,
-(c) gradient changes after backward, (d) stage structure (the run it starts from) and
-(e) post-hoc weight operations. Adding a recipe = one module with a :class:`Recipe`
+(c) gradient changes after backward, (d) stage structure (the run it starts from),
+(e) post-hoc weight operations, (f) the detector's structure (modules it adds, e.g. adapters)
+and (g) training-batch augmentation. Adding a recipe = one module with a :class:`Recipe`
 subclass decorated by ``@RECIPES.register("name")``, imported at the bottom of this file.
 """
 
@@ -94,12 +95,34 @@ class Recipe:
         return groups
 
     # (b) extra loss terms
-    def extra_losses(self, model: Detector) -> dict[str, torch.Tensor]:
+    def extra_losses(
+        self, model: Detector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms added to the detector's on this step's batch (after the detector's own
+        forward on it, in the same autograd graph)."""
         return {}
 
     # (c) gradient modifications
     def after_backward(self, model: Detector, lr: float) -> None:
         """Called after backward, before the optimizer step."""
+
+    # (f) the detector's structure
+    def adapt(self, model: Detector) -> None:
+        """Change the detector's modules (e.g. insert adapters) right after it is built and
+        before any checkpoint is loaded into it: every build of this recipe's detector —
+        training, resuming, evaluation — goes through it, so saved state dicts match."""
+
+    # (g) training-batch augmentation
+    def transform_batch(
+        self,
+        images: list[torch.Tensor],
+        targets: list[dict[str, torch.Tensor]],
+        generator: torch.Generator,
+    ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+        """A training batch as the detector sees it (images in [0, 1], RGB). ``generator``
+        is seeded from (run seed, iteration): every draw must come from it, so a resumed run
+        takes the same steps."""
+        return images, targets
 
     # (e) post-hoc weight operations
     def finalize(self, model: Detector, start_state: dict[str, torch.Tensor]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from benchmark.models import Detector, build_detector
+from benchmark.recipes import get_recipe
 from benchmark.runtime import device
 from benchmark.spec import RunSpec
 from benchmark.store import TrainingDir, warn
@@ -63,6 +64,7 @@ def read_latest(out: TrainingDir, train_fingerprint: str) -> dict[str, Any] | No
 def load_detector(spec: RunSpec, num_classes: int, checkpoint: Path | None) -> Detector:
     """The spec's detector on this process's device, with ``checkpoint``'s weights if given."""
     model = build_detector(spec, num_classes=num_classes)
+    get_recipe(spec.recipe).adapt(model)
     if checkpoint is not None:
         model.load_state_dict(read(checkpoint, weights_only=True)["model"])
     return model.to(device())

@@ -247,8 +247,10 @@ class Trainer:
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
             with self.guard.step():
+                images, targets = self.recipe.transform_batch(
+                    images, targets, self._generator(it))
                 losses = forward(images, targets)
-                losses.update(self.recipe.extra_losses(model))
+                losses.update(self.recipe.extra_losses(model, images, targets))
                 total = sum(losses.values())
                 diverged.observe(it, total)  # on the device: no host read in the step
                 optimizer.zero_grad(set_to_none=True)
@@ -298,6 +300,13 @@ class Trainer:
             f"{self.spec.label}: interrupted at iteration {self.iteration} of "
             f"{self.spec.schedule.iterations} (checkpoint saved)"
         )
+
+    def _generator(self, it: int) -> torch.Generator:
+        """The recipe's random draws of iteration ``it`` (augmentation): on this process's
+        device, a function of (run seed, it, rank)."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(derive_seed(self.seed, "recipe", it, *self._rank_part()))
+        return gen
 
     def _rank_part(self) -> tuple[int, ...]:
         return (self.rank,) if self.world_size > 1 else ()
