@@ -178,7 +178,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             raise ConfigError(f"recipes[{i}]: {e}") from None
         recipes.append(spec_r)
     seeds = _as_list(exp.get("seeds", [0]), "seeds")
-    return [
+    runs = [
         RunSpec(
             family=exp["family"],
             engine=exp["engine"],
@@ -195,6 +195,13 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         for r in recipes
         for s in seeds
     ]
+    for run in runs:  # what a recipe cannot serve (relevance maps on a CNN, …)
+        try:
+            get_recipe(run.recipe).check(run)
+        except ConfigError as e:
+            i = recipes.index(run.recipe)
+            raise ConfigError(f"recipes[{i}] on backbone {run.backbone.name!r}: {e}") from None
+    return runs
 
 
 def _check_catalogue_pairing(spec: BackboneSpec, field: str) -> None:

@@ -65,6 +65,11 @@ class Recipe:
     def lr(self, schedule_lr: float) -> float:
         return float(self.params["lr"] or schedule_lr)
 
+    def check(self, spec: RunSpec) -> None:
+        """Reject, at grid validation, a cell this recipe cannot serve (e.g. a backbone
+        without attention): raise :class:`ConfigError` naming the field and the value. Must
+        not need data or weight files."""
+
     # (d) stage structure
     def parent_recipe(self) -> RecipeSpec | None:
         return None
