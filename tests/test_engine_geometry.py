@@ -113,3 +113,76 @@ def test_convnext_fpn_has_groupnorm_as_the_study() -> None:
     resnet = fpn_of("resnet18")
     assert not any(isinstance(m, nn.GroupNorm) for m in resnet.modules())
     assert all(c.bias is not None for c in resnet.modules() if isinstance(c, nn.Conv2d))
+
+
+# ---- detectron2's losses and pooling (both geometries) ----------------------------------------
+def test_roi_align_is_detectron2s_aligned_v2() -> None:
+    """On a feature map whose value is the column index (constant gradient 1 in x), at scale
+    1, the box x 2..6 pools (one bin, 2×2 samples) to the feature at its centre x = 4 under
+    the half-pixel convention of ROIAlignV2: pixel i's centre is at i + 0.5, so 4 − 0.5 = 3.5
+    (samples at 2.5 and 4.5). aligned=False samples at 3 and 5 and gives 4."""
+    from benchmark.models.torchvision_frcnn import AlignedMultiScaleRoIAlign
+
+    feat = torch.arange(8.0).repeat(8, 1)[None, None]  # (1, 1, 8, 8), value = x
+    pool = AlignedMultiScaleRoIAlign(["0"], output_size=1, sampling_ratio=2)
+    out = pool({"0": feat}, [torch.tensor([[2.0, 0.0, 6.0, 4.0]])], [(8, 8)])
+    assert out.item() == pytest.approx(3.5)
+
+
+def test_box_head_loss_is_l1_over_all_sampled_rois() -> None:
+    """Two sampled RoIs, one foreground of class 1: L1 = |0.1| + |−0.2| + |0.05| + |0.3| =
+    0.65, divided by the 2 sampled RoIs = 0.325 (torchvision's smooth-L1 with β = 1/9 gives
+    (0.5·0.1²·9 + (0.2 − 1/18) + 0.5·0.05²·9 + (0.3 − 1/18)) / 2 = 0.2225). Zero logits over 3
+    classes: cross-entropy ln 3."""
+    from benchmark.models.torchvision_frcnn import box_head_losses
+
+    deltas = torch.zeros(2, 3 * 4)
+    deltas[0, 4:8] = torch.tensor([0.1, -0.2, 0.05, 0.0])  # class 1's deltas of RoI 0
+    targets = [torch.tensor([[0.0, 0.0, 0.0, 0.3], [9.0, 9.0, 9.0, 9.0]])]  # RoI 1: ignored
+    cls, box = box_head_losses(torch.zeros(2, 3), deltas, [torch.tensor([1, 0])], targets)
+    assert box.item() == pytest.approx(0.325)
+    assert cls.item() == pytest.approx(torch.log(torch.tensor(3.0)).item())
+
+
+def test_rpn_losses_are_normalised_by_batch_size_per_image_times_images() -> None:
+    """One image, anchors labelled (1, 0, 0, −1): 3 sampled of BATCH_SIZE_PER_IMAGE 4. With
+    zero logits the BCE sum is 3 ln 2, divided by 4 · 1 = 0.5199 (torchvision: the mean over
+    the 3 sampled, ln 2); the positive anchor's deltas (0.5, 0, 0, −0.25) against 0 give
+    L1 0.75 / 4 = 0.1875."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.rpn import RPNHead
+
+    from benchmark.models.torchvision_frcnn import DetectronRPN
+
+    rpn = DetectronRPN(AnchorGenerator(), RPNHead(1, 1), 0.7, 0.3, 4, 0.5,
+                       {"training": 1, "testing": 1}, {"training": 1, "testing": 1}, 0.7)
+    deltas = torch.zeros(4, 4)
+    deltas[0] = torch.tensor([0.5, 0.0, 0.0, -0.25])
+    obj, box = rpn.compute_loss(torch.zeros(4, 1), deltas, [torch.tensor([1.0, 0.0, 0.0, -1.0])],
+                                [torch.zeros(4, 4)])
+    assert obj.item() == pytest.approx(3 * torch.log(torch.tensor(2.0)).item() / 4)
+    assert box.item() == pytest.approx(0.1875)
+
+
+@pytest.mark.parametrize("engine", ["frcnn_fpn", "frcnn_fpn_small"])
+def test_both_geometries_use_detectron2s_losses_and_pooling(engine, r50_fpn) -> None:
+    from benchmark.models.torchvision_frcnn import (
+        AlignedMultiScaleRoIAlign,
+        DetectronRoIHeads,
+        DetectronRPN,
+    )
+
+    if engine == "frcnn_fpn":
+        model = r50_fpn
+    else:
+        spec = RunSpec(
+            family="demo", engine=engine, backbone=BackboneSpec("resnet18", "none"),
+            recipe=RecipeSpec("ft"), train_split="t", id_split="v", ood_splits=(),
+            corruption=None, schedule=Schedule(iterations=1, batch_size=2, lr=0.01,
+                                               train_sizes=(128,), test_size=128, max_size=256),
+            seed=0,
+        )
+        model = build_detector(spec, 3)
+    assert type(model.model.rpn) is DetectronRPN
+    assert type(model.model.roi_heads) is DetectronRoIHeads
+    assert type(model.model.roi_heads.box_roi_pool) is AlignedMultiScaleRoIAlign

@@ -3,7 +3,9 @@
 Layout (each module one job; none imports the report, training or models):
 
 * :mod:`~benchmark.evaluation.loading` — read / validate ground truth and predictions;
-* :mod:`~benchmark.evaluation.coco` — the 12 COCO numbers (pycocotools);
+* :mod:`~benchmark.evaluation.coco` — the 12 COCO numbers (pycocotools), on boxes and, for
+  instance-mask predictions, on masks (``mask_*``);
+* :mod:`~benchmark.evaluation.masks` — predicted masks as COCO RLE;
 * :mod:`~benchmark.evaluation.voc` — VOC-style AP (detectron2 / py-faster-rcnn ``voc_eval``);
 * :mod:`~benchmark.evaluation.matching` — per-image matches and AP of resampled images (the
   report's bootstrap);
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ConfigError, field_error
-from benchmark.evaluation.coco import coco_summary
+from benchmark.evaluation.coco import coco_summary, mask_summary
 from benchmark.evaluation.summary_metrics import CellMetrics, metric_entries
 from benchmark.evaluation.voc import VOC_PROTOCOLS, voc_protocol_summary
 from benchmark.families import FAMILIES
@@ -34,8 +36,11 @@ def evaluate_split(
     spec: RunSpec, split: str, gt: Path, predictions: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The metrics of one eval split: COCO's 12 numbers, plus VOC-style AP where the
-    family's protocol asks for it (:meth:`benchmark.families.Family.ap_protocol`)."""
-    metrics = coco_summary(gt, predictions)
+    family's protocol asks for it (:meth:`benchmark.families.Family.ap_protocol`). The COCO
+    numbers come from the schedule's ``eval_backend`` (pycocotools unless set)."""
+    metrics = coco_summary(gt, predictions, backend=spec.schedule.eval_backend)
+    if any("segmentation" in p for p in predictions):  # an instance-mask engine
+        metrics.update(mask_summary(gt, predictions))
     protocol = FAMILIES.get(spec.family).ap_protocol(split)
     if protocol is not None:
         metrics["voc"] = voc_protocol_summary(gt, predictions, protocol)

@@ -16,8 +16,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DataError
 from benchmark.evaluation.loading import load_gt, load_predictions, validate_predictions
+from benchmark.spec import EVAL_BACKENDS
 
 COCO_KEYS = (
     "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
@@ -100,7 +101,7 @@ def _coco_dt(coco_gt: COCO, predictions: list[dict[str, Any]]) -> COCO:
 
 #: COCO evaluators: pycocotools (the reference) and faster-coco-eval (its C++ drop-in; equal
 #: to 1e-6 on the known-answer fixture, tests/evaluation/test_coco.py)
-BACKENDS = ("pycocotools", "faster_coco_eval")
+BACKENDS = EVAL_BACKENDS  # one spelling: the schedule's eval_backend validates against it
 
 
 def _faster_stats(gt_data: dict[str, Any], preds: list[dict[str, Any]]) -> np.ndarray:
@@ -128,6 +129,49 @@ def _faster_stats(gt_data: dict[str, Any], preds: list[dict[str, Any]]) -> np.nd
     ev.accumulate()
     ev.summarize()
     return np.asarray(ev.stats[:12], dtype=float)
+
+
+#: per-split keys of the mask AP (``iouType="segm"``), next to the box keys
+MASK_KEYS = tuple(f"mask_{k}" for k in COCO_KEYS)
+
+
+def mask_summary(
+    gt: Path | str | dict[str, Any],
+    predictions: Path | str | Sequence[dict[str, Any]],
+    *,
+    verbose: bool = False,
+) -> dict[str, float]:
+    """The 12 COCOeval numbers on instance masks (pycocotools ``iouType="segm"``), keyed by
+    :data:`MASK_KEYS`. Every ground-truth annotation and every detection needs a COCO
+    ``segmentation`` (polygons or RLE; :func:`benchmark.evaluation.masks.encode_masks`)."""
+    gt_data, _ = load_gt(gt)
+    preds, source = load_predictions(predictions)
+    validate_predictions(preds, gt_data, source)
+    for a in gt_data["annotations"]:
+        if "segmentation" not in a:
+            raise DataError(f"mask AP: ground-truth annotation {a.get('id')} of image "
+                            f"{a.get('image_id')} has no segmentation")
+    for i, d in enumerate(preds):
+        if "segmentation" not in d:
+            raise DataError(f"{source}: [{i}].segmentation: missing (mask AP needs it)")
+    sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with sink:
+        coco_gt = _coco_gt(gt_data)
+        if preds:
+            # without "bbox": loadRes would replace the mask by the box and its area by the
+            # box area (detectron2 drops it too: detectron2/evaluation/coco_evaluation.py
+            # lines 583–588)
+            coco_dt = coco_gt.loadRes([
+                {k: d[k] for k in ("image_id", "category_id", "score", "segmentation")}
+                for d in preds
+            ])
+        else:
+            coco_dt = _coco_dt(coco_gt, [])
+        ev = _DifficultAwareCOCOeval(coco_gt, coco_dt, iouType="segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {k: float(v) for k, v in zip(MASK_KEYS, ev.stats, strict=True)}
 
 
 def coco_summary(

@@ -45,6 +45,9 @@ class Detector(nn.Module, abc.ABC):
     """What every engine's detector provides (see the module docstring for conventions)."""
 
     body: Body
+    #: True for an instance-segmentation engine: the training targets carry ``masks``
+    #: (N, H, W) uint8, one per box, in image coordinates, and :meth:`predict` returns them
+    needs_masks: bool = False
 
     @abc.abstractmethod
     def train_module(self) -> nn.Module:
@@ -58,7 +61,9 @@ class Detector(nn.Module, abc.ABC):
     @abc.abstractmethod
     def predict(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Eval-mode detections per image: ``boxes`` (N, 4) x0y0x1y1 in image coordinates,
-        ``labels`` (N,) 0-based class indices, ``scores`` (N,)."""
+        ``labels`` (N,) 0-based class indices, ``scores`` (N,); with :attr:`needs_masks`
+        also ``masks`` (N, H, W): per-pixel probabilities in [0, 1] (or binary) in image
+        coordinates, which the evaluation binarises at 0.5."""
 
     @abc.abstractmethod
     def set_detach_body(self, detach: bool) -> None:
@@ -97,6 +102,13 @@ class Detector(nn.Module, abc.ABC):
 
 EngineBuilder = Callable[["RunSpec", int], Detector]
 ENGINES: Registry[EngineBuilder] = Registry("engine")
+
+
+def engine_needs_masks(name: str) -> bool:
+    """Whether engine ``name`` trains on instance masks (its builder carries
+    ``needs_masks = True``, as its detector's :attr:`Detector.needs_masks`): known before
+    the detector is built, so the data can be prepared for it."""
+    return bool(getattr(ENGINES.get(name), "needs_masks", False))
 
 
 def build_detector(spec: RunSpec, num_classes: int) -> Detector:

@@ -10,10 +10,12 @@ box-regression weights (10, 10, 5, 5), test score threshold 0.05, NMS 0.5, 100 d
 ``frcnn_fpn_small`` is the CPU demo engine: the same construction with smaller numbers and
 the demo's original P3–P5 levels (its committed records were made so).
 
-Two differences from detectron2 remain, both inside torchvision's heads: RoIAlign runs with
-``aligned=False`` (detectron2's ROIAlignV2 is ``aligned=True``), and the box losses are
-smooth-L1 with β = 1/9 (detectron2: β = 0, plain L1). torchvision's model counts background
-as class 0, so the contract's 0-based labels are shifted by one on the way in and out.
+Losses and pooling are detectron2's too (:class:`DetectronRPN`, :class:`DetectronRoIHeads`,
+:class:`AlignedMultiScaleRoIAlign`): RoIAlign with ``aligned=True`` (ROIAlignV2), plain L1
+box-regression losses (SMOOTH_L1_BETA 0; torchvision hard-codes smooth-L1 with β = 1/9), RPN
+losses summed over the sampled anchors and divided by BATCH_SIZE_PER_IMAGE × images (torchvision
+divides by the number actually sampled). torchvision's model counts background as class 0, so
+the contract's 0-based labels are shifted by one on the way in and out.
 """
 
 from __future__ import annotations
@@ -21,15 +23,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork
+from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+from torchvision.ops.poolers import _convert_to_roi_format, _setup_scales
 
 from benchmark.models.backbones import Body, build_body
 from benchmark.models.engine import ENGINES, Detector
@@ -111,6 +117,130 @@ class ObjectBoxPredictor(nn.Module):
         return self.cls_score(x), torch.cat([deltas.new_zeros(deltas.shape[0], 4), deltas], 1)
 
 
+#: detectron2's box-regression loss is smooth-L1 with β = 0, i.e. plain L1, in the RPN and the
+#: box head: detectron2/config/defaults.py line 230 (RPN.SMOOTH_L1_BETA 0.0) and 304
+#: (ROI_BOX_HEAD.SMOOTH_L1_BETA 0.0), both with BBOX_REG_LOSS_TYPE "smooth_l1" (225, 296)
+SMOOTH_L1_BETA = 0.0
+
+
+class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
+    """``MultiScaleRoIAlign`` with ``aligned=True``: detectron2's ROIAlignV2 (defaults.py line
+    308 / 361 POOLER_TYPE "ROIAlignV2"; detectron2/modeling/poolers.py lines 170–173). A box
+    corner at pixel coordinate x samples the feature map at x·scale − 0.5 (pixel centres),
+    not at x·scale. torchvision's level mapper is kept (⌊4 + log2(√area / 224) + 1e-6⌋;
+    detectron2/modeling/poolers.py line 54 adds its 1e-8 inside the log)."""
+
+    def forward(self, x: dict[str, torch.Tensor], boxes: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        feats = [x[k] for k in self.featmap_names]
+        if self.scales is None or self.map_levels is None:
+            self.scales, self.map_levels = _setup_scales(
+                feats, image_shapes, self.canonical_scale, self.canonical_level)
+        rois = _convert_to_roi_format(boxes)
+        levels = self.map_levels(boxes)
+        out = feats[0].new_zeros((rois.shape[0], feats[0].shape[1], *self.output_size))
+        for level, (feat, scale) in enumerate(zip(feats, self.scales, strict=True)):
+            idx = torch.where(levels == level)[0]
+            out[idx] = roi_align(feat, rois[idx], self.output_size, scale, self.sampling_ratio,
+                                 aligned=True).to(out.dtype)
+        return out
+
+
+class DetectronRPN(RegionProposalNetwork):
+    """torchvision's RPN with detectron2's losses (detectron2/modeling/proposal_generator/
+    rpn.py lines 405–427): L1 box loss over the positive anchors and summed objectness BCE over
+    the sampled ones, both divided by BATCH_SIZE_PER_IMAGE × images (256 × N, defaults.py line
+    221) rather than by the number of anchors actually sampled."""
+
+    def compute_loss(self, objectness: torch.Tensor, pred_bbox_deltas: torch.Tensor,
+                     labels: list[torch.Tensor], regression_targets: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        pos, neg = self.fg_bg_sampler(labels)  # the same draws as torchvision's
+        pos_idx = torch.where(torch.cat(pos, dim=0))[0]
+        sampled = torch.cat([pos_idx, torch.where(torch.cat(neg, dim=0))[0]])
+        normaliser = self.fg_bg_sampler.batch_size_per_image * len(labels)
+        gt = torch.cat(labels, dim=0)
+        targets = torch.cat(regression_targets, dim=0)
+        box_loss = F.smooth_l1_loss(pred_bbox_deltas[pos_idx], targets[pos_idx],
+                                    beta=SMOOTH_L1_BETA, reduction="sum") / normaliser
+        objectness_loss = F.binary_cross_entropy_with_logits(
+            objectness.flatten()[sampled], gt[sampled], reduction="sum") / normaliser
+        return objectness_loss, box_loss
+
+
+def box_head_losses(class_logits: torch.Tensor, box_regression: torch.Tensor,
+                    labels: list[torch.Tensor], regression_targets: list[torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """detectron2's ``FastRCNNOutputLayers.losses`` (detectron2/modeling/roi_heads/
+    fast_rcnn.py lines 344 and 424–463): mean cross-entropy over the sampled RoIs; L1 on the
+    foreground RoIs' class-specific deltas, summed and divided by the number of sampled RoIs
+    (all of them, background included). torchvision normalises the same way; only β
+    differs."""
+    gt = torch.cat(labels, dim=0)
+    targets = torch.cat(regression_targets, dim=0)
+    classification = F.cross_entropy(class_logits, gt)
+    fg = torch.where(gt > 0)[0]
+    deltas = box_regression.reshape(gt.shape[0], -1, 4)[fg, gt[fg]]
+    box = F.smooth_l1_loss(deltas, targets[fg], beta=SMOOTH_L1_BETA, reduction="sum")
+    return classification, box / max(gt.numel(), 1)
+
+
+def mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, matched: torch.Tensor,
+                 size: int) -> torch.Tensor:
+    """Binary (size × size) targets of the matched instance masks inside ``boxes``:
+    detectron2's ``BitMasks.crop_and_resize`` (detectron2/structures/masks.py lines 193–224:
+    ROIAlign(size, 1.0, sampling 0, aligned=True), then ≥ 0.5). torchvision keeps the soft
+    RoIAlign values with ``aligned=False``."""
+    rois = torch.cat([matched.to(boxes)[:, None], boxes], dim=1)
+    crops = roi_align(gt_masks[:, None].to(boxes), rois, (size, size), 1.0, 0, aligned=True)
+    return (crops[:, 0] >= 0.5).to(boxes.dtype)
+
+
+class DetectronRoIHeads(RoIHeads):
+    """torchvision's RoI heads with detectron2's training losses (:func:`box_head_losses`;
+    with a mask branch, detectron2's ``mask_rcnn_loss``: mean per-pixel BCE of the
+    ground-truth class's mask logits on the foreground RoIs, detectron2/modeling/roi_heads/
+    mask_head.py line 111, against :func:`mask_targets`). Inference is torchvision's."""
+
+    def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]],
+                targets: list[dict[str, torch.Tensor]] | None = None,
+                ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        if not self.training:
+            return super().forward(features, proposals, image_shapes, targets)
+        assert targets is not None
+        proposals, matched, labels, regression_targets = self.select_training_samples(
+            proposals, targets)
+        x = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(x)
+        cls_loss, box_loss = box_head_losses(class_logits, box_regression, labels,
+                                             regression_targets)
+        losses = {"loss_classifier": cls_loss, "loss_box_reg": box_loss}
+        if self.has_mask():
+            losses["loss_mask"] = self._mask_loss(features, proposals, image_shapes, matched,
+                                                  labels, targets)
+        return [], losses
+
+    def _mask_loss(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                   image_shapes: list[tuple[int, int]], matched: list[torch.Tensor],
+                   labels: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+                   ) -> torch.Tensor:
+        fg = [torch.where(lab > 0)[0] for lab in labels]
+        boxes = [p[i] for p, i in zip(proposals, fg, strict=True)]
+        logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, boxes,
+                                                                       image_shapes)))
+        size = logits.shape[-1]
+        gt = torch.cat([lab[i] for lab, i in zip(labels, fg, strict=True)])
+        if gt.numel() == 0:
+            return logits.sum() * 0
+        want = torch.cat([
+            mask_targets(t["masks"], b, m[i], size)
+            for t, b, m, i in zip(targets, boxes, matched, fg, strict=True) if i.numel()
+        ])
+        picked = logits[torch.arange(gt.shape[0], device=gt.device), gt]
+        return F.binary_cross_entropy_with_logits(picked, want)
+
+
 class _ShiftLabels(nn.Module):
     """torchvision's FasterRCNN taking the contract's 0-based labels (background is 0)."""
 
@@ -156,13 +286,20 @@ class TorchvisionFasterRCNN(Detector):
         return "model.backbone.body."
 
 
-def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
+def roi_levels(geometry: Geometry) -> list[str]:
+    """The FPN levels RoIs pool from: P2–P5 with ``p2``, else P3–P5 (never the max-pooled
+    top level, which only the RPN sees)."""
+    return ["0", "1", "2", "3"] if geometry.p2 else ["0", "1", "2"]
+
+
+def frcnn_arguments(geometry: Geometry, spec: RunSpec, num_classes: int) -> dict[str, Any]:
+    """torchvision ``FasterRCNN`` / ``MaskRCNN`` keyword arguments of a geometry."""
     g = geometry
     b = spec.backbone
     body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path)
     sched = spec.schedule
-    model = FasterRCNN(
-        BodyWithFPN(body, g.fpn_channels, p2=g.p2),
+    return dict(
+        backbone=BodyWithFPN(body, g.fpn_channels, p2=g.p2),
         num_classes=None,
         min_size=sched.train_sizes,
         max_size=sched.max_size,
@@ -172,10 +309,8 @@ def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
         rpn_anchor_generator=AnchorGenerator(
             tuple((s,) for s in g.anchor_sizes), ((0.5, 1.0, 2.0),) * len(g.anchor_sizes)
         ),
-        box_roi_pool=MultiScaleRoIAlign(
-            ["0", "1", "2", "3"] if g.p2 else ["0", "1", "2"], output_size=7,
-            sampling_ratio=g.sampling_ratio,
-        ),
+        box_roi_pool=AlignedMultiScaleRoIAlign(roi_levels(g), output_size=7,
+                                               sampling_ratio=g.sampling_ratio),
         box_head=TwoMLPHead(g.fpn_channels * 7 * 7, g.head_dim),
         box_predictor=(
             FastRCNNPredictor(g.head_dim, num_classes + 1)  # + background
@@ -189,6 +324,19 @@ def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
         box_detections_per_img=g.detections_per_image,
         box_score_thresh=g.score_threshold,
     )
+
+
+def with_detectron2_losses(model: FasterRCNN) -> FasterRCNN:
+    """Give the RPN and RoI heads torchvision built detectron2's losses. The subclasses add
+    no state, so the modules change class in place (torchvision has no factory hook)."""
+    model.rpn.__class__ = DetectronRPN
+    model.roi_heads.__class__ = DetectronRoIHeads
+    return model
+
+
+def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
+    model = with_detectron2_losses(FasterRCNN(**frcnn_arguments(geometry, spec, num_classes)))
+    sched = spec.schedule
     return TorchvisionFasterRCNN(model, train_sizes=sched.train_sizes, test_size=sched.test_size)
 
 

@@ -20,6 +20,10 @@ instead of with shapely (not a dependency here):
   unoccluded polygon with integer vertices this is exactly detectron2's box
   (``bounds(buffer(polygon + 0.5, 0.5))`` = ``[min x, min y, max x + 1, max y + 1]``); with
   occlusion the two agree up to sub-pixel differences at the occluder's edge;
+* instance mask (``segmentation``, for Mask R-CNN) = the same visible pixels as a COCO RLE
+  (pycocotools ``mask.encode``, counts as a string). detectron2 keeps the polygons that remain
+  after subtracting the later ones (shapely differences); an occluded instance is then no
+  longer one polygon, and its pixels are what the RLE stores. ``area`` stays the box area;
 * an instance with no visible pixel left is dropped (as detectron2 does; counted in the manifest
   as ``occluded_dropped``, not an annotation problem); the image size comes from
   ``imgWidth``/``imgHeight`` (no image is opened).
@@ -35,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pycocotools import mask as mask_util
 
 from benchmark.data import preparer
 from benchmark.data.sources.common import (
@@ -154,6 +159,16 @@ class InstanceBox:
     label: str
     iscrowd: bool
     xyxy: tuple[int, int, int, int]
+    segmentation: dict[str, Any]  # COCO RLE of the visible pixels, full image size
+
+
+def encode_visible(window: np.ndarray, x0: int, y0: int, width: int,
+                   height: int) -> dict[str, Any]:
+    """The COCO RLE (string counts) of a boolean window placed at (x0, y0) in the image."""
+    full = np.zeros((height, width), dtype=np.uint8, order="F")
+    full[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window
+    rle = mask_util.encode(full)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def instance_boxes(polys: list[_Poly], width: int, height: int, issues: IssueLog,
@@ -190,7 +205,8 @@ def instance_boxes(polys: list[_Poly], width: int, height: int, issues: IssueLog
             continue
         xyxy = (wx0 + int(cols[0]), wy0 + int(rows[0]), wx0 + int(cols[-1]) + 1,
                 wy0 + int(rows[-1]) + 1)
-        boxes.append(InstanceBox(poly.index, poly.label, poly.iscrowd, xyxy))
+        boxes.append(InstanceBox(poly.index, poly.label, poly.iscrowd, xyxy,
+                                 encode_visible(mask, wx0, wy0, width, height)))
     return boxes, occluded
 
 
@@ -252,11 +268,13 @@ def _write(name: str, cs: CityscapesSet, *, domain: str, image_root: Path, opts:
     for file_name, w, h, boxes in cs.images:
         iid = builder.add_image(file_name, w, h)
         for box in boxes:
-            builder.add_box(iid, box.label, box.xyxy, iscrowd=int(box.iscrowd))
+            builder.add_box(iid, box.label, box.xyxy, iscrowd=int(box.iscrowd),
+                            segmentation=box.segmentation)
     return finish_split(
         name, builder, dataset="cityscapes", domain=domain, image_root=image_root, opts=opts,
         issues=cs.issues, sources=hasher.manifest_extra(cs.sources),
         extra={"box_derivation": "gtFine polygons, draw-order occlusion, visible-pixel extent",
+               "mask_derivation": "the same visible pixels, COCO RLE",
                "occluded_dropped": cs.occluded, **extra},
     )
 
