@@ -20,7 +20,9 @@ Contract of a registered object (``FAMILIES.register(name)(Family(...))``):
 * ``headline``, ``er_x`` and ``er_y`` are keys of the summary-metric table
   (:data:`benchmark.evaluation.summary_metrics.SUMMARY_METRICS`); checked by the tests.
 * ``published``: reference rows from the papers, values as fractions keyed by metric key or
-  by a domain substring of ``domains``.
+  by a domain substring of ``domains``; each carries its publication's protocol card
+  (:data:`SAITO_CARD`, :data:`MICHAELIS_CARD`) in the JSON form of
+  :meth:`benchmark.protocol.ProtocolCard.to_json`, every value cited.
 
 This module is in the bottom layer: it imports only the standard library,
 :mod:`benchmark.registry` and :mod:`benchmark.errors`.
@@ -28,7 +30,9 @@ This module is in the bottom layer: it imports only the standard library,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
@@ -53,12 +57,82 @@ class PublishedRow:
     source: str
     weights_key: str  # a catalogue entry's publication key
     derived: tuple[str, ...] = field(default=())  # keys computed here from published values
+    # the publication's protocol card (benchmark.protocol): a reproduced row is comparable
+    # only when its run's card equals every field stated here; None: no card stated
+    card: Mapping[str, Any] | None = None
 
 
 SAITO = ('Saito et al., "Mind the Backbone": Faster R-CNN + FPN, AP@[.5:.95] computed the '
          'VOC way')
 MICHAELIS = ('Michaelis et al., "Benchmarking Robustness in Object Detection": Faster R-CNN '
              'R50-FPN on COCO-C')
+#: Saito et al.'s protocol, from their code (VisionLearningGroup/mind_back@5e6694f) and the
+#: detectron2 defaults it inherits (facebookresearch/detectron2@02b5c4e2). No corruption
+#: sweep is published with these rows, so the card states none (not compared).
+SAITO_CARD: dict[str, Any] = {
+    # detectron2's R50-FPN (mind_back configs/Base-RCNN-FPN.yaml:1-31, configs/Pascal/base.yaml
+    # :1 _BASE_): the suite's frcnn_fpn geometry (benchmark/models/torchvision_frcnn.py)
+    "engine": "frcnn_fpn",
+    # configs/Pascal/base.yaml:16 MIN_SIZE_TRAIN (480, 512, ..., 800)
+    "train_sizes": [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800],
+    # detectron2 defaults: detectron2/config/defaults.py:61 MAX_SIZE_TRAIN = 65 MAX_SIZE_TEST
+    # = 1333 (not overridden by mind_back's configs)
+    "max_size": 1333,
+    "test_size": 800,  # configs/Pascal/base.yaml:17 MIN_SIZE_TEST
+    "schedule": {
+        "iterations": 80000,  # configs/Pascal/base.yaml:23 MAX_ITER
+        "batch_size": 2,  # configs/Pascal/base.yaml:25 IMS_PER_BATCH
+        "lr": 0.0025,  # configs/Pascal/base.yaml:24 BASE_LR (DP and FT alike)
+        # detectron2/config/defaults.py:526 WarmupMultiStepLR, × GAMMA 0.1 (:543) at STEPS
+        "policy": "step",
+        "steps": [50000, 70000],  # configs/Pascal/base.yaml:22 STEPS
+        "warmup_iters": 500,  # configs/Pascal/base.yaml:26 WARMUP_ITERS
+    },
+    "evaluator": {
+        # src/data/builtin.py:43 registers voc_2007_* as year 2007, clipart / water / comic
+        # as 2012; src/evaluator/pascal_voc_evaluator.py:45,105: use_07_metric (11-point)
+        # for 2007 only, area under the curve otherwise
+        "ap": {"id": "voc07", "ood": "voc"},
+        # pascal_voc_evaluator.py:111-113: AP = mean over IoU .50:.95 of the VOC-style AP
+        "summary": "voc",
+    },
+}
+#: Michaelis et al.'s COCO-C baseline: mmdetection v1's faster_rcnn_r50_fpn_1x
+#: (open-mmlab/mmdetection@72635ed configs/faster_rcnn_r50_fpn_1x.py) tested with
+#: tools/test_robustness.py (open-mmlab/mmdetection@88d042a).
+MICHAELIS_CARD: dict[str, Any] = {
+    # mmdetection's own R50-FPN, not detectron2's: RPN keeps 2000 proposals per image in
+    # training (train_cfg.rpn_proposal max_num=2000), RoIAlign sample_num=2, smooth-L1 with
+    # beta 1/9 (RPN) and 1 (RoI), a box for the background class (num_classes=81): no engine
+    # of the suite has that geometry, so no run's card equals this one
+    "engine": "mmdet_v1_faster_rcnn_r50_fpn",
+    "train_sizes": [800],  # train_pipeline Resize img_scale=(1333, 800): short side 800
+    "max_size": 1333,  # ... long side at most 1333
+    "test_size": 800,  # test_pipeline MultiScaleFlipAug img_scale=(1333, 800)
+    "schedule": {
+        # total_epochs = 12 of COCO train2017's 117,266 annotated images (mmdetection drops
+        # images without boxes) at 16 images per iteration: 12 × ceil(117266 / 16) = 87,960
+        # (derived: mmdetection counts epochs, not iterations)
+        "iterations": 87960,
+        # data.imgs_per_gpu=2 on 8 GPUs (docs/GETTING_STARTED.md: "The default learning rate
+        # in config files is for 8 GPUs and 2 img/gpu (batch size = 8*2 = 16)")
+        "batch_size": 16,
+        "lr": 0.02,  # optimizer lr=0.02
+        "policy": "step",  # lr_config policy='step' (× 0.1 at each step)
+        "steps": [58640, 80630],  # lr_config step=[8, 11] epochs × 7,330 iterations
+        "warmup_iters": 500,  # lr_config warmup_iters=500
+    },
+    "evaluator": {
+        # CocoDataset: COCOeval bbox AP@[.5:.95] on clean and corrupted val2017
+        # (tools/test_robustness.py coco_eval_with_return)
+        "ap": {"clean": "coco", "corrupted": "coco"},
+        "summary": "coco",
+    },
+    # tools/test_robustness.py: the Corrupt transform is inserted at pipeline index 1, right
+    # after LoadImageFromFile (which returns BGR); --severities default [0, 1, 2, 3, 4, 5]
+    # (0 = the clean set)
+    "corruption": {"channel_order": "bgr", "severities": [1, 2, 3, 4, 5]},
+}
 # publication keys of the catalogue entries (benchmark/models/weights/catalogue.py)
 R50_IG = "swsl_r50"
 EFFB2_JFT = "effb2_ns"
@@ -74,7 +148,7 @@ def _pascal(backbone: str, recipe: str, comic: float, watercolor: float, clipart
     values["ood_mean"] = (values["comic"] + values["watercolor"] + values["clipart"]) / 3
     values["gap"] = values["id_ap"] - values["ood_mean"]
     return PublishedRow("pascal", backbone, recipe, values, SAITO, match,
-                        derived=("ood_mean", "gap"))
+                        derived=("ood_mean", "gap"), card=SAITO_CARD)
 
 
 # ---- the family entry ----------------------------------------------------------------------
@@ -175,7 +249,8 @@ register_family(Family(
 register_family(Family(
     "cityscapes", "Cityscapes → Foggy Cityscapes / BDD100K",
     "Trained on Cityscapes (8 thing classes), evaluated on Cityscapes val (ID), Foggy "
-    "Cityscapes (β = 0.02) and BDD100K val (OOD).",
+    "Cityscapes (β = 0.02) and BDD100K val (OOD). Detector: Mask R-CNN R50-FPN (engine "
+    "mrcnn_fpn), as the study; box AP is the OOD comparison, mask AP is reported next to it.",
     split_roles=("train", "id", "ood", "corruption"),
     headline="ood_mean", er_x="id_ap", er_y="ood_mean", domains=("foggy", "bdd"),
 ))
@@ -187,7 +262,8 @@ register_family(Family(
     headline="mPC", er_x="P", er_y="mPC",
     published=(
         PublishedRow("coco_c", "ResNet-50 (Faster R-CNN R50-FPN)", "ft",
-                     {"P": 0.363, "mPC": 0.182, "rPC": 0.502}, MICHAELIS, TORCHVISION_R50),
+                     {"P": 0.363, "mPC": 0.182, "rPC": 0.502}, MICHAELIS, TORCHVISION_R50,
+                     card=MICHAELIS_CARD),
     ),
 ))
 register_family(Family(

@@ -18,6 +18,7 @@ import pandas as pd
 from benchmark.evaluation.summary_metrics import definitions
 from benchmark.families import report_order
 from benchmark.report.aggregation import assign_variants, code_key, counts
+from benchmark.report.cards import card_table
 from benchmark.report.figures import plot_jobs_for, rgn_plot_job
 from benchmark.report.frames import Frames, load_frames
 from benchmark.report.options import Options
@@ -47,6 +48,8 @@ class FamilySection:
     er_note: str = ""
     published: Table | None = None
     published_notes: list[str] = field(default_factory=list)
+    card: Table | None = None  # the protocol card(s) of the runs and of the publications
+    card_notes: list[str] = field(default_factory=list)
     uncertainty: Table | None = None
     paired: Table | None = None
     uncertainty_notes: list[str] = field(default_factory=list)
@@ -132,6 +135,7 @@ def build_report(options: Options) -> Report:
                                 fb.headline_label, fb.table(), column_notes,
                                 notes=list(fb.notes), er_note=fb.er_note)
             sec.published, sec.published_notes = published_table(fb)
+            sec.card, sec.card_notes = card_table(fb)
             ut, pt, un, gains = uncertainty_tables(fb, unc)
             sec.uncertainty, sec.paired, sec.uncertainty_notes = ut, pt, un
             sec.corruption = corruption_table(fb)

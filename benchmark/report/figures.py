@@ -64,6 +64,9 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
                              published=published)
 
         jobs.append((title, f"{fam.name}_id_vs_ood.png", job))
+    from benchmark.report.wise_figure import wise_ft_jobs  # it draws with this module's helpers
+
+    jobs.extend(wise_ft_jobs(fb))
     if fb.corruptions:
         labels, values = [], []
         for _, r in rows.head(HEATMAP_PANELS).iterrows():

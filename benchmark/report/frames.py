@@ -101,6 +101,8 @@ def _run_base(rec: Record) -> dict[str, Any]:
         "corruption_channel_order": str((spec.get("corruption") or {}).get("channel_order")
                                         or "rgb"),
         "predictions": dict(((d.get("artifacts") or {}).get("predictions")) or {}),
+        # the protocol card it ran with (canonical JSON; "" for records older than cards)
+        "card": canonical(d["protocol"]) if isinstance(d.get("protocol"), dict) else "",
     }
 
 

@@ -18,7 +18,10 @@ from typing import Any
 import pandas as pd
 
 RECIPE_NAMES = {"ft": "FT", "dp": "DP", "dp_ft": "DP-FT", "reg_ft": "Reg-FT",
-                "wise_ft": "WiSE-FT", "lp": "LP", "lp_ft": "LP-FT"}
+                "wise_ft": "WiSE-FT", "lp": "LP", "lp_ft": "LP-FT",
+                "ft_kd": "FT+KD", "cf_kd": "CF-KD", "relevance": "RobustViT",
+                "se_dp": "SE-DP", "se_ft": "SE-FT", "fixed_features": "Fixed features",
+                "prime_ft": "PRIME-FT"}
 
 # (registry-name pattern, display template with the pattern's groups)
 BACKBONE_PATTERNS: tuple[tuple[str, str], ...] = (

@@ -24,6 +24,7 @@ from benchmark.families import (
 )
 from benchmark.models.weights import catalogue
 from benchmark.report.aggregation import format_cell
+from benchmark.report.cards import row_comparison
 from benchmark.report.tables import FamilyBuilder, Table, esc, finite, fmt_ap
 
 SAITO_RGN = 'Saito et al., "Mind the Backbone": mean RGN as their code computes it'
@@ -95,7 +96,7 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
     header = ["Backbone (published)", "Recipe"]
     header += [SUMMARY_METRICS.get(k).label if k in SUMMARY_METRICS else k.capitalize()
                for k in keys]
-    header += ["matched reproduced row", "source"]
+    header += ["matched reproduced row", "protocol card", "source"]
     t = Table(header, text_columns=2)
     notes: list[str] = []
     dagger = False
@@ -107,6 +108,8 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
                 match = r
                 break
         cells = [f"{esc(ref.backbone)} — *published*", ref.recipe]
+        comparable, verdict = (row_comparison(fb, match, ref.card) if match is not None
+                               else (False, "—"))
         for k in keys:
             pv = ref.values[k]
             text = fmt_ap(pv) + (" (derived)" if k in ref.derived else "")
@@ -115,15 +118,20 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
                 mean = match.get(f"{col}|mean") if col else None
                 if finite(mean):
                     dagger = dagger or bool(mark)
-                    text += (f" / {fmt_ap(mean)}{mark} "
-                             f"(Δ {fmt_ap(float(mean) - pv, signed=True)})")
+                    text += f" / {fmt_ap(mean)}{mark}"
+                    if comparable:  # a Δ only between like protocols (the card column)
+                        text += f" (Δ {fmt_ap(float(mean) - pv, signed=True)})"
             cells.append(text)
         cells.append(f"#{match['rank']} {esc(fb.row_label(match))}" if match is not None
                      else "none")
+        cells.append(esc(verdict))
         cells.append(esc(ref.source))
         t.rows.append(cells)
     notes.append("Cells: published value, then `/ reproduced (Δ reproduced − published)` for "
-                 "the best-ranked reproduced row with the same family, backbone and recipe.")
+                 "the best-ranked reproduced row with the same family, backbone and recipe. "
+                 "The Δ is shown only where the row's runs carry the publication's protocol "
+                 "card (engine, input sizes, schedule, evaluator, corruption sweep); otherwise "
+                 "the `protocol card` column names the fields that differ, run≠published.")
     if dagger:
         notes.append("† reproduced with the COCO protocol, published with the VOC protocol: "
                      "not like for like.")

@@ -120,7 +120,7 @@ def validate_record(d: Any, directory: str | None = None) -> None:
     rgn = d.get("rgn")
     if rgn is not None and not isinstance(rgn, dict):
         raise RecordError(f"rgn: expected an object or null, got {type(rgn).__name__}")
-    for key in ("provenance", "artifacts"):
+    for key in ("provenance", "artifacts", "protocol"):
         v = d.get(key)
         if v is not None and not isinstance(v, dict):
             raise RecordError(f"{key}: expected an object or null, got {type(v).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmark.data.split import write_split
+from benchmark.families import MICHAELIS_CARD, SAITO_CARD
 from benchmark.report import build, cli, output, tables, uncertainty
 from benchmark.report.options import Options
 from tests.report.test_frames import make_record, set_metrics, write_record
@@ -200,14 +202,19 @@ def test_corrupt_record_is_named_and_the_report_renders(tmp_path: Path) -> None:
 def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     res = tmp_path / "results"
     ood = {"clipart_test": 0.12, "watercolor_test": 0.20, "comic_test": 0.08}
-    write_record(res, make_record(family="pascal", backbone="resnet50", weights="swsl_resnet50",
-                                  recipe="ft", id_ap=0.52, ood=ood, corruption={},
-                                  id_split="voc2007_test", rgn=1.2))
-    write_record(res, make_record(family="coco_c", backbone="resnet50", recipe="ft",
-                                  weights="torchvision_resnet50",
-                                  id_ap=0.35, ood={}, id_split="coco_val2017",
-                                  corruption_base="coco_val2017",
-                                  corruption={"fog": {"1": 0.2, "2": 0.16}}))
+    pascal_ft = make_record(family="pascal", backbone="resnet50", weights="swsl_resnet50",
+                            recipe="ft", id_ap=0.52, ood=ood, corruption={},
+                            id_split="voc2007_test", rgn=1.2)
+    pascal_ft["protocol"] = copy.deepcopy(SAITO_CARD)  # run as the study ran it: comparable
+    write_record(res, pascal_ft)
+    coco_ft = make_record(family="coco_c", backbone="resnet50", recipe="ft",
+                          weights="torchvision_resnet50",
+                          id_ap=0.35, ood={}, id_split="coco_val2017",
+                          corruption_base="coco_val2017",
+                          corruption={"fog": {"1": 0.2, "2": 0.16}})
+    # the same protocol on another detector (mmdetection v1's is no engine here): no delta
+    coco_ft["protocol"] = {**copy.deepcopy(MICHAELIS_CARD), "engine": "frcnn_fpn"}
+    write_record(res, coco_ft)
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     pascal = _table_rows(md, "### Published reference rows (Pascal")
     ft = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "ft")
@@ -218,10 +225,12 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     assert ft[6] == "12.8 (derived) / 13.3† (Δ +0.6)"  # 13.33 − 12.77
     assert ft[-1].startswith('Saito et al., "Mind the Backbone"')
     dp = next(r for r in pascal if r[0].startswith("ResNet-50 (Instagram SWSL)") and r[1] == "dp")
-    assert dp[5] == "15.7" and dp[-2] == "none"  # no reproduced DP row: no delta
+    assert dp[5] == "15.7" and dp[-3] == "none"  # no reproduced DP row: no delta
+    assert dp[-2] == "—"  # … and no card to compare
+    assert ft[-2] == "comparable: cards equal"
     coco = _table_rows(md, "### Published reference rows (COCO → COCO-C)")
-    assert coco[0][2:5] == ["36.3 / 35.0 (Δ −1.3)".replace("−", "-"), "18.2 / 18.0 (Δ -0.2)",
-                            "50.2 / 51.4 (Δ +1.2)"]
+    assert coco[0][2:5] == ["36.3 / 35.0", "18.2 / 18.0", "50.2 / 51.4"]
+    assert "engine frcnn_fpn≠mmdet_v1_faster_rcnn_r50_fpn" in coco[0][-2]
     assert "Michaelis et al." in coco[0][-1]
     rgn = _table_rows(md, "## RGN per backbone")
     swsl = next(r for r in rgn if r[0] == "resnet50[swsl_resnet50]")
@@ -458,6 +467,7 @@ def test_voc_metrics_next_to_a_coco_summary(tmp_path: Path) -> None:
                                              "protocol": "voc07"}
     rec["metrics"]["comic_test"]["voc"] = {"AP": 0.13, "AP50": 0.3, "AP75": 0.1,
                                            "protocol": "voc"}
+    rec["protocol"] = copy.deepcopy(SAITO_CARD)
     write_record(tmp_path / "results", rec)
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
@@ -492,7 +502,9 @@ def _voc_summary_record(seed: int = 0, **kw: Any) -> dict[str, Any]:
 
 def test_voc_summary_records_show_both_protocols_and_compare_like_for_like(
         tmp_path: Path) -> None:
-    write_record(tmp_path / "results", _voc_summary_record())
+    record = _voc_summary_record()
+    record["protocol"] = copy.deepcopy(SAITO_CARD)
+    write_record(tmp_path / "results", record)
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     header = next(ln for ln in md.splitlines() if ln.startswith("| # |"))
     assert ("| ID AP (VOC) | Clipart AP (VOC) | Watercolor AP (VOC) | Comic AP (VOC) | "
