@@ -25,9 +25,22 @@ RESULTS_VERSION = 2
 MEASUREMENT_KEYS = ("rgn_batches", "importance_batches")
 #: keys that change the evaluation (the test size; the batch, whose padding moves predictions
 #: on splits of mixed image sizes): they name the record and the evaluation, not the training
-EVALUATION_KEYS = ("test_size", "eval_batch_size")
+EVALUATION_KEYS = ("test_size", "eval_batch_size", "eval_backend")
+#: keys that change the arithmetic of the training but none of its draws: they name the
+#: training and the record, never the seed, so an AMP run takes the batches, flips and
+#: samples of its fp32 twin
+NUMERICS_KEYS = ("amp",)
 #: keys that only control saving: in no fingerprint and no seed
 BOOKKEEPING_KEYS = ("checkpoint_every",)
+#: schedule keys left out of the canonical JSON (and so of every fingerprint) at these
+#: defaults: adding them moved no existing fingerprint (as ``corruption.channel_order``)
+SCHEDULE_OMITTED_DEFAULTS = {"amp": "off", "eval_backend": "pycocotools"}
+#: mixed precision of the training step (``torch.autocast``): off (fp32), fp16 (with a
+#: gradient scaler), bf16
+AMP_MODES = ("off", "fp16", "bf16")
+#: COCO evaluation backends (``benchmark.evaluation.coco.BACKENDS``; spelled here because
+#: the spec is a leaf and validates on construction)
+EVAL_BACKENDS = ("pycocotools", "faster_coco_eval")
 
 
 
@@ -122,6 +135,13 @@ class RecipeSpec:
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.params).get(key, default)
 
+    @property
+    def label(self) -> str:
+        """``reg_ft(weighting=ewc)``: the name and the parameters that tell cells apart
+        (learning rates left out: one per recipe in a grid)."""
+        shown = [f"{k}={v}" for k, v in self.params if not k.endswith("lr")]
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -148,8 +168,14 @@ class Schedule:
     # ITER_GRAD_COMP = 5000 (VisionLearningGroup/mind_back@5e6694f, src/engine/config.py:20)
     importance_batches: int = 5000
     eval_batch_size: int = 8
+    amp: str = "off"  # one of AMP_MODES
+    eval_backend: str = "pycocotools"  # one of EVAL_BACKENDS
 
     def __post_init__(self) -> None:
+        _check(self.amp in AMP_MODES, "schedule.amp", self.amp,
+               f"must be one of {', '.join(AMP_MODES)}")
+        _check(self.eval_backend in EVAL_BACKENDS, "schedule.eval_backend", self.eval_backend,
+               f"must be one of {', '.join(EVAL_BACKENDS)}")
         object.__setattr__(self, "train_sizes", tuple(self.train_sizes))
         _check(
             bool(self.train_sizes) and all(isinstance(v, int) and v > 0 for v in self.train_sizes),
@@ -258,7 +284,7 @@ class RunSpec:
     @property
     def label(self) -> str:
         return (
-            f"{self.backbone.label} × {self.recipe.name} on {self.train_split} (seed {self.seed})"
+            f"{self.backbone.label} × {self.recipe.label} on {self.train_split} (seed {self.seed})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -281,7 +307,7 @@ class RunSpec:
         d.update(
             backbone=backbone,
             recipe={"name": self.recipe.name, "params": dict(self.recipe.params)},
-            schedule=flat(self.schedule),
+            schedule=_schedule_json(flat(self.schedule)),
             corruption=None if self.corruption is None else self._corruption_json(),
             data=dict(self.data),
         )
@@ -312,7 +338,7 @@ class RunSpec:
         (engine, backbone, recipe, train split and its content, training keys, seed) and
         nothing else."""
         d = self.to_json()
-        other = (*MEASUREMENT_KEYS, *EVALUATION_KEYS, *BOOKKEEPING_KEYS)
+        other = (*MEASUREMENT_KEYS, *EVALUATION_KEYS, *BOOKKEEPING_KEYS, *NUMERICS_KEYS)
         payload = {k: d[k] for k in ("engine", "backbone", "recipe", "train_split", "seed")}
         payload["schedule"] = {k: v for k, v in d["schedule"].items() if k not in other}
         payload["data"] = d["data"].get(self.train_split)
@@ -323,14 +349,25 @@ class RunSpec:
         """Names the training (its checkpoints and RGN): runs that differ only in their
         evaluation share one training."""
         measured = {k: getattr(self.schedule, k) for k in MEASUREMENT_KEYS}
-        return self._hash({"seed_fingerprint": self.seed_fingerprint, "measured": measured})
+        payload: dict[str, Any] = {"seed_fingerprint": self.seed_fingerprint,
+                                   "measured": measured}
+        numerics = _schedule_json({k: getattr(self.schedule, k) for k in NUMERICS_KEYS})
+        if numerics:  # fp32 (the default) is left out: earlier fingerprints hold
+            payload["numerics"] = numerics
+        return self._hash(payload)
 
     @cached_property
     def eval_fingerprint(self) -> str:
         """Names the evaluations of the training's final checkpoint (predictions and
         per-split metrics): the training plus the evaluation keys."""
-        evaluated = {k: getattr(self.schedule, k) for k in EVALUATION_KEYS}
+        evaluated = _schedule_json({k: getattr(self.schedule, k) for k in EVALUATION_KEYS})
         return self._hash({"train_fingerprint": self.train_fingerprint, "evaluated": evaluated})
+
+
+def _schedule_json(keys: dict[str, Any]) -> dict[str, Any]:
+    """``keys`` without those at their :data:`SCHEDULE_OMITTED_DEFAULTS`."""
+    return {k: v for k, v in keys.items()
+            if k not in SCHEDULE_OMITTED_DEFAULTS or v != SCHEDULE_OMITTED_DEFAULTS[k]}
 
 
 def spec_from_json(d: dict[str, Any]) -> RunSpec:

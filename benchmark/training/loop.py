@@ -22,6 +22,7 @@ from benchmark.data.loader import DetectionDataset
 from benchmark.data.split import PreparedSplit
 from benchmark.errors import BenchmarkError, Interrupted
 from benchmark.models import Detector
+from benchmark.models.engine import engine_needs_masks
 from benchmark.recipes import get_recipe, parent_of
 from benchmark.rgn import measure_rgn
 from benchmark.runtime import (
@@ -35,6 +36,7 @@ from benchmark.runtime import (
 from benchmark.spec import RunSpec, derive_seed
 from benchmark.store import TrainingDir
 from benchmark.training import checkpoint
+from benchmark.training.precision import Precision
 from benchmark.training.schedule import batch_indices, lr_factor
 
 Batch = tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
@@ -48,7 +50,10 @@ def _hflip(image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, d
     width = image.shape[-1]
     boxes = target["boxes"].clone()
     boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
-    return image.flip(-1), {**target, "boxes": boxes}
+    flipped = {**target, "boxes": boxes}
+    if "masks" in target:  # (N, H, W) instance masks flip with the image
+        flipped["masks"] = target["masks"].flip(-1)
+    return image.flip(-1), flipped
 
 
 #: iterations between the loop's host reads (the log line, the divergence check)
@@ -80,7 +85,8 @@ class Trainer:
         self.spec = spec
         self.split = split
         self.out = out
-        self.dataset = DetectionDataset(split)
+        self.masks = engine_needs_masks(spec.engine)  # Mask R-CNN: instance masks too
+        self.dataset = DetectionDataset(split, masks=self.masks)
         self.labels = LabelMap(split)
         self.seed = derive_seed(spec.seed, spec.seed_fingerprint, "train")
         self.device = device()
@@ -97,6 +103,7 @@ class Trainer:
         self.log: list[dict[str, Any]] = []
         self.guard: PreemptionGuard | None = None
         self.model: Detector | None = None  # the trained model, once run() returns
+        self.precision = Precision(spec.schedule.amp, self.device)
 
     # ---- data ------------------------------------------------------------------------------
     def draw(self, it: int, purpose: str = "train") -> tuple[list[int], list[bool]]:
@@ -113,7 +120,10 @@ class Trainer:
     def assemble(self, items: list[tuple[torch.Tensor, dict]], flips: list[bool]) -> Batch:
         images, targets = [], []
         for (image, target), flip in zip(items, flips, strict=True):
-            target = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
+            kept = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
+            if self.masks:  # decoded by the loader (in its workers, when it has some)
+                kept["masks"] = target["masks"]
+            target = kept
             if flip:
                 image, target = _hflip(image, target)
             images.append(image.to(self.device))
@@ -165,11 +175,26 @@ class Trainer:
             "log": self.log,
             "train_fingerprint": self.spec.train_fingerprint,
         }
+        if self.precision.scaler is not None:  # amp fp16: a resume continues its loss scale
+            state["scaler"] = self.precision.scaler.state_dict()
         self.out.write_checkpoint(checkpoint.to_bytes(state))
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self, init_from: Path | None = None, progress: bool = True) -> Path:
         if self.out.final.is_file():
+            return self.out.final
+        if not self.recipe.trains:  # WiSE-FT: finalize the parent's final weights against
+            parent = parent_of(self.spec)  # the parent's start, rebuilt as its trainer did
+            assert parent is not None and init_from is not None, "trains nothing: needs a parent"
+            grand, parent_out = parent_of(parent), TrainingDir(parent.train_fingerprint)
+            start_state = Trainer(parent, self.split, parent_out).build(
+                grand if grand is None else TrainingDir(grand.train_fingerprint).final).state_dict()
+            self.model = model = self.build(init_from)
+            self.recipe.finalize(model, start_state)
+            rgn = checkpoint.read(init_from).get("rgn")  # that of the fine-tuning it mixes
+            if self.rank == 0:
+                self.out.write_final(checkpoint.to_bytes({"model": model.state_dict(),
+                                                          "rgn": rgn, "log": []}))
             return self.out.final
         sched = self.spec.schedule
         model = self.build(init_from)
@@ -188,11 +213,10 @@ class Trainer:
         groups = self.recipe.param_groups(model, lr)
         for g in groups:
             g["base_lr"] = g["lr"]
-        optimizer = torch.optim.SGD(
-            groups, lr=lr, momentum=sched.momentum, weight_decay=sched.weight_decay
-        )
+        optimizer = self.recipe.optimizer(groups, lr, sched)  # SGD unless the recipe says
         if resume is not None:
             optimizer.load_state_dict(resume["optimizer"])
+            self.precision.load(resume.get("scaler"))
 
         def save() -> None:
             if self.rank == 0:
@@ -249,14 +273,15 @@ class Trainer:
             with self.guard.step():
                 images, targets = self.recipe.transform_batch(
                     images, targets, self._generator(it))
-                losses = forward(images, targets)
-                losses.update(self.recipe.extra_losses(model, images, targets))
+                with self.precision.autocast():  # fp32 (amp: off) runs no autocast at all
+                    losses = forward(images, targets)
+                    losses.update(self.recipe.extra_losses(model, images, targets))
                 total = sum(losses.values())
                 diverged.observe(it, total)  # on the device: no host read in the step
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                self.recipe.after_backward(model, lr * factor)
-                optimizer.step()
+                self.precision.backward(total, optimizer)
+                self.recipe.after_backward(model, lr * factor)  # on unscaled gradients
+                self.precision.step(optimizer)
                 self.iteration = it + 1
             if it % LOG_EVERY == 0 or self.iteration == sched.iterations:
                 diverged.check(self._diverged_message)
