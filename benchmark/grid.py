@@ -12,9 +12,11 @@ experiments:
     corruption: {base: demo_test, names: benchmark, severities: [3]}
     schedule: {iterations: 300, batch_size: 4, lr: 0.01}
     backbones: [{name: efficientnet_lite0, weights: imagenet}]
-    recipes: [{name: ft}, {name: dp, lr: 0.02}]
+    recipes: [{name: ft}, {name: dp, lr: 0.02}, {name: wise_ft, alpha: [0, 0.5, 1]}]
     seeds: [0]
 ```
+A list-valued recipe parameter is a sweep: one recipe per value (``wise_ft`` above is three
+cells sharing one DP-FT training).
 Top-level keys other than ``name``, ``description`` and ``experiments`` are defaults merged
 into every experiment. Everything is validated before anything runs; errors name the file,
 the field and the value.
@@ -22,6 +24,7 @@ the field and the value.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -120,7 +123,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     from benchmark.data.corrupt import corruption_names
     from benchmark.families import FAMILIES
     from benchmark.models import BACKBONES, ENGINES
-    from benchmark.recipes import RECIPES, get_recipe
+    from benchmark.recipes import RECIPES, canonical_name, get_recipe
 
     unknown = sorted(set(exp) - EXPERIMENT_KEYS)
     if unknown:
@@ -139,6 +142,12 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
                 f"(its split roles: {', '.join(roles)})"
             )
     _lookup(ENGINES, exp["engine"], "engine")
+    check_engine = getattr(ENGINES.get(exp["engine"]), "check_available", None)
+    if check_engine is not None:  # an optional engine (detectron2): installed?
+        try:
+            check_engine()
+        except ConfigError as e:
+            raise ConfigError(f"engine={exp['engine']!r}: {e}") from None
     sched_doc = _mapping(exp["schedule"], "schedule")
     try:
         schedule = Schedule(**sched_doc)
@@ -165,18 +174,24 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         _lookup(BACKBONES, spec.name, f"backbones[{i}].name")
         _check_catalogue_pairing(spec, f"backbones[{i}]")
         backbones.append(spec)
-    recipes = []
+    recipes, origin = [], []  # origin: the recipes[i] entry each recipe comes from
     for i, r in enumerate(_as_list(exp["recipes"], "recipes")):
         r = dict(_mapping(r, f"recipes[{i}]"))
         if "name" not in r:
             raise ConfigError(f"recipes[{i}].name: missing")
-        spec_r = RecipeSpec(r.pop("name"), tuple(r.items()))
-        _lookup(RECIPES, spec_r.name, f"recipes[{i}].name")
-        try:
-            get_recipe(spec_r)  # validates parameters
-        except ConfigError as e:
-            raise ConfigError(f"recipes[{i}]: {e}") from None
-        recipes.append(spec_r)
+        name = r.pop("name")
+        _lookup(RECIPES, name, f"recipes[{i}].name")
+        name = canonical_name(name)  # lp_ft is dp_ft: one cell under either name
+        # a list-valued parameter is a sweep: one recipe per value (per combination)
+        swept = [k for k, v in r.items() if isinstance(v, list)]
+        for values in itertools.product(*(r[k] for k in swept)):
+            spec_r = RecipeSpec(name, tuple({**r, **dict(zip(swept, values, strict=True))}.items()))
+            try:
+                get_recipe(spec_r)  # validates parameters
+            except ConfigError as e:
+                raise ConfigError(f"recipes[{i}]: {e}") from None
+            recipes.append(spec_r)
+            origin.append(i)
     seeds = _as_list(exp.get("seeds", [0]), "seeds")
     runs = [
         RunSpec(
@@ -199,7 +214,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         try:
             get_recipe(run.recipe).check(run)
         except ConfigError as e:
-            i = recipes.index(run.recipe)
+            i = origin[recipes.index(run.recipe)]
             raise ConfigError(f"recipes[{i}] on backbone {run.backbone.name!r}: {e}") from None
     return runs
 
@@ -279,10 +294,15 @@ def _check_categories(runs: list[RunSpec], root: Path | None) -> dict[str, str]:
 
 
 def load_grid(
-    name_or_path: str, *, resolve_data: bool = True, data_root: Path | None = None
+    name_or_path: str,
+    *,
+    resolve_data: bool = True,
+    data_root: Path | None = None,
+    check_weights: bool = True,
 ) -> Grid:
     """Parse, validate and expand a grid. With ``resolve_data`` every split is loaded and
-    validated, and its content fingerprint becomes part of each run's fingerprint."""
+    validated, and its content fingerprint becomes part of each run's fingerprint; with
+    ``check_weights`` every weights file must exist and match the catalogue."""
     path = grid_path(name_or_path)
     doc = _read_yaml(path)
     defaults = {k: v for k, v in doc.items() if k not in ("name", "description", "experiments")}
@@ -299,7 +319,8 @@ def load_grid(
             prepare.append(str(exp["prepare"]))
     if not runs:
         raise ConfigError(f"{path}: the grid expands to no runs")
-    _check_weights(runs)
+    if check_weights:
+        _check_weights(runs)
     if resolve_data:
         fps = _check_categories(runs, data_root)
         runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]

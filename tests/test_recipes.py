@@ -68,9 +68,12 @@ def test_reg_ft_ewc_weighting_is_element_wise():
 
 
 def test_regularised_and_wise_recipes_start_from_dp():
-    for name in ("dp_ft", "reg_ft", "wise_ft"):
+    for name in ("dp_ft", "reg_ft"):
         parent = get_recipe(RecipeSpec.make(name, dp_lr=0.02)).parent_recipe()
         assert parent == RecipeSpec.make("dp", lr=0.02)
+    # WiSE-FT mixes a DP-FT run (with the same parameters) with its DP start
+    wise = get_recipe(RecipeSpec.make("wise_ft", dp_lr=0.02, alpha=0.3)).parent_recipe()
+    assert wise == RecipeSpec.make("dp_ft", dp_lr=0.02)
 
 
 def test_wise_ft_averages_every_weight_with_the_start():

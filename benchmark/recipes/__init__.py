@@ -18,7 +18,7 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.spec import RecipeSpec, RunSpec
+from benchmark.spec import RecipeSpec, RunSpec, Schedule
 
 if TYPE_CHECKING:
     from benchmark.models import Detector
@@ -77,6 +77,11 @@ class Recipe:
     #: whether configure() needs the importance maps measured at the start weights
     needs_importance = False
 
+    #: False: this stage trains nothing; its weights are :meth:`finalize` applied to the
+    #: parent's final weights with the parent's start weights as ``start_state`` (WiSE-FT:
+    #: one DP-FT training, any number of mixing coefficients)
+    trains = True
+
     # (a) what trains
     def configure(
         self,
@@ -98,6 +103,15 @@ class Recipe:
         if body and mult > 0:
             groups.append({"params": body, "lr": lr * mult, "name": "backbone"})
         return groups
+
+    def optimizer(
+        self, groups: list[dict[str, Any]], lr: float, schedule: Schedule
+    ) -> torch.optim.Optimizer:
+        """The optimizer over :meth:`param_groups` (default: the suite's SGD with the
+        schedule's momentum and weight decay; the relevance study's recipe takes AdamW)."""
+        return torch.optim.SGD(
+            groups, lr=lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay
+        )
 
     # (b) extra loss terms
     def extra_losses(
@@ -135,6 +149,13 @@ class Recipe:
 
 
 RECIPES: Registry[type[Recipe]] = Registry("recipe")
+#: other names of registered recipes (a field's name for one of ours): alias → name
+ALIASES: dict[str, str] = {}
+
+
+def canonical_name(name: str) -> str:
+    """The registered name a grid's recipe name stands for (``lp_ft`` → ``dp_ft``)."""
+    return ALIASES.get(name, name)
 
 
 def get_recipe(spec: RecipeSpec) -> Recipe:
@@ -149,4 +170,15 @@ def parent_of(spec: RunSpec) -> RunSpec | None:
     return None if parent_recipe is None else replace(spec, recipe=parent_recipe)
 
 
-from benchmark.recipes import dp, dp_ft, ft, reg_ft, wise_ft  # noqa: E402,F401  (registration)
+from benchmark.recipes import (  # noqa: E402,F401  (registration)
+    distill,
+    dp,
+    dp_ft,
+    fixed_features,
+    ft,
+    prime,
+    reg_ft,
+    relevance,
+    se_adapters,
+    wise_ft,
+)

@@ -1,6 +1,15 @@
-"""WiSE-FT for detectors: DP-FT, then every weight is averaged with the DP checkpoint it
-started from, θ = (1 − α)·θ_DP + α·θ_FT (α = 0.5 by default). Starting from DP gives θ0 a
-trained decoder, so the average interpolates two working detectors."""
+"""WiSE-FT for detectors, as a sweep: θ = (1 − α)·θ_DP + α·θ_FT between the DP checkpoint
+and the DP-FT weights fine-tuned from it (α = 0.5 by default, the value Xiao et al. report
+for their WiSE-FT baseline; ``../shared/RESEARCH.md`` §4).
+
+The stage trains nothing (:attr:`Recipe.trains` False): its parent is DP-FT with the same
+``lr`` / ``dp_lr``, so every α of a grid — ``{name: wise_ft, alpha: [0, 0.25, 0.5, 0.75, 1]}``
+expands to one cell per α — shares one DP and one DP-FT training, and each α costs a weight
+average and an evaluation. The loop hands :meth:`finalize` the DP-FT final weights and the
+weights DP-FT started from (DP's final checkpoint). Starting from DP gives θ_DP a trained
+decoder, so the average interpolates two working detectors. α = 0 gives DP's weights and
+α = 1 DP-FT's, bit for bit: (1 − α)·a + α·b is exact at both ends (``torch.lerp`` is not).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from benchmark.recipes import RECIPES
-from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
+from benchmark.recipes import RECIPES, Recipe
+from benchmark.spec import RecipeSpec
 
 if TYPE_CHECKING:
     from benchmark.models import Detector
 
 
 @RECIPES.register("wise_ft")
-class WiseFineTune(DecoderProbeThenFineTune):
-    PARAMS: dict[str, Any] = {**DecoderProbeThenFineTune.PARAMS, "alpha": 0.5}
-    RANGES = {**DecoderProbeThenFineTune.RANGES, "alpha": (0.0, 1.0, True)}
+class WiseFineTune(Recipe):
+    PARAMS: dict[str, Any] = {**Recipe.PARAMS, "dp_lr": None, "alpha": 0.5}
+    RANGES = {**Recipe.RANGES, "alpha": (0.0, 1.0, True)}
+    trains = False
+
+    def parent_recipe(self) -> RecipeSpec:
+        """DP-FT with this recipe's training parameters (α is not one of them)."""
+        params = {k: v for k, v in self.spec.params if k != "alpha"}
+        return RecipeSpec.make("dp_ft", **params)
 
     def finalize(self, model: Detector, start_state: dict[str, torch.Tensor]) -> None:
         alpha = float(self.params["alpha"])

@@ -1,0 +1,107 @@
+"""PRIME on detection images: seeded, in range, identity at identity settings, primitives
+against hand-computed values, and boxes that follow the spatial primitive."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmark.data import prime as P
+from benchmark.recipes import get_recipe
+from benchmark.spec import RecipeSpec
+
+
+def _image(seed: int = 0, h: int = 24, w: int = 32) -> torch.Tensor:
+    return torch.rand(3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+BOXES = torch.tensor([[2.0, 3.0, 12.0, 15.0], [10.5, 4.25, 30.0, 20.0]])
+
+
+def test_same_seed_same_output_different_seed_different():
+    img = _image()
+    a, ba = P.prime(img, BOXES, _gen(7))
+    b, bb = P.prime(img, BOXES, _gen(7))
+    c, _ = P.prime(img, BOXES, _gen(8))
+    assert torch.equal(a, b) and torch.equal(ba, bb)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_output_stays_in_unit_range_and_boxes_in_image(seed: int):
+    img = _image(seed)
+    out, boxes = P.prime(img, BOXES, _gen(seed))
+    assert out.shape == img.shape and out.min() >= 0 and out.max() <= 1
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    assert boxes.min() >= 0 and (boxes[:, [0, 2]] <= 32).all() and (boxes[:, [1, 3]] <= 24).all()
+
+
+def test_identity_settings_give_back_the_input():
+    img = _image()
+    delta = torch.zeros(3, 3)
+    delta[1, 1] = 1.0  # σ = 0: the kernel is δ at its centre
+    assert torch.equal(P.spectral_filter(img, delta), img)
+    assert torch.equal(P.smooth_color(img, torch.tensor([1.0, 2.0]), torch.zeros(3, 2)), img)
+    zero = torch.zeros(24, 32)
+    assert torch.equal(P.remap(img, zero, zero), img)
+    assert torch.equal(P.remap_boxes(BOXES, zero, zero), BOXES)
+    chains = [torch.zeros_like(img), torch.ones_like(img)]
+    assert torch.equal(P.mix(img, chains, torch.tensor([0.5, 0.5]), 0.0), img)
+
+
+def test_colour_primitive_by_hand():
+    img = torch.full((3, 2, 2), 0.5)
+    freqs = torch.tensor([1.0, 2.0])
+    coeff = torch.tensor([[0.1, 0.3], [-0.2, 0.0], [0.7, 0.0]])
+    out = P.smooth_color(img, freqs, coeff)
+    # 0.5 + c1·sin(π/2) + c2·sin(π) = 0.5 + c1 (sin π ≈ 1.2e-16); channel 2 clamps to 1
+    assert out[0].flatten().tolist() == pytest.approx([0.6] * 4, abs=1e-6)
+    assert out[1].flatten().tolist() == pytest.approx([0.3] * 4, abs=1e-6)
+    assert out[2].flatten().tolist() == [1.0] * 4
+
+
+def test_spectral_primitive_by_hand():
+    img = torch.zeros(1, 3, 3)
+    img[0, 1, 1] = 0.5
+    kernel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.4], [0.0, 0.0, 0.0]])
+    out = P.spectral_filter(img, kernel)[0]
+    # cross-correlation: out[y, x] = Σ k[i, j]·img[y + i − 1, x + j − 1]
+    assert out.flatten().tolist() == pytest.approx([0, 0, 0, 0.2, 0.5, 0, 0, 0, 0])
+
+
+def test_boxes_follow_a_translation():
+    """dx = 3: output pixel x samples x − 3, content moves 3 px right; the box over pixels
+    10…19 becomes the cover of pixels 13…22."""
+    img = torch.zeros(1, 30, 40)
+    img[:, 10:20, 10:20] = 1.0
+    dx, dy = torch.full((30, 40), 3.0), torch.zeros(30, 40)
+    out = P.remap(img, dx, dy)
+    assert torch.equal(out[:, 10:20, 13:23], torch.ones(1, 10, 10)) and out.sum() == 100
+    box = P.remap_boxes(torch.tensor([[10.0, 10.0, 20.0, 20.0]]), dx, dy)
+    assert box.tolist() == [[13.0, 10.0, 23.0, 20.0]]
+
+
+def test_temperature_range_matches_prime():
+    # diffeomorphism.py:195-196 at n = 224, cut = 10
+    t1, t2 = P.temperature_range(224, 10)
+    log = math.log(10 + 1e-6)
+    assert t1 == pytest.approx(1 / (math.pi * 224**2 * log))
+    assert t2 == pytest.approx(4 / (math.pi**3 * 100 * log))
+
+
+def test_prime_ft_recipe_transforms_with_the_given_generator():
+    recipe = get_recipe(RecipeSpec.make("prime_ft"))
+    images = [_image(1), _image(2, 20, 20)]
+    targets = [{"boxes": BOXES, "labels": torch.tensor([0, 1])},
+               {"boxes": BOXES[:1], "labels": torch.tensor([2])}]
+    a_img, a_t = recipe.transform_batch(images, targets, _gen(3))
+    b_img, b_t = recipe.transform_batch(images, targets, _gen(3))
+    assert all(torch.equal(x, y) for x, y in zip(a_img, b_img, strict=True))
+    assert all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(a_t, b_t, strict=True))
+    assert not torch.equal(a_img[0], images[0]) and torch.equal(a_t[1]["labels"], torch.tensor([2]))
