@@ -5,6 +5,8 @@ The registries are imported first, then the modules that register implementation
 """
 
 from benchmark.models import torchvision_frcnn  # noqa: E402,F401,I001  (registers engines)
+from benchmark.models import torchvision_mrcnn  # noqa: E402,F401,I001  (registers engines)
+from benchmark.models import detectron2_engine  # noqa: E402,F401,I001  (imports detectron2 lazily)
 from benchmark.models.backbones import BACKBONES, Body, build_body
 from benchmark.models.engine import ENGINES, Detector, build_detector
 
