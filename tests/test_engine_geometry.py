@@ -21,6 +21,8 @@ with FREEZE_AT 2), as ../shared/RESEARCH.md §10 records them:
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torchvision
@@ -62,6 +64,16 @@ def test_anchors_on_p2_to_p6_equal_detectron2(r50_fpn) -> None:
     assert anchors[0].shape == (242_991, 4)
     per_level = model.rpn.anchor_generator.sizes
     assert per_level == ((32,), (64,), (128,), (256,), (512,))
+    # detectron2's anchors, by hand (anchor_generator.py:173-174, 205-215; offset 0): P6's
+    # last cell, column 18 / row 12 at stride 64 → centre (1152, 768); ratio 0.5 (first of
+    # its three): w = sqrt(512² / 0.5) = 724.0773, h = 0.5 · w = 362.0387 — not torchvision's
+    # stride 800 // 13 = 61 nor its integer-rounded cell anchors
+    w = math.sqrt(512**2 / 0.5)
+    p6 = anchors[0][-13 * 19 * 3:].view(13, 19, 3, 4)
+    expected = torch.tensor([1152 - w / 2, 768 - w / 4, 1152 + w / 2, 768 + w / 4])
+    torch.testing.assert_close(p6[12, 18, 0], expected, atol=1e-4, rtol=0)
+    # P2's first cell, size 32 ratio 1: centred at (0, 0), exactly ±16
+    assert anchors[0][1].tolist() == [-16.0, -16.0, 16.0, 16.0]
 
 
 def test_proposal_and_roi_counts_equal_detectron2(r50_fpn) -> None:

@@ -20,6 +20,7 @@ the contract's 0-based labels are shifted by one on the way in and out.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
@@ -72,6 +73,40 @@ class Geometry:
 FRCNN_FPN = Geometry(256, (32, 64, 128, 256, 512), 2000, 1000, 1000, 1000, 512, 1024,
                      score_threshold=0.05, p2=True, sampling_ratio=0, background_box=False)
 FRCNN_FPN_SMALL = Geometry(64, (16, 32, 64, 128), 600, 300, 300, 150, 128, 256)
+
+
+class LevelStrideAnchorGenerator(AnchorGenerator):
+    """detectron2's ``DefaultAnchorGenerator`` in torchvision's interface (detectron2@02b5c4e2
+    detectron2/modeling/anchor_generator.py): each level's anchors step by the level's own
+    stride (4 … 64; :173-174), where torchvision takes ``image size // grid size`` — 800 // 13
+    = 61 instead of 64 at P6 of an 800-px input —, and the cell anchors are the exact
+    ``w = sqrt(size² / ratio)``, ``h = ratio · w`` boxes (:205-215), which torchvision rounds
+    to integers. Offset 0 as detectron2's default (config/defaults.py:195) and torchvision."""
+
+    def __init__(self, sizes: tuple[int, ...], aspect_ratios: tuple[float, ...],
+                 strides: tuple[int, ...]) -> None:
+        super().__init__(tuple((s,) for s in sizes), (aspect_ratios,) * len(sizes))
+        self.level_strides = strides
+
+    def generate_anchors(self, scales: list[int], aspect_ratios: list[float],
+                         dtype: torch.dtype = torch.float32,
+                         device: torch.device | None = None) -> torch.Tensor:
+        cells = []
+        for ratio in aspect_ratios:  # ratio-major, as torchvision orders them
+            for size in scales:
+                w = math.sqrt(float(size) ** 2 / float(ratio))
+                h = float(ratio) * w
+                cells.append([-w / 2, -h / 2, w / 2, h / 2])
+        return torch.tensor(cells, dtype=dtype, device=device)
+
+    def forward(self, image_list: Any, feature_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        grid_sizes = [f.shape[-2:] for f in feature_maps]
+        dtype, device = feature_maps[0].dtype, feature_maps[0].device
+        strides = [[torch.tensor(s, dtype=torch.int64, device=device)] * 2
+                   for s in self.level_strides]
+        self.set_cell_anchors(dtype, device)
+        per_level = self.grid_anchors(grid_sizes, strides)
+        return [torch.cat(per_level) for _ in image_list.image_sizes]
 
 
 class BodyWithFPN(nn.Module):
@@ -286,6 +321,13 @@ class TorchvisionFasterRCNN(Detector):
         return "model.backbone.body."
 
 
+def anchor_strides(geometry: Geometry) -> tuple[int, ...]:
+    """The stride of every FPN level the RPN sees: P2–P6 (4 … 64) with ``p2``, else P3–P6."""
+    strides = (4, 8, 16, 32, 64) if geometry.p2 else (8, 16, 32, 64)
+    assert len(strides) == len(geometry.anchor_sizes)
+    return strides
+
+
 def roi_levels(geometry: Geometry) -> list[str]:
     """The FPN levels RoIs pool from: P2–P5 with ``p2``, else P3–P5 (never the max-pooled
     top level, which only the RPN sees)."""
@@ -306,9 +348,8 @@ def frcnn_arguments(geometry: Geometry, spec: RunSpec, num_classes: int) -> dict
         # images are RGB in [0, 1]: the statistics the body's weights expect, in RGB order
         image_mean=[m / 255 for m in body.rgb_pixel_mean],
         image_std=[s / 255 for s in body.rgb_pixel_std],
-        rpn_anchor_generator=AnchorGenerator(
-            tuple((s,) for s in g.anchor_sizes), ((0.5, 1.0, 2.0),) * len(g.anchor_sizes)
-        ),
+        rpn_anchor_generator=LevelStrideAnchorGenerator(
+            g.anchor_sizes, (0.5, 1.0, 2.0), anchor_strides(g)),
         box_roi_pool=AlignedMultiScaleRoIAlign(roi_levels(g), output_size=7,
                                                sampling_ratio=g.sampling_ratio),
         box_head=TwoMLPHead(g.fpn_channels * 7 * 7, g.head_dim),
