@@ -145,3 +145,25 @@ def test_mrcnn_fpn_parameter_count_equals_detectron2(tmp_path: Path) -> None:
     with torch.no_grad():
         logits = roi.mask_predictor(roi.mask_head(torch.zeros(1, 256, 14, 14)))
     assert logits.shape == (1, 9, 28, 28)  # 28×28, background map + 8 classes
+
+
+def test_summary_carries_mask_ap_next_to_box_ap() -> None:
+    """ID mask AP and the OOD mean of mask APs (hand-computed: (0.2 + 0.3) / 2); the box
+    summary is untouched, and a cell without masks (Faster R-CNN) has None for both."""
+    from benchmark.evaluation import summarize
+
+    spec = RunSpec(
+        family="cityscapes", engine="mrcnn_fpn", backbone=BackboneSpec("resnet18", "none"),
+        recipe=RecipeSpec("ft"), train_split="cityscapes_train", id_split="cityscapes_val",
+        ood_splits=("foggy_val", "bdd_val"), corruption=None,
+        schedule=Schedule(iterations=1, batch_size=1, lr=0.01), seed=0)
+    metrics = {"cityscapes_val": {"AP": 0.5, "AP50": 0.7, "mask_AP": 0.4},
+               "foggy_val": {"AP": 0.3, "AP50": 0.5, "mask_AP": 0.2},
+               "bdd_val": {"AP": 0.1, "AP50": 0.2, "mask_AP": 0.3}}
+    summary = summarize(spec, metrics)
+    assert summary["id_ap"] == 0.5 and summary["id_mask_ap"] == 0.4
+    assert summary["ood_mask_mean"] == pytest.approx(0.25)
+    boxes_only = {k: {m: v for m, v in d.items() if m != "mask_AP"} for k, d in metrics.items()}
+    none = summarize(spec, boxes_only)
+    assert none["id_mask_ap"] is None and none["ood_mask_mean"] is None
+    assert none["ood_mean"] == summary["ood_mean"] == pytest.approx(0.2)

@@ -213,6 +213,11 @@ _OOD_DEFINITION = """\
 **OOD mean**: the unweighted mean AP over the family's OOD splits. **gap** = ID AP − OOD
   mean, in AP points."""
 
+_MASK_DEFINITION = """\
+**ID mask AP, OOD mean mask AP** (Mask R-CNN engines, the Cityscapes protocol): COCO's
+  AP@[.5:.95] of the instance masks (pycocotools ``iouType="segm"``, masks binarised at 0.5 as
+  detectron2 pastes them); the box APs stay the OOD comparison."""
+
 _ER_DEFINITION = """\
 **ER** (effective robustness, Taori et al.): a least-squares line is fitted through
   (logit ID AP, logit OOD AP) of the baseline rows (recipe `{baseline_recipe}`,
@@ -237,6 +242,20 @@ _RGN_L2_DEFINITION = """\
 
 def _mean_ap50_ood(c: CellMetrics) -> float | None:
     return sum(c.ap(s, "AP50") for s in c.ood) / len(c.ood) if c.ood else None
+
+
+def _mask_ap(split: str) -> Callable[[CellMetrics], float | None]:
+    """Mask AP of a split: recorded by Mask R-CNN engines only (None otherwise)."""
+
+    def get(c: CellMetrics) -> float | None:
+        return c.metrics[getattr(c.spec, split)].get("mask_AP")
+
+    return get
+
+
+def _ood_mask_mean(c: CellMetrics) -> float | None:
+    values = [c.metrics[s].get("mask_AP") for s in c.spec.ood_splits]
+    return None if not values or None in values else sum(values) / len(values)
 
 
 def _corruption_table(c: CellMetrics) -> dict[str, dict[str, float]] | None:
@@ -312,6 +331,13 @@ register_metric(SummaryMetric(
 register_metric(SummaryMetric(
     "gap", "gap", _OOD_DEFINITION, "ood", "points", compute=_part("ood_summary", "gap"),
     higher_is_better=False, show=("ood",), note="{label}: ID AP − OOD mean, AP points"))
+register_metric(SummaryMetric(
+    "id_mask_ap", "ID mask AP", _MASK_DEFINITION, "ap", "ap", compute=_mask_ap("id_split"),
+    show=("masks",), note="{label}: COCO mask AP@[.5:.95] on the ID test split"))
+register_metric(SummaryMetric(
+    "ood_mask_mean", "OOD mean mask AP", _MASK_DEFINITION, "ood", "ap",
+    compute=_ood_mask_mean, show=("masks", "ood"),
+    note="{label}: unweighted mean of the OOD splits' mask APs"))
 register_metric(SummaryMetric(
     "P", "P", _CORR_DEFINITION, "corruption", "ap", compute=_part("corruption", "P"),
     axis_label="P (clean AP)", show=("corruption", "recorded"),

@@ -176,7 +176,8 @@ class FamilyBuilder:
             if fam.voc else ""
         what = SUMMARY_PROTOCOLS[main][1] if main in SUMMARY_PROTOCOLS else f"AP ({main} protocol)"
         flags = {"ood": fam.ood, "corruption": fam.corruption, "id_ap50": fam.id_ap50,
-                 "rgn_l2": fam.rgn_l2}
+                 "rgn_l2": fam.rgn_l2,
+                 "masks": "id_mask_ap" in runs and bool(runs["id_mask_ap"].notna().any())}
         recorded = {m.group for m in metric_entries(scalar=True) if m.key in runs.columns}
         blocks: list[tuple[SummaryMetric, list[Column]]] = []
         for m in metric_entries():
