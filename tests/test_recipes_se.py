@@ -73,6 +73,12 @@ def test_se_ft_starts_from_se_dp_with_matching_state():
     assert parent.recipe == RecipeSpec.make("se_dp", lr=0.02)
     a, b = load_detector(spec, 3, None).state_dict(), load_detector(parent, 3, None).state_dict()
     assert a.keys() == b.keys() and any(".se_adapters.3.fc2." in k for k in a)
+    # RGN over the backbone's own tensors only (mind_back tools/compute_rgn.py:57)
+    model = load_detector(spec, 3, None)
+    measured = dict(get_recipe(spec.recipe).rgn_parameters(model))
+    assert measured and not any(n.startswith("se_adapters.") for n in measured)
+    own = {n for n, _ in model.body_parameters() if not n.startswith("se_adapters.")}
+    assert set(measured) == own and len(own) < len(model.body_parameters())
 
 
 def test_se_on_a_backbone_without_stages_is_rejected():

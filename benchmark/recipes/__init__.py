@@ -113,6 +113,11 @@ class Recipe:
             groups, lr=lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay
         )
 
+    def rgn_parameters(self, model: Detector) -> list[tuple[str, torch.nn.Parameter]]:
+        """The body tensors RGN (and the importance maps) are measured over: every trainable
+        backbone tensor; a recipe that adds modules to the body leaves them out."""
+        return model.body_parameters()
+
     # (b) extra loss terms
     def extra_losses(
         self, model: Detector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]

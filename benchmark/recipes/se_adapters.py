@@ -24,9 +24,8 @@ As the study's code (VisionLearningGroup/mind_back@5e6694f):
 
 The blocks live in the body (``body.se_adapters``, called by forward hooks on the stages), so
 the backbone's own tensors keep their names, the SE tensors train with the backbone's lr and
-are part of what DDP synchronises. One difference: RGN and the regularisers here see every
-trainable body tensor, SE included; the study leaves ``se_module`` out
-(``tools/compute_rgn.py:57``, ``tools/utils.py:86``).
+are part of what DDP synchronises. RGN is measured over the backbone's own tensors, the SE
+blocks left out as the study's ``tools/compute_rgn.py:57`` and ``tools/utils.py:86`` do.
 """
 
 from __future__ import annotations
@@ -109,6 +108,11 @@ def stage_problem(backbone: str) -> str | None:
 class _SEAdapted(Recipe):
     def adapt(self, model: Detector) -> None:
         insert_se(model.body)
+
+    def rgn_parameters(self, model: Detector) -> list[tuple[str, nn.Parameter]]:
+        """The backbone's own tensors: mind_back's RGN skips ``se_module``
+        (tools/compute_rgn.py:57)."""
+        return [(n, p) for n, p in model.body_parameters() if not n.startswith("se_adapters.")]
 
     def check(self, spec: RunSpec) -> None:
         why = stage_problem(spec.backbone.name)

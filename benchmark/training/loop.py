@@ -344,7 +344,7 @@ class Trainer:
         sched = self.spec.schedule
         per_epoch = len(self.dataset) // sched.batch_size
         n = min(sched.rgn_batches, per_epoch)
-        params = model.body_parameters()
+        params = self.recipe.rgn_parameters(model)
         if n == 0 or not params:
             return None, None
 
