@@ -21,7 +21,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
+from benchmark.report.verdict import (
+    ACROSS_KEYS,
+    Root,
+    compare_roots,
+    comparison_json,
+    format_comparison,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--names", nargs=2, default=("reference", "candidate"),
                     metavar=("A", "B"), help="what to call the two roots in the output")
     ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    ap.add_argument("--across", action="append", default=[], choices=ACROSS_KEYS,
+                    help="match runs that differ in this spec key (e.g. `--across engine`: "
+                         "the same cells on the torchvision and the detectron2 engine)")
     args = ap.parse_args(argv)
     for root in (args.reference, args.candidate):
         if not (root / "runs").is_dir():
@@ -49,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--bootstrap must be >= 0")
     c = compare_roots(Root.at(args.reference, args.artifacts_a),
                       Root.at(args.candidate, args.artifacts_b),
-                      n_resamples=args.bootstrap, seed=args.seed)
+                      n_resamples=args.bootstrap, seed=args.seed, across=args.across)
     print(comparison_json(c) if args.json else format_comparison(c, names=tuple(args.names)))
     return 0 if c.ok else 1
 

@@ -55,13 +55,17 @@ def _jitter(preds: dict[str, list], sigma: float, seed: int) -> dict[str, list]:
 
 
 def _write_run(world: dict[str, Any], root: Path, recipe: str, preds: dict[str, list],
-               datasets: dict[str, str] | None = None) -> dict[str, Any]:
+               datasets: dict[str, str] | None = None, engine: str | None = None
+               ) -> dict[str, Any]:
     """A record whose metrics are the real COCO numbers of ``preds``, with the predictions
-    saved under ``root/artifacts``."""
+    saved under ``root/artifacts`` (``engine``: the same cell on another engine)."""
     from benchmark.evaluation.coco import coco_summary
 
     rec = make_record(recipe=recipe, ood={"demo_sketch": 0.0}, corruption={"fog": {"3": 0.0}},
                       datasets=datasets or world["fps"])
+    if engine is not None:  # another engine: another spec, so another fingerprint
+        rec["spec"]["engine"] = engine
+        rec["fingerprint"] = rec["fingerprint"][::-1]
     fp = rec["fingerprint"]
     metrics = {}
     for name, dets in preds.items():
@@ -174,6 +178,22 @@ def test_a_different_data_fingerprint_is_matched_by_configuration(
     rc, out = _run(capsys, reference, b)
     assert rc == 0
     assert "matched by configuration — differs: dataset content of `demo_sketch`" in out
+
+
+def test_the_same_cells_on_another_engine_match_only_across_engines(
+        world: dict[str, Any], reference: Path, capsys: Any) -> None:
+    """detectron2 vs torchvision: different configurations, so nothing matches — unless asked
+    (``--across engine``), and then every pair says which engines it compares."""
+    b = world["tmp"] / "B"
+    for i, r in enumerate(RECIPES):
+        _write_run(world, b, r, _jitter(_predictions(world, r, seed=i), 0.4, 7),
+                   engine="detectron2_small")
+    rc, out = _run(capsys, reference, b)
+    assert rc == 1 and "0 matched run(s)" in out and "only in candidate (2)" in out
+    rc, out = _run(capsys, reference, b, "--across", "engine")
+    assert rc == 0, out
+    assert out.count("differs: engine frcnn_fpn_small → detectron2_small") == 2
+    assert "VERDICT: reproduced 2/2 (0 bit-identical, 2 within test-set noise)" in out
 
 
 def test_reference_intervals_come_from_the_report_cache_without_predictions(

@@ -140,9 +140,15 @@ class Comparison:
 
 
 # ---- matching ---------------------------------------------------------------------------------
-def configuration(record: Record) -> str:
-    """The run's configuration: its spec without dataset content and bookkeeping keys."""
-    spec = {k: v for k, v in record.data["spec"].items() if k != "data"}
+#: spec keys a comparison may match across (``compare --across engine``: the same cell on
+#: the torchvision and the detectron2 engine)
+ACROSS_KEYS = ("engine",)
+
+
+def configuration(record: Record, across: Sequence[str] = ()) -> str:
+    """The run's configuration: its spec without dataset content and bookkeeping keys (and
+    without the ``across`` keys)."""
+    spec = {k: v for k, v in record.data["spec"].items() if k != "data" and k not in across}
     schedule = {k: v for k, v in (spec.get("schedule") or {}).items() if k not in BOOKKEEPING}
     return canonical({**spec, "schedule": schedule})
 
@@ -161,7 +167,8 @@ def _datasets(record: Record) -> dict[str, str]:
 
 def _differences(a: Record, b: Record) -> list[str]:
     """What differs between two matched records besides their numbers."""
-    out = []
+    out = [f"{k} {a.data['spec'].get(k)} → {b.data['spec'].get(k)}" for k in ACROSS_KEYS
+           if a.data["spec"].get(k) != b.data["spec"].get(k)]
     da, db = _datasets(a), _datasets(b)
     changed = sorted(s for s in set(da) & set(db) if da[s] != db[s])
     if changed:
@@ -176,10 +183,11 @@ def _differences(a: Record, b: Record) -> list[str]:
     return out
 
 
-def match_records(reference: Sequence[Record], candidate: Sequence[Record]
-                  ) -> tuple[list[Match], list[Record], list[Record]]:
+def match_records(reference: Sequence[Record], candidate: Sequence[Record],
+                  across: Sequence[str] = ()) -> tuple[list[Match], list[Record], list[Record]]:
     """(matches, reference only, candidate only): by fingerprint, then by configuration
-    (several records of one configuration pair up in fingerprint order)."""
+    without the ``across`` keys (several records of one configuration pair up in fingerprint
+    order)."""
     by_fp = {r.fingerprint: r for r in candidate}
     matches, rest_a = [], []
     for a in sorted(reference, key=lambda r: r.fingerprint):
@@ -190,10 +198,10 @@ def match_records(reference: Sequence[Record], candidate: Sequence[Record]
             matches.append(Match(a, b, "fingerprint", _differences(a, b)))
     by_config: dict[str, list[Record]] = {}
     for b in sorted(by_fp.values(), key=lambda r: r.fingerprint):
-        by_config.setdefault(configuration(b), []).append(b)
+        by_config.setdefault(configuration(b, across), []).append(b)
     only_a = []
     for a in rest_a:
-        pool = by_config.get(configuration(a))
+        pool = by_config.get(configuration(a, across))
         if pool:
             b = pool.pop(0)
             matches.append(Match(a, b, "configuration", _differences(a, b)))
@@ -283,12 +291,12 @@ def judge(m: Match, reference: Root, candidate: Root, boot: RecordBootstrap | No
 
 
 def compare_roots(reference: Root, candidate: Root, *, n_resamples: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> Comparison:
+                  level: float = 0.95, across: Sequence[str] = ()) -> Comparison:
     """Match the records of two results roots and judge every pair. The reference's interval
     cache (``bootstrap_cache.json``, written by ``python -m benchmark.report`` with the same
     ``n_resamples`` / ``seed``) stands in for predictions that are not on this machine."""
     la, lb = load_records(reference.results), load_records(candidate.results)
-    matches, only_a, only_b = match_records(la.records, lb.records)
+    matches, only_a, only_b = match_records(la.records, lb.records, across)
     boot = None
     if n_resamples > 0:
         cache = {**read_cache(candidate.results), **read_cache(reference.results)}
