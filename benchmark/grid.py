@@ -123,7 +123,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
     from benchmark.data.corrupt import corruption_names
     from benchmark.families import FAMILIES
     from benchmark.models import BACKBONES, ENGINES
-    from benchmark.recipes import RECIPES, canonical_name, get_recipe
+    from benchmark.recipes import RECIPES, get_recipe
 
     unknown = sorted(set(exp) - EXPERIMENT_KEYS)
     if unknown:
@@ -181,17 +181,17 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             raise ConfigError(f"recipes[{i}].name: missing")
         name = r.pop("name")
         _lookup(RECIPES, name, f"recipes[{i}].name")
-        name = canonical_name(name)  # lp_ft is dp_ft: one cell under either name
         # a list-valued parameter is a sweep: one recipe per value (per combination)
         swept = [k for k, v in r.items() if isinstance(v, list)]
         for values in itertools.product(*(r[k] for k in swept)):
             spec_r = RecipeSpec(name, tuple({**r, **dict(zip(swept, values, strict=True))}.items()))
             try:
-                get_recipe(spec_r)  # validates parameters
+                spec_r = get_recipe(spec_r).canonical()  # validates parameters
             except ConfigError as e:
                 raise ConfigError(f"recipes[{i}]: {e}") from None
-            recipes.append(spec_r)
-            origin.append(i)
+            if spec_r not in recipes:  # e.g. wise_ft at α = 0 next to the dp it is
+                recipes.append(spec_r)
+                origin.append(i)
     seeds = _as_list(exp.get("seeds", [0]), "seeds")
     runs = [
         RunSpec(
@@ -319,6 +319,7 @@ def load_grid(
             prepare.append(str(exp["prepare"]))
     if not runs:
         raise ConfigError(f"{path}: the grid expands to no runs")
+    runs = list(dict.fromkeys(runs))  # a cell two experiments share (a sweep's end point) once
     if check_weights:
         _check_weights(runs)
     if resolve_data:

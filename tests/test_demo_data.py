@@ -28,7 +28,7 @@ from benchmark.errors import ConfigError
 from benchmark.prepare import main
 from benchmark.store import sha256_lines
 
-SMALL = {"n_train": 6, "n_test": 3, "progress": False}
+SMALL = {"n_train": 6, "n_test": 3, "n_corrupt": 2, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +98,20 @@ def test_generated_boxes_are_the_pasted_extents() -> None:
 
 def test_splits_and_annotations(built: list[PreparedSplit]) -> None:
     assert [s.name for s in built] == list(SPLITS)
-    train, test, *ood = built
+    train, test, *ood, first = built
     assert train.manifest["num_images"] == 6 and test.manifest["num_images"] == 3
     assert train.classes == list(CLASSES)
     assert [c["id"] for c in train.coco["categories"]] == list(range(1, len(CLASSES) + 1))
     domains = [s.manifest["domain"] for s in built]
-    assert domains == ["photo", "photo", "stylized", "sketch", "inked"]
+    assert domains == ["photo", "photo", "stylized", "sketch", "inked", "photo"]
+    # the corruptions' base: the first test scenes (n_corrupt=2 here), pixels and boxes equal
+    assert first.name == "demo_test40" and first.manifest["num_images"] == 2
+    assert first.coco["images"] == test.coco["images"][:2]
+    assert first.coco["annotations"] == [a for a in test.coco["annotations"]
+                                         if a["image_id"] in (1, 2)]
+    assert first.manifest["image_sha256"] == {
+        k: v for k, v in test.manifest["image_sha256"].items()
+        if k in {im["file_name"] for im in first.coco["images"]}}
     for split in ood:  # the same scenes and boxes, rendered differently
         assert split.coco == test.coco
         assert split.manifest["annotation_sha256"] == test.manifest["annotation_sha256"]
@@ -141,7 +149,8 @@ def test_build_is_idempotent(tmp_path: Path) -> None:
     (tmp_path / "demo_sketch" / "images" / "000001.png").unlink()
     again = build_demo(tmp_path, seed=2, **{**SMALL, "n_test": 4})
     assert (again[0].root / "manifest.json").stat().st_mtime_ns == stamps["demo_train"]
-    assert all(s.manifest["num_images"] == 4 for s in again[1:])
+    assert all(s.manifest["num_images"] == 4 for s in again[1:-1])
+    assert again[-1].manifest["num_images"] == 2  # n_corrupt
     assert sorted(p.name for p in (tmp_path / "demo_sketch" / "images").iterdir()) == [
         f"{i:06d}.png" for i in range(1, 5)
     ]
@@ -158,6 +167,6 @@ def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                "--quiet"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    for name in [*SPLITS, "demo_test-C.gaussian_noise.2", "demo_test-C.fog.2"]:
+    for name in [*SPLITS, "demo_test40-C.gaussian_noise.2", "demo_test40-C.fog.2"]:
         assert f"{name}: 2 images" in out
         assert load_split(name, tmp_path).manifest["num_images"] == 2

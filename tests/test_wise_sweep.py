@@ -3,6 +3,7 @@ and α = 1 DP-FT's, bit for bit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from benchmark.errors import ConfigError
 from benchmark.grid import load_grid
 from benchmark.pipeline import train_stage
 from benchmark.recipes import parent_of
+from benchmark.spec import RecipeSpec
 from benchmark.store import TrainingDir
 from tests.conftest import TINY_GRID
 
@@ -34,13 +36,18 @@ def test_alpha_list_expands_to_one_cell_per_alpha_sharing_one_dp_ft(tmp_path: Pa
     grid = load_grid(str(_grid(tmp_path, [{"name": "wise_ft", "dp_lr": 0.02,
                                            "alpha": ALPHAS}])))
     cells = grid.runs
-    assert [c.recipe.get("alpha") for c in cells] == ALPHAS
-    assert len({c.train_fingerprint for c in cells}) == 5
-    parents = {parent_of(c) for c in cells}
-    assert len(parents) == 1
-    (dpft,) = parents
+    # α = 0 and α = 1 are the DP and DP-FT cells (the mix is exact there): 3 mixes + 2 ends
+    assert [c.recipe.name for c in cells] == ["dp", "wise_ft", "wise_ft", "wise_ft", "dp_ft"]
+    assert [c.recipe.get("alpha") for c in cells[1:4]] == ALPHAS[1:4]
+    dp, dpft = cells[0], cells[-1]
+    assert dp.recipe == RecipeSpec.make("dp", lr=0.02)
     assert dpft.recipe.name == "dp_ft" and dpft.recipe.get("dp_lr") == 0.02
-    assert parent_of(dpft).recipe.name == "dp"
+    assert {parent_of(c) for c in cells[1:4]} == {dpft} and parent_of(dpft) == dp
+    assert len({c.train_fingerprint for c in cells}) == 5
+    # a grid listing dp / dp_ft too runs each once
+    both = load_grid(str(_grid(tmp_path, [{"name": "dp", "lr": 0.02},
+                                          {"name": "wise_ft", "dp_lr": 0.02, "alpha": ALPHAS}])))
+    assert [c.fingerprint for c in both.runs] == [c.fingerprint for c in cells]
 
 
 @pytest.mark.parametrize("alpha", [1.5, -0.25])
@@ -79,14 +86,17 @@ def test_sweep_trains_dp_ft_once_and_mixes_exactly(bench_env: Path, tmp_path: Pa
     grid = load_grid(str(_grid(tmp_path, [{"name": "wise_ft", "dp_lr": 0.02,
                                            "alpha": [0, 0.5, 1]}])))
     cells = grid.runs
-    for spec in cells:
+    assert [c.recipe.name for c in cells] == ["dp", "wise_ft", "dp_ft"]
+    mixes = [replace(cells[1], recipe=RecipeSpec.make("wise_ft", dp_lr=0.02, alpha=a))
+             for a in (0, 1)]  # the mixing stage run at the ends too, against the cells
+    for spec in [*cells, *mixes]:
         train_stage(spec, progress=False)
     train_dirs = list((bench_env.parent / "artifacts" / "train").iterdir())
     trained = [d for d in train_dirs if (d / "train_log.json").is_file()]
     assert len(train_dirs) == 5 and len(trained) == 2  # DP, DP-FT; three mixes
-    dpft = parent_of(cells[0])
+    dpft = parent_of(cells[1])
     dp_w, ft_w = _weights(parent_of(dpft)), _weights(dpft)
-    w0, w_half, w1 = (_weights(c) for c in cells)
+    w0, w_half, w1 = _weights(mixes[0]), _weights(cells[1]), _weights(mixes[1])
     assert w0.keys() == dp_w.keys() == w1.keys()
     moved = [k for k in ft_w if ft_w[k].is_floating_point() and not torch.equal(ft_w[k], dp_w[k])]
     assert moved  # DP-FT moved away from DP: the ends are distinguishable
@@ -105,14 +115,18 @@ def test_report_draws_one_alpha_curve_per_backbone(tmp_path: Path):
     from benchmark.report.wise_figure import alpha_curves, wise_curves
 
     rows = pd.DataFrame({
-        "recipe": ["wise_ft"] * 3 + ["ft", "wise_ft"],
-        "recipe_params": ['{"alpha": 1}', '{"alpha": 0}', '{"alpha": 0.5}', "{}", "{}"],
-        "backbone_display": ["A"] * 4 + ["B"],
-        "id|mean": [0.6, 0.4, 0.5, 0.7, 0.3],
-        "ood|mean": [0.2, 0.25, 0.3, 0.1, 0.2],
+        "recipe": ["dp_ft", "dp", "wise_ft", "ft", "wise_ft", "dp"],
+        "recipe_params": ['{"dp_lr": 0.02}', '{"lr": 0.02}', '{"alpha": 0.5, "dp_lr": 0.02}',
+                          "{}", "{}", "{}"],
+        "backbone_display": ["A"] * 4 + ["B"] * 2,
+        "id|mean": [0.6, 0.4, 0.5, 0.7, 0.3, 0.2],
+        "ood|mean": [0.2, 0.25, 0.3, 0.1, 0.2, 0.1],
     })
     fb = SimpleNamespace(fam=SimpleNamespace(er_x="id", er_y="ood"), rows=rows)
-    curves = wise_curves(fb)  # B has one α point: no curve
-    assert curves == {"A": [(0.0, 0.4, 0.25), (0.5, 0.5, 0.3), (1.0, 0.6, 0.2)]}
+    # A: its α = 0.5 row, and as the ends the DP / DP-FT rows with its parameters; B: its
+    # α = 0.5 (the default) and its DP (dp_lr unset: plain dp) — but no DP-FT row
+    curves = wise_curves(fb)
+    assert curves == {"A": [(0.0, 0.4, 0.25), (0.5, 0.5, 0.3), (1.0, 0.6, 0.2)],
+                      "B": [(0.0, 0.2, 0.1), (0.5, 0.3, 0.2)]}
     png = alpha_curves(tmp_path / "c.png", "t", curves, "ID AP", "OOD AP")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -70,6 +70,13 @@ class Recipe:
         without attention): raise :class:`ConfigError` naming the field and the value. Must
         not need data or weight files."""
 
+    def canonical(self) -> RecipeSpec:
+        """The cell this recipe *is*: an alias's registered name (``lp_ft`` → ``dp_ft``), or
+        another recipe whose weights equal this one's by construction (WiSE-FT at α = 0 is
+        the DP cell). A grid expands to the canonical spec, so equal cells share one
+        fingerprint: one training, one evaluation."""
+        return RecipeSpec(ALIASES.get(self.spec.name, self.spec.name), self.spec.params)
+
     # (d) stage structure
     def parent_recipe(self) -> RecipeSpec | None:
         return None
@@ -156,11 +163,6 @@ class Recipe:
 RECIPES: Registry[type[Recipe]] = Registry("recipe")
 #: other names of registered recipes (a field's name for one of ours): alias → name
 ALIASES: dict[str, str] = {}
-
-
-def canonical_name(name: str) -> str:
-    """The registered name a grid's recipe name stands for (``lp_ft`` → ``dp_ft``)."""
-    return ALIASES.get(name, name)
 
 
 def get_recipe(spec: RecipeSpec) -> Recipe:

@@ -68,7 +68,7 @@ THRESHOLDS = {"object": 0.3, "context": 0.5}
 PATCH = 32
 
 # LP-FT is the classification name of DP-FT (probe the head, then fine-tune everything):
-# an alias — a grid's ``lp_ft`` becomes ``dp_ft`` (benchmark.recipes.canonical_name), so the
+# an alias — a grid's ``lp_ft`` becomes ``dp_ft`` (``Recipe.canonical``), so the
 # two names are one cell with one fingerprint, never two trainings of the same thing
 RECIPES.register("lp_ft")(DecoderProbeThenFineTune)
 ALIASES["lp_ft"] = "dp_ft"

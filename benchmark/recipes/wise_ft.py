@@ -8,7 +8,9 @@ expands to one cell per α — shares one DP and one DP-FT training, and each α
 average and an evaluation. The loop hands :meth:`finalize` the DP-FT final weights and the
 weights DP-FT started from (DP's final checkpoint). Starting from DP gives θ_DP a trained
 decoder, so the average interpolates two working detectors. α = 0 gives DP's weights and
-α = 1 DP-FT's, bit for bit: (1 − α)·a + α·b is exact at both ends (``torch.lerp`` is not).
+α = 1 DP-FT's, bit for bit: (1 − α)·a + α·b is exact at both ends (``torch.lerp`` is not) —
+so a grid's α = 0 and α = 1 *are* the DP and DP-FT cells (:meth:`WiseFineTune.canonical`),
+and the report's sweep curve takes its end points from them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,18 @@ class WiseFineTune(Recipe):
     PARAMS: dict[str, Any] = {**Recipe.PARAMS, "dp_lr": None, "alpha": 0.5}
     RANGES = {**Recipe.RANGES, "alpha": (0.0, 1.0, True)}
     trains = False
+
+    def canonical(self) -> RecipeSpec:
+        """α = 0 is the DP cell and α = 1 the DP-FT cell (the mix is exact at both ends): a
+        sweep's end points are those cells, trained and evaluated once."""
+        alpha = float(self.params["alpha"])
+        if alpha == 1:
+            return self.parent_recipe()
+        if alpha == 0:
+            dp = RECIPES.get("dp_ft")(self.parent_recipe()).parent_recipe()
+            assert dp is not None
+            return dp
+        return self.spec
 
     def parent_recipe(self) -> RecipeSpec:
         """DP-FT with this recipe's training parameters (α is not one of them)."""

@@ -14,19 +14,45 @@ RECIPE = "wise_ft"
 DEFAULT_ALPHA = 0.5  # benchmark.recipes.wise_ft's default
 
 
+def _end_points(params: dict[str, Any]) -> dict[float, tuple[str, dict[str, Any]]]:
+    """The cells a sweep's α = 0 and α = 1 are (DP, DP-FT: ``WiseFineTune.canonical``), as
+    (recipe, params) of their rows."""
+    from benchmark.recipes import get_recipe
+    from benchmark.spec import RecipeSpec
+
+    out = {}
+    for alpha in (0.0, 1.0):
+        spec = get_recipe(RecipeSpec.make(RECIPE, **{**params, "alpha": alpha})).canonical()
+        out[alpha] = (spec.name, dict(spec.params))
+    return out
+
+
 def wise_curves(fb: FamilyBuilder) -> dict[str, list[tuple[float, float, float]]]:
     """{backbone display name: [(α, ID, OOD), …] sorted by α} over the family's rows, for
-    backbones with at least two α points."""
+    backbones with at least two α points: the sweep's rows, and as α = 0 and α = 1 the DP and
+    DP-FT rows its end points are."""
     x, y = f"{fb.fam.er_x}|mean", f"{fb.fam.er_y}|mean"
-    curves: dict[str, list[tuple[float, float, float]]] = {}
-    rows = fb.rows[fb.rows.recipe == RECIPE] if "recipe" in fb.rows else fb.rows.iloc[:0]
-    for _, r in rows.iterrows():
-        if not (finite(r.get(x)) and finite(r.get(y))):
+    curves: dict[str, dict[float, tuple[float, float, float]]] = {}
+    if "recipe" not in fb.rows:
+        return {}
+    rows = [r for _, r in fb.rows.iterrows() if finite(r.get(x)) and finite(r.get(y))]
+
+    def params_of(r: Any) -> dict[str, Any]:
+        return dict(json.loads(r.get("recipe_params") or "{}"))
+
+    for r in rows:
+        if r.recipe != RECIPE:
             continue
-        alpha = float(json.loads(r.get("recipe_params") or "{}").get("alpha", DEFAULT_ALPHA))
-        curves.setdefault(str(r.backbone_display), []).append((alpha, float(r[x]),
-                                                               float(r[y])))
-    return {b: sorted(pts) for b, pts in sorted(curves.items()) if len({a for a, *_ in pts}) > 1}
+        params = params_of(r)
+        alpha = float(params.pop("alpha", DEFAULT_ALPHA))
+        curve = curves.setdefault(str(r.backbone_display), {})
+        curve[alpha] = (alpha, float(r[x]), float(r[y]))
+        for end, (recipe, end_params) in _end_points(params).items():
+            for e in rows:
+                if (e.recipe == recipe and params_of(e) == end_params
+                        and str(e.backbone_display) == str(r.backbone_display)):
+                    curve[end] = (end, float(e[x]), float(e[y]))
+    return {b: sorted(pts.values()) for b, pts in sorted(curves.items()) if len(pts) > 1}
 
 
 def wise_ft_jobs(fb: FamilyBuilder) -> list[tuple[str, str, Callable[[Path], Any]]]:
