@@ -56,6 +56,25 @@ def _run(spec: RunSpec, grid: str, progress: bool, threads: int | None) -> str:
     return spec.fingerprint
 
 
+def next_ready(queue: Sequence[RunSpec], running: set[str]) -> int | None:
+    """The index of the first queued cell none of whose ancestors is running (started now,
+    it would only wait for their lock, holding a worker); None: every one waits."""
+    for i, spec in enumerate(queue):
+        if not running & _ancestors(spec):
+            return i
+    return None
+
+
+def _ancestors(spec: RunSpec) -> set[str]:
+    """Fingerprints of the runs ``spec`` starts from (DP-FT → DP; a WiSE-FT mix → DP-FT, DP)."""
+    from benchmark.recipes import parent_of
+
+    out: set[str] = set()
+    while (spec := parent_of(spec)) is not None:  # type: ignore[assignment]
+        out.add(spec.fingerprint)
+    return out
+
+
 def _describe(e: BaseException) -> str:
     from benchmark.errors import BenchmarkError
 
@@ -92,7 +111,7 @@ class Progress:
 
     def name(self, spec: RunSpec) -> str:
         seed = f" seed {spec.seed}" if self.seeds else ""
-        return f"{spec.backbone.name} × {spec.recipe.name}{seed}"
+        return f"{spec.backbone.name} × {spec.recipe.label}{seed}"
 
     def _print(self, text: str) -> None:
         print(f"[{self.done}/{self.total}] {text}", file=self.file or sys.stderr, flush=True)
@@ -159,9 +178,11 @@ class LocalExecutor:
             running: dict[Future[str], RunSpec] = {}
 
             def submit() -> None:
-                spec = queue.pop(0)
-                running[pool.submit(_run_one, spec, grid, False, threads)] = spec
-                lines.start(spec)
+                i = next_ready(queue, {s.fingerprint for s in running.values()})
+                if i is not None:
+                    spec = queue.pop(i)
+                    running[pool.submit(_run_one, spec, grid, False, threads)] = spec
+                    lines.start(spec)
 
             for _ in range(min(self.workers, len(queue))):
                 submit()
@@ -175,6 +196,9 @@ class LocalExecutor:
                     except Exception as e:  # noqa: BLE001
                         outcome.failed[spec.fingerprint] = _describe(e)
                         lines.finish(spec, _describe(e))
-                    if queue:
-                        submit()
+                while queue and len(running) < self.workers:
+                    before = len(running)
+                    submit()
+                    if len(running) == before:  # every queued cell waits for a running one
+                        break
         return outcome

@@ -27,14 +27,16 @@ def prepare_generated(names: tuple[str, ...], workers: int) -> None:
 
 
 def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
-    """Cells in run order (runs other cells start from first), with their state
-    (done / running / pending / failed / unsubmitted; one scheduler query at most)."""
-    from benchmark.recipes import parent_of
+    """Cells in run order — runs other cells start from first, cells that train nothing (a
+    WiSE-FT mix) last, where they fill the workers' tail — with their state (done / running /
+    pending / failed / unsubmitted; one scheduler query at most)."""
+    from benchmark.recipes import get_recipe, parent_of
     from benchmark.status import cell_states
 
     cells = grid.cells()
     parents = {p.fingerprint for s in cells if (p := parent_of(s)) is not None}
-    ordered = sorted(cells, key=lambda s: s.fingerprint not in parents)
+    ordered = sorted(cells, key=lambda s: (s.fingerprint not in parents,
+                                           not get_recipe(s.recipe).trains))
     states = {c.fingerprint: c.state for c in cell_states([s.fingerprint for s in ordered])}
     return [(s, states[s.fingerprint]) for s in ordered]
 
@@ -48,7 +50,7 @@ def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
         parent = f"  from {p.fingerprint}" if p is not None else ""
         print(
             f"  {state:6s} {spec.fingerprint}  {spec.family:8s} {spec.backbone.label:28s} "
-            f"{spec.recipe.name:6s} seed {spec.seed}  {len(spec.eval_splits)} eval splits{parent}",
+            f"{spec.recipe.label:6s} seed {spec.seed}  {len(spec.eval_splits)} eval splits{parent}",
             file=file,
         )
 
