@@ -292,8 +292,11 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
     t = Table(["#", "Backbone", "Recipe", f"ID AP{tag} [95% CI]", f"OOD mean{tag} [95% CI]",
                f"mPC{tag} [95% CI]", "rPC % [95% CI]"])
     headline = "mPC" if fb.fam.headline == "mPC" else "OOD mean"
-    paired_table = Table(["Backbone", "Recipe", "vs", f"Δ {headline}{tag} [95% CI]", "p",
-                    f"Δ ID AP{tag} [95% CI]", "p"])
+    # the headline, mPC where the family has corruptions too, and ID AP
+    compared = [headline, *(["mPC"] if fb.fam.corruption and headline != "mPC" else []), "AP"]
+    paired_table = Table(["Backbone", "Recipe", "vs",
+                          *(h for name in compared for h in (
+                              f"Δ {'ID AP' if name == 'AP' else name}{tag} [95% CI]", "p"))])
     any_iv = False
     unc.missing = []
     by_rank: dict[int, dict[str, Builder]] = {}
@@ -314,7 +317,7 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
         runs = [*_row_runs(fb, r), *_row_runs(fb, b)]
         sa, sb = by_rank[int(r["rank"])], by_rank[int(b["rank"])]
         cells = [esc(r.backbone_display), esc(r.recipe_display), esc(b.recipe_display)]
-        for name in (headline, "AP"):
+        for name in compared:
             if name not in sa or name not in sb:
                 cells += ["—", "—"]
                 continue

@@ -407,13 +407,16 @@ def test_bootstrap_intervals_and_paired_comparison_from_saved_predictions(
     paired = _table_rows(md, "paired bootstrap, AP points")
     assert {(r[0], r[1], r[2]) for r in paired} == {("ResNet-18 (IN-1k)", "DP", "FT"),
                                                      ("ResNet-50 (IN-1k)", "DP", "FT")}
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Backbone | Recipe | vs |"))
+    assert "| Δ OOD mean [95% CI] | p | Δ mPC [95% CI] | p | Δ ID AP [95% CI] | p |" in header
     for r in paired:
         assert r[3].startswith("-")  # dp (noisier boxes) is worse than ft on OOD …
         assert float(r[4].lstrip("<")) < 0.05  # … significantly
+        assert r[5].startswith("-")  # … and under corruption
     # intervals are cached: without the predictions the same markdown renders (--check passes)
     output.write_outputs(report, opts)
     cache = json.loads((tmp / "results" / uncertainty.CACHE_FILE).read_text())
-    assert len(cache["entries"]) == 4 * 4 + 2 * 2
+    assert len(cache["entries"]) == 4 * 4 + 2 * 3  # rows × 4 statistics, pairs × 3 Δs
     import shutil
 
     shutil.rmtree(prepared["artifacts"])
