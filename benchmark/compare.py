@@ -21,13 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.report.verdict import (
-    ACROSS_KEYS,
-    Root,
-    compare_roots,
-    comparison_json,
-    format_comparison,
-)
+from benchmark.report.matching import ACROSS_KEYS
+from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
 
 
 def main(argv: Sequence[str] | None = None) -> int:

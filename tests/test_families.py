@@ -90,8 +90,9 @@ def test_metric_entry(key: str) -> None:
 
 def test_metric_table_order_is_the_summary_order() -> None:
     keys = [m.key for m in metric_entries("summary")]
-    assert keys == ["id_ap", "id_ap50", "ood", "ood_mean", "ood_mean_ap50", "gap", "P", "mPC",
-                    "rPC", "P50", "mPC50", "rPC_class", "corruption"]
+    assert keys == ["id_ap", "id_ap50", "ood", "ood_mean", "ood_mean_ap50", "gap",
+                    "id_mask_ap", "ood_mask_mean", "P", "mPC", "rPC", "P50", "mPC50",
+                    "rPC_class", "corruption"]
     assert [m.key for m in metric_entries("rgn")] == ["rgn", "rgn_l2"]
     defs = definitions("ft")
     assert defs[0].startswith("**AP, AP50, AP75**") and defs[1].startswith("**VOC protocols**")

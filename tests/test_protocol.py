@@ -36,7 +36,7 @@ def test_card_of_a_demo_cell() -> None:
     card = card_of(cells["efficientnet_lite0/ft"]).to_json()
     assert card == {  # benchmark/grids/demo.yaml, the demo family (COCO protocol only)
         "engine": "frcnn_fpn_small", "train_sizes": [160], "max_size": 160, "test_size": 160,
-        "schedule": {"iterations": 300, "batch_size": 4, "lr": 0.01, "policy": "onecycle",
+        "schedule": {"iterations": 180, "batch_size": 4, "lr": 0.01, "policy": "onecycle",
                      "steps": [], "warmup_iters": 0},
         "evaluator": {"ap": {"id": "coco", "ood": "coco", "clean": "coco",
                              "corrupted": "coco"}, "summary": "coco"},
@@ -60,7 +60,7 @@ def test_demo_card_against_saito_names_the_differing_fields() -> None:
     assert not ok
     assert text.startswith("not comparable: engine frcnn_fpn_small≠frcnn_fpn, ")
     for part in ("train_sizes [160]≠480…800 (11 values)", "max_size 160≠1333",
-                 "test_size 160≠800", "schedule.iterations 300≠80000",
+                 "test_size 160≠800", "schedule.iterations 180≠80000",
                  "schedule.batch_size 4≠2", "schedule.lr 0.01≠0.0025",
                  "schedule.policy onecycle≠step", "schedule.steps []≠[50000,70000]",
                  "schedule.warmup_iters 0≠500", "evaluator.ap.id coco≠voc07",

@@ -16,7 +16,7 @@ from tests.conftest import TINY_GRID
 
 
 def test_only_norm_affine_parameters_of_the_backbone_move():
-    base = load_grid(str(TINY_GRID)).runs[0]
+    base = load_grid(str(TINY_GRID), resolve_data=False).runs[0]
     spec = replace(base, recipe=RecipeSpec.make("fixed_features"),
                    backbone=BackboneSpec(name="swin_tiny", weights="none"))
     torch.manual_seed(0)

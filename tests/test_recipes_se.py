@@ -49,7 +49,7 @@ def test_se_blocks_gate_each_level_as_the_study_initialises_them():
 
 
 def _spec(recipe: RecipeSpec, backbone: str = "efficientnet_lite0", weights: str = "imagenet"):
-    base = load_grid(str(TINY_GRID)).runs[0]
+    base = load_grid(str(TINY_GRID), resolve_data=False).runs[0]
     return replace(base, recipe=recipe, backbone=BackboneSpec(name=backbone, weights=weights))
 
 

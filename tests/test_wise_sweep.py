@@ -34,7 +34,7 @@ def _grid(tmp_path: Path, recipes: list[dict]) -> Path:
 
 def test_alpha_list_expands_to_one_cell_per_alpha_sharing_one_dp_ft(tmp_path: Path):
     grid = load_grid(str(_grid(tmp_path, [{"name": "wise_ft", "dp_lr": 0.02,
-                                           "alpha": ALPHAS}])))
+                                           "alpha": ALPHAS}])), resolve_data=False)
     cells = grid.runs
     # α = 0 and α = 1 are the DP and DP-FT cells (the mix is exact there): 3 mixes + 2 ends
     assert [c.recipe.name for c in cells] == ["dp", "wise_ft", "wise_ft", "wise_ft", "dp_ft"]
@@ -46,7 +46,8 @@ def test_alpha_list_expands_to_one_cell_per_alpha_sharing_one_dp_ft(tmp_path: Pa
     assert len({c.train_fingerprint for c in cells}) == 5
     # a grid listing dp / dp_ft too runs each once
     both = load_grid(str(_grid(tmp_path, [{"name": "dp", "lr": 0.02},
-                                          {"name": "wise_ft", "dp_lr": 0.02, "alpha": ALPHAS}])))
+                                          {"name": "wise_ft", "dp_lr": 0.02, "alpha": ALPHAS}])),
+                     resolve_data=False)
     assert [c.fingerprint for c in both.runs] == [c.fingerprint for c in cells]
 
 

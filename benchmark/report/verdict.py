@@ -34,8 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.report.aggregation import backbone_label, canonical, recipe_label
+from benchmark.report.aggregation import canonical
 from benchmark.report.bootstrap import Interval
+from benchmark.report.matching import (
+    configuration,
+    datasets_of,
+    differences,
+    run_label,
+)
 from benchmark.report.records import Record, Skipped, load_records
 from benchmark.report.uncertainty import (
     RecordBootstrap,
@@ -48,7 +54,6 @@ from benchmark.report.uncertainty import (
 # summary key → (label, bootstrap statistic of benchmark.report.uncertainty.row_statistics)
 JUDGED = {"id_ap": ("ID AP", "AP"), "ood_mean": ("OOD mean", "OOD mean"),
           "mPC": ("mPC", "mPC"), "rPC": ("rPC %", "rPC")}
-BOOKKEEPING = ("checkpoint_every",)  # schedule keys that change no number
 
 BIT_IDENTICAL = "bit-identical"
 WITHIN = "reproduced within test-set noise"
@@ -140,49 +145,6 @@ class Comparison:
 
 
 # ---- matching ---------------------------------------------------------------------------------
-#: spec keys a comparison may match across (``compare --across engine``: the same cell on
-#: the torchvision and the detectron2 engine)
-ACROSS_KEYS = ("engine",)
-
-
-def configuration(record: Record, across: Sequence[str] = ()) -> str:
-    """The run's configuration: its spec without dataset content and bookkeeping keys (and
-    without the ``across`` keys)."""
-    spec = {k: v for k, v in record.data["spec"].items() if k != "data" and k not in across}
-    schedule = {k: v for k, v in (spec.get("schedule") or {}).items() if k not in BOOKKEEPING}
-    return canonical({**spec, "schedule": schedule})
-
-
-def run_label(record: Record) -> str:
-    spec = record.data["spec"]
-    return (f"{backbone_label(spec['backbone'])} × {recipe_label(spec['recipe'])} · seed "
-            f"{spec['seed']} ({spec['benchmark']})")
-
-
-def _datasets(record: Record) -> dict[str, str]:
-    ds = (record.data.get("provenance") or {}).get("datasets") or record.data["spec"].get(
-        "data") or {}
-    return {str(k): str(v) for k, v in ds.items()}
-
-
-def _differences(a: Record, b: Record) -> list[str]:
-    """What differs between two matched records besides their numbers."""
-    out = [f"{k} {a.data['spec'].get(k)} → {b.data['spec'].get(k)}" for k in ACROSS_KEYS
-           if a.data["spec"].get(k) != b.data["spec"].get(k)]
-    da, db = _datasets(a), _datasets(b)
-    changed = sorted(s for s in set(da) & set(db) if da[s] != db[s])
-    if changed:
-        shown = ", ".join(f"`{s}`" for s in changed[:3])
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        out.append(f"dataset content of {shown}{more}")
-    pa, pb = a.data.get("provenance") or {}, b.data.get("provenance") or {}
-    for key, what in (("results_version", "results version"), ("code_version", "code version"),
-                      ("torch", "torch"), ("device", "device"), ("num_threads", "threads")):
-        if pa.get(key) != pb.get(key) and (pa.get(key) is not None or pb.get(key) is not None):
-            out.append(f"{what} {pa.get(key)} → {pb.get(key)}")
-    return out
-
-
 def match_records(reference: Sequence[Record], candidate: Sequence[Record],
                   across: Sequence[str] = ()) -> tuple[list[Match], list[Record], list[Record]]:
     """(matches, reference only, candidate only): by fingerprint, then by configuration
@@ -195,7 +157,7 @@ def match_records(reference: Sequence[Record], candidate: Sequence[Record],
         if b is None:
             rest_a.append(a)
         else:
-            matches.append(Match(a, b, "fingerprint", _differences(a, b)))
+            matches.append(Match(a, b, "fingerprint", differences(a, b)))
     by_config: dict[str, list[Record]] = {}
     for b in sorted(by_fp.values(), key=lambda r: r.fingerprint):
         by_config.setdefault(configuration(b, across), []).append(b)
@@ -204,7 +166,7 @@ def match_records(reference: Sequence[Record], candidate: Sequence[Record],
         pool = by_config.get(configuration(a, across))
         if pool:
             b = pool.pop(0)
-            matches.append(Match(a, b, "configuration", _differences(a, b)))
+            matches.append(Match(a, b, "configuration", differences(a, b)))
         else:
             only_a.append(a)
     only_b = sorted((b for pool in by_config.values() for b in pool), key=lambda r: r.fingerprint)
@@ -243,7 +205,7 @@ def bootstrap_run(record: Record, root: Root, side: str) -> dict[str, Any]:
         "corruption_base": (spec.get("corruption") or {}).get("base") or "",
         "corruption_channel_order": (spec.get("corruption") or {}).get("channel_order") or "rgb",
         "predictions": dict((d.get("artifacts") or {}).get("predictions") or {}),
-        "datasets": _datasets(record), "artifacts_root": str(root.artifacts), "side": side,
+        "datasets": datasets_of(record), "artifacts_root": str(root.artifacts), "side": side,
     }
     for name, by_sev in ((d.get("summary") or {}).get("corruption") or {}).items():
         for sev, v in (by_sev or {}).items():
