@@ -4,13 +4,32 @@
                                 [--bootstrap 1000] [--seed 0] [--json]
 
 A rerun on another cluster, with another torch version or another engine, against a
-published leaderboard: the runs are matched by fingerprint, else by configuration, and each
-pair is judged bit-identical, reproduced within test-set noise (every Δ inside the
-reference's 95% bootstrap interval) or not (:mod:`benchmark.report.verdict`). Paired-bootstrap
-intervals of each Δ are shown where both sides' saved predictions are on this machine. Runs
-present on one side only are listed.
+published leaderboard: the runs are matched by fingerprint, else by configuration (the pair
+says what differs: versions, device, threads, CPU), and each pair is judged
+(:mod:`benchmark.report.verdict`):
 
-Exit status: 0 when every run reproduced and none is missing on either side, 1 otherwise,
+  bit-identical
+  reproduced within test-set noise   every |Δ| within the reference's 95% bootstrap interval
+                                     over test images (half-width h)
+  reproduced within seed noise       beyond h, but every |Δ| within √(h² + b²), b the 95%
+                                     bound on two trainings' difference from the reference's
+                                     seeds of the cell (one seed: pooled over the other cells
+                                     of its family and engine)
+  NOT reproduced: beyond seed noise  some |Δ| beyond √(h² + b²)
+  undetermined: 1 seed, training noise unknown
+                                     beyond h, and the reference has no seeds to measure
+                                     training noise with (never "NOT reproduced")
+
+Another CPU or GPU type changes a training as much as another seed does, so a rerun on other
+hardware is judged against seed noise where the reference has several seeds. Paired-bootstrap
+intervals of each Δ are shown where both sides' saved predictions are on this machine. Runs
+present on one side only are listed. The last line but one is the summary, e.g.
+"VERDICT: reproduced 13/13 (13 bit-identical, 0 within test-set noise, 0 within seed noise)",
+"VERDICT: NOT reproduced — …" or "VERDICT: undetermined — …".
+
+Exit status: 0 when every run reproduced (the first three verdicts) and none is missing on
+either side; 1 otherwise, undetermined runs included (a run that cannot be judged does not
+pass; the summary line and `--json`'s "status" tell "undetermined" from "NOT reproduced");
 2 on bad input.
 """
 

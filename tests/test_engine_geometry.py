@@ -198,3 +198,18 @@ def test_both_geometries_use_detectron2s_losses_and_pooling(engine, r50_fpn) -> 
     assert type(model.model.rpn) is DetectronRPN
     assert type(model.model.roi_heads) is DetectronRoIHeads
     assert type(model.model.roi_heads.box_roi_pool) is AlignedMultiScaleRoIAlign
+
+
+def test_box_head_initialised_as_detectron2(r50_fpn) -> None:
+    """detectron2@02b5c4e2 fast_rcnn.py:241-244 (class scores N(0, 0.01), box deltas
+    N(0, 0.001), zero biases) and box_head.py:79 (c2_xavier_fill: Kaiming-uniform a = 1,
+    i.e. U(±sqrt(3 / fan_in)), zero bias) — not nn.Linear's default U(±1 / sqrt(fan_in))."""
+    heads = r50_fpn.model.roi_heads
+    cls, box = heads.box_predictor.cls_score, heads.box_predictor.bbox_pred
+    assert abs(cls.weight.std().item() - 0.01) < 0.0005
+    assert abs(box.weight.std().item() - 0.001) < 0.00005
+    assert not cls.bias.any() and not box.bias.any()
+    fc6 = heads.box_head.fc6  # fan_in 256·7·7 = 12,544
+    bound = math.sqrt(3 / 12_544)
+    assert not fc6.bias.any()
+    assert bound * 0.99 < fc6.weight.abs().max().item() <= bound

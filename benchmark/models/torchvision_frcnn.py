@@ -367,16 +367,29 @@ def frcnn_arguments(geometry: Geometry, spec: RunSpec, num_classes: int) -> dict
     )
 
 
-def with_detectron2_losses(model: FasterRCNN) -> FasterRCNN:
-    """Give the RPN and RoI heads torchvision built detectron2's losses. The subclasses add
-    no state, so the modules change class in place (torchvision has no factory hook)."""
+def with_detectron2_heads(model: FasterRCNN) -> FasterRCNN:
+    """Give the RPN and RoI heads torchvision built detectron2's losses and the box head
+    detectron2's initialisation. The loss subclasses add no state, so the modules change
+    class in place (torchvision has no factory hook). Initialisation (detectron2@02b5c4e2):
+    the two FC layers ``c2_xavier_fill`` (box_head.py:79: Kaiming-uniform a = 1, bias 0,
+    where torchvision keeps ``nn.Linear``'s default), class scores N(0, 0.01) and box deltas
+    N(0, 0.001) with zero biases (fast_rcnn.py:241-244). The RPN head (N(0, 0.01)) and the
+    FPN (Kaiming-uniform a = 1) are initialised alike by torchvision already."""
     model.rpn.__class__ = DetectronRPN
     model.roi_heads.__class__ = DetectronRoIHeads
+    heads = model.roi_heads
+    for fc in (heads.box_head.fc6, heads.box_head.fc7):
+        nn.init.kaiming_uniform_(fc.weight, a=1)
+        nn.init.zeros_(fc.bias)
+    for layer, std in ((heads.box_predictor.cls_score, 0.01),
+                       (heads.box_predictor.bbox_pred, 0.001)):
+        nn.init.normal_(layer.weight, std=std)
+        nn.init.zeros_(layer.bias)
     return model
 
 
 def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
-    model = with_detectron2_losses(FasterRCNN(**frcnn_arguments(geometry, spec, num_classes)))
+    model = with_detectron2_heads(FasterRCNN(**frcnn_arguments(geometry, spec, num_classes)))
     sched = spec.schedule
     return TorchvisionFasterRCNN(model, train_sizes=sched.train_sizes, test_size=sched.test_size)
 

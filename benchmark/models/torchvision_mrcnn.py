@@ -34,7 +34,7 @@ from benchmark.models.torchvision_frcnn import (
     TorchvisionFasterRCNN,
     frcnn_arguments,
     roi_levels,
-    with_detectron2_losses,
+    with_detectron2_heads,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def build_mrcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
         mask_predictor=ObjectMaskPredictor(dim, dim, num_classes),
     )
     sched = spec.schedule
-    return TorchvisionMaskRCNN(with_detectron2_losses(model), train_sizes=sched.train_sizes,
+    return TorchvisionMaskRCNN(with_detectron2_heads(model), train_sizes=sched.train_sizes,
                                test_size=sched.test_size)
 
 

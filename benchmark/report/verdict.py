@@ -7,22 +7,35 @@ fingerprints and bookkeeping keys (family, engine, backbone, recipe + parameters
 seed, split names). A different CPU type can generate different pixels for the demo data
 (OpenCV's stylisation is SIMD-dependent), which changes the content fingerprints and so the
 run fingerprint of an otherwise identical run; the match says which way it was made and what
-differs.
+differs (versions, device, threads, the CPU: ``CPU differs: isa.aten avx512≠avx2``).
 
-Per matched pair the verdict is one of:
+Each judged Δ (ID AP, OOD mean, mPC, rPC) meets two yardsticks: the *test-set noise* h, the
+half-width of the reference's 95% bootstrap interval over test images (the candidate's where
+the reference has none: neither cache nor predictions), and the *seed noise* √(h² + b²), b the
+95% prediction bound for the difference of two trainings from the reference's between-seed
+spread of the cell, or pooled over its family and engine (:mod:`~benchmark.report.seed_noise`
+defines and justifies both). Trainings whose arithmetic differs in the last bit (another CPU
+or GPU type) differ about as much as two seeds do, which h does not contain. Per pair:
 
 * **bit-identical** — metrics, summary and RGN are equal to the last bit;
-* **within test-set noise** — every judged Δ (ID AP, OOD mean, mPC, rPC: the statistics that
-  have bootstrap intervals) is at most the half-width of the reference's 95% bootstrap
-  interval (the candidate's where the reference has none: neither cache nor predictions);
-* **beyond test-set noise** — some judged Δ is larger;
-* **undetermined** — numbers differ and no interval is available on this machine.
+* **reproduced within test-set noise** — every |Δ| ≤ h;
+* **reproduced within seed noise** — some |Δ| > h, every |Δ| ≤ √(h² + b²);
+* **NOT reproduced: beyond seed noise** — some |Δ| > √(h² + b²);
+* **undetermined: 1 seed, training noise unknown** — some |Δ| > h and the reference has no b
+  (one seed of the cell, none pooled): never "NOT reproduced", for training noise alone may
+  explain it;
+* **undetermined: numbers differ and no interval is available** — neither yardstick.
 
-Only the first two count as reproduced. Where both sides' saved predictions are present (and
-their splits are the prepared ones) the table also shows the paired-bootstrap interval of
-each Δ (both runs scored on the same resampled images) — information, not the criterion: two
-trainings on different hardware are different models, and the question asked is whether they
-differ by more than the test set can resolve.
+The first three count as reproduced. :attr:`Comparison.status`: "reproduced" (every run, none
+on one side only), "undetermined" (no shortfall but undetermined runs), else "NOT reproduced".
+Where both sides' saved predictions are present the table also shows the paired-bootstrap
+interval of each Δ (both runs scored on the same resampled images) — information, not the
+criterion: trainings on different hardware are different models, and the question is whether
+they differ by more than the test set and training noise explain.
+
+It is over 400 lines because matching, judging and the printed table of one comparison
+share the per-pair state (:class:`Match`); the yardsticks live in
+:mod:`benchmark.report.seed_noise` and :mod:`benchmark.report.uncertainty`.
 """
 
 from __future__ import annotations
@@ -36,13 +49,10 @@ from typing import Any
 
 from benchmark.report.aggregation import canonical
 from benchmark.report.bootstrap import Interval
-from benchmark.report.matching import (
-    configuration,
-    datasets_of,
-    differences,
-    run_label,
-)
+from benchmark.report.matching import CPU_DIFFERS, datasets_of, differences, pair, run_label
 from benchmark.report.records import Record, Skipped, load_records
+from benchmark.report.seed_noise import SeedNoise, SeedNoiseTable, classify, combined, describe
+from benchmark.report.seed_noise import number as _number
 from benchmark.report.uncertainty import (
     RecordBootstrap,
     Unavailable,
@@ -57,9 +67,15 @@ JUDGED = {"id_ap": ("ID AP", "AP"), "ood_mean": ("OOD mean", "OOD mean"),
 
 BIT_IDENTICAL = "bit-identical"
 WITHIN = "reproduced within test-set noise"
-BEYOND = "NOT reproduced: beyond test-set noise"
+WITHIN_SEED = "reproduced within seed noise"
+BEYOND = "NOT reproduced: beyond seed noise"
+UNDETERMINED_SEED = "undetermined: 1 seed, training noise unknown"
 UNDETERMINED = "undetermined: numbers differ and no interval is available"
-REPRODUCED = (BIT_IDENTICAL, WITHIN)
+REPRODUCED = (BIT_IDENTICAL, WITHIN, WITHIN_SEED)
+
+# Comparison.status
+STATUS_REPRODUCED, STATUS_UNDETERMINED, STATUS_NOT = ("reproduced", "undetermined",
+                                                      "NOT reproduced")
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,7 @@ class Delta:
     noise: float | None = None  # half-width of the 95% interval the Δ is judged against
     noise_from: str = ""  # "reference" | "candidate" | ""
     paired: Interval | None = None
+    seed: SeedNoise | None = None  # the reference cell's training-noise bound
 
     @property
     def delta(self) -> float:
@@ -94,11 +111,22 @@ class Delta:
 
     @property
     def within(self) -> bool | None:
+        """Within test-set noise (None: no interval)."""
         if self.delta == 0:
             return True
         if self.noise is None:
             return None
         return abs(self.delta) <= self.noise
+
+    @property
+    def yardstick(self) -> float | None:
+        """√(test² + seed²), the seed-noise yardstick; None without a seed bound."""
+        return None if self.seed is None else combined(self.noise, self.seed.bound)
+
+    @property
+    def status(self) -> str:
+        """:func:`~benchmark.report.seed_noise.classify`: test, seed, beyond, 1 seed, …"""
+        return classify(self.delta, self.noise, self.seed)
 
 
 @dataclass
@@ -116,12 +144,14 @@ class Match:
     def verdict(self) -> str:
         if self.identical:
             return BIT_IDENTICAL
-        judged = [d.within for d in self.deltas]
-        if any(w is False for w in judged):
+        judged = {d.status for d in self.deltas}
+        if "beyond" in judged:
             return BEYOND
-        if judged and all(w is True for w in judged):
-            return WITHIN
-        return UNDETERMINED
+        if "1 seed" in judged:
+            return UNDETERMINED_SEED
+        if not judged or "no interval" in judged:
+            return UNDETERMINED
+        return WITHIN_SEED if "seed" in judged else WITHIN
 
     @property
     def reproduced(self) -> bool:
@@ -139,50 +169,36 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
-        """Everything reproduced: every record matched, each bit-identical or within noise."""
-        return (bool(self.matches) and all(m.reproduced for m in self.matches)
-                and not self.only_reference and not self.only_candidate)
+        """Everything reproduced: every record matched, each bit-identical or within test-set
+        or seed noise."""
+        return self.status == STATUS_REPRODUCED
+
+    @property
+    def status(self) -> str:
+        """"reproduced"; "undetermined" where the only shortfall is undetermined runs;
+        else "NOT reproduced" (a run beyond seed noise, one side's runs missing, nothing
+        matched)."""
+        if not self.matches or self.only_reference or self.only_candidate:
+            return STATUS_NOT
+        if any(m.verdict == BEYOND for m in self.matches):
+            return STATUS_NOT
+        if all(m.reproduced for m in self.matches):
+            return STATUS_REPRODUCED
+        return STATUS_UNDETERMINED
 
 
 # ---- matching ---------------------------------------------------------------------------------
 def match_records(reference: Sequence[Record], candidate: Sequence[Record],
                   across: Sequence[str] = ()) -> tuple[list[Match], list[Record], list[Record]]:
-    """(matches, reference only, candidate only): by fingerprint, then by configuration
-    without the ``across`` keys (several records of one configuration pair up in fingerprint
-    order)."""
-    by_fp = {r.fingerprint: r for r in candidate}
-    matches, rest_a = [], []
-    for a in sorted(reference, key=lambda r: r.fingerprint):
-        b = by_fp.pop(a.fingerprint, None)
-        if b is None:
-            rest_a.append(a)
-        else:
-            matches.append(Match(a, b, "fingerprint", differences(a, b)))
-    by_config: dict[str, list[Record]] = {}
-    for b in sorted(by_fp.values(), key=lambda r: r.fingerprint):
-        by_config.setdefault(configuration(b, across), []).append(b)
-    only_a = []
-    for a in rest_a:
-        pool = by_config.get(configuration(a, across))
-        if pool:
-            b = pool.pop(0)
-            matches.append(Match(a, b, "configuration", differences(a, b)))
-        else:
-            only_a.append(a)
-    only_b = sorted((b for pool in by_config.values() for b in pool), key=lambda r: r.fingerprint)
-    return matches, only_a, only_b
+    """(matches, reference only, candidate only): :func:`~benchmark.report.matching.pair`."""
+    pairs, only_a, only_b = pair(reference, candidate, across)
+    return [Match(a, b, how, differences(a, b)) for a, b, how in pairs], only_a, only_b
 
 
 # ---- numbers ----------------------------------------------------------------------------------
 def identical(a: Record, b: Record) -> bool:
     return all(canonical(a.data.get(k)) == canonical(b.data.get(k))
                for k in ("metrics", "summary", "rgn"))
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v != -1:
-        return float(v)
-    return None
 
 
 def _split_max(a: Record, b: Record) -> tuple[float, str] | None:
@@ -223,8 +239,10 @@ def _half_width(iv: Interval | None) -> float | None:
     return (iv.high - iv.low) / 2.0
 
 
-def judge(m: Match, reference: Root, candidate: Root, boot: RecordBootstrap | None) -> None:
-    """Fill in the match's Δs, their noise intervals and paired intervals."""
+def judge(m: Match, reference: Root, candidate: Root, boot: RecordBootstrap | None,
+          seeds: SeedNoiseTable | None = None) -> None:
+    """Fill in the match's Δs, their noise intervals, seed-noise bounds (from ``seeds``, the
+    reference's table) and paired intervals."""
     a, b = m.reference, m.candidate
     m.identical = identical(a, b)
     m.split_max = _split_max(a, b)
@@ -236,7 +254,7 @@ def judge(m: Match, reference: Root, candidate: Root, boot: RecordBootstrap | No
         x, y = _number(sa.get(key)), _number(sb.get(key))
         if x is None or y is None:
             continue
-        d = Delta(key, label, x, y)
+        d = Delta(key, label, x, y, seed=None if seeds is None else seeds.of(a, key))
         m.deltas.append(d)
         if m.identical or boot is None or stat not in stats_a or stat not in stats_b:
             continue
@@ -256,16 +274,18 @@ def compare_roots(reference: Root, candidate: Root, *, n_resamples: int = 1000, 
                   level: float = 0.95, across: Sequence[str] = ()) -> Comparison:
     """Match the records of two results roots and judge every pair. The reference's interval
     cache (``bootstrap_cache.json``, written by ``python -m benchmark.report`` with the same
-    ``n_resamples`` / ``seed``) stands in for predictions that are not on this machine."""
+    ``n_resamples`` / ``seed``) stands in for predictions that are not on this machine. The
+    seed-noise bounds come from the reference's records, at ``level``."""
     la, lb = load_records(reference.results), load_records(candidate.results)
     matches, only_a, only_b = match_records(la.records, lb.records, across)
+    seeds = SeedNoiseTable(la.records, level)
     boot = None
     if n_resamples > 0:
         cache = {**read_cache(candidate.results), **read_cache(reference.results)}
         boot = RecordBootstrap(n_resamples, seed, level, cache)
     for m in matches:
         try:
-            judge(m, reference, candidate, boot)
+            judge(m, reference, candidate, boot, seeds)
         except Unavailable as e:  # a builder needing splits the records do not name
             m.unavailable.append(str(e))
     matches.sort(key=lambda m: m.reference.fingerprint)
@@ -288,6 +308,67 @@ def _interval(iv: Interval | None) -> str:
     return f"[{_pts(iv.low, True)}, {_pts(iv.high, True)}]"
 
 
+_WITHIN_COLUMN = {"test": "test", "seed": "seed", "beyond": "NO", "1 seed": "?",
+                  "no interval": "?"}
+
+
+def _match_lines(m: Match, ra: str, rb: str) -> list[str]:
+    fa, fb = m.reference.fingerprint, m.candidate.fingerprint
+    name = fa[:12] if fa == fb else f"{fa[:12]} → {fb[:12]}"
+    mark = "✓" if m.reproduced else "?" if m.verdict.startswith("undetermined") else "✗"
+    lines = [f"{mark} {name}  {run_label(m.reference)}: {m.verdict}"]
+    cpu = [d for d in m.differs if d.startswith(CPU_DIFFERS)]
+    rest = [d for d in m.differs if not d.startswith(CPU_DIFFERS)]
+    if m.how != "fingerprint" or rest:
+        lines.append(f"    matched by {m.how}"
+                     + (" — differs: " + "; ".join(rest) if rest else ""))
+    lines += [f"    {d}" for d in cpu]
+    if m.identical or not m.deltas:
+        return lines
+    lines.append(f"    {'metric':<9} {ra[:9]:>9} {rb[:9]:>9} {'Δ':>7} {'±test':>8} {'±seed':>8}"
+                 f"  {'paired 95% CI of Δ':<19} within")
+    for d in m.deltas:
+        noise = "—" if d.noise is None else f"±{100 * d.noise:.2f}"
+        if d.noise_from == "candidate":
+            noise += "ᶜ"
+        seed = "—" if d.yardstick is None else f"±{100 * d.yardstick:.2f}"
+        lines.append(f"    {d.label:<9} {_pts(d.reference):>9} {_pts(d.candidate):>9} "
+                     f"{_pts(d.delta, True):>7} {noise:>8} {seed:>8}  {_interval(d.paired):<19} "
+                     f"{_WITHIN_COLUMN[d.status]}")
+    if any(d.status != "test" for d in m.deltas):
+        lines.append("    seed noise: " + describe([(d.label, d.seed) for d in m.deltas]))
+    if m.split_max is not None:
+        v, split = m.split_max
+        lines.append(f"    largest |Δ AP| over the {len(m.reference.data['metrics'])} "
+                     f"evaluated splits: {_pts(v, True)} (`{split}`)")
+    if m.unavailable and any(d.noise is None or d.paired is None for d in m.deltas):
+        lines.append(f"    some intervals not available: {sorted(set(m.unavailable))[0]}")
+    return lines
+
+
+def summary_line(c: Comparison, ra: str = "reference", rb: str = "candidate") -> str:
+    """``VERDICT: reproduced 13/13 (13 bit-identical, 0 within test-set noise, 0 within seed
+    noise)``, else ``VERDICT: NOT reproduced — …`` or ``VERDICT: undetermined — …``."""
+    verdicts = [m.verdict for m in c.matches]
+    n_ok = sum(v in REPRODUCED for v in verdicts)
+    total = len(c.matches) + len(c.only_reference)
+    counts = (f"({verdicts.count(BIT_IDENTICAL)} bit-identical, {verdicts.count(WITHIN)} "
+              f"within test-set noise, {verdicts.count(WITHIN_SEED)} within seed noise)")
+    if c.status == STATUS_REPRODUCED:
+        return f"VERDICT: reproduced {n_ok}/{total} {counts}"
+    parts = [f"{n_ok}/{total} of {ra} reproduced {counts}"]
+    for v, what in ((BEYOND, "beyond seed noise"),
+                    (UNDETERMINED_SEED, "undetermined (1 seed, training noise unknown)"),
+                    (UNDETERMINED, "undetermined (no interval)")):
+        if verdicts.count(v):
+            parts.append(f"{verdicts.count(v)} {what}")
+    if c.only_reference:
+        parts.append(f"{len(c.only_reference)} missing from {rb}")
+    if c.only_candidate:
+        parts.append(f"{len(c.only_candidate)} only in {rb}")
+    return f"VERDICT: {c.status} — " + "; ".join(parts)
+
+
 def format_comparison(c: Comparison, *, names: tuple[str, str] = ("reference", "candidate")
                       ) -> str:
     """The verdict as text: one block per matched run, the unmatched runs, a summary line."""
@@ -297,70 +378,35 @@ def format_comparison(c: Comparison, *, names: tuple[str, str] = ("reference", "
              f"by fingerprint, {sum(m.how == 'configuration' for m in c.matches)} by "
              "configuration); Δ = " + f"{rb} − {ra}, AP points.", ""]
     for m in c.matches:
-        fa, fb = m.reference.fingerprint, m.candidate.fingerprint
-        name = fa[:12] if fa == fb else f"{fa[:12]} → {fb[:12]}"
-        mark = "✓" if m.reproduced else "✗"
-        lines.append(f"{mark} {name}  {run_label(m.reference)}: {m.verdict}")
-        if m.how != "fingerprint" or m.differs:
-            lines.append(f"    matched by {m.how}"
-                         + (" — differs: " + "; ".join(m.differs) if m.differs else ""))
-        if not m.identical and m.deltas:
-            lines.append(f"    {'metric':<9} {ra[:9]:>9} {rb[:9]:>9} {'Δ':>7} {'±noise (95%)':>13}"
-                         f"  {'paired 95% CI of Δ':<19} within")
-            for d in m.deltas:
-                noise = "—" if d.noise is None else f"±{100 * d.noise:.2f}"
-                if d.noise_from == "candidate":
-                    noise += "ᶜ"
-                within = {True: "yes", False: "NO", None: "?"}[d.within]
-                lines.append(f"    {d.label:<9} {_pts(d.reference):>9} {_pts(d.candidate):>9} "
-                             f"{_pts(d.delta, True):>7} {noise:>13}  {_interval(d.paired):<19} "
-                             f"{within}")
-            if m.split_max is not None:
-                v, split = m.split_max
-                lines.append(f"    largest |Δ AP| over the {len(m.reference.data['metrics'])} "
-                             f"evaluated splits: {_pts(v, True)} (`{split}`)")
-            if m.unavailable and any(d.noise is None or d.paired is None for d in m.deltas):
-                lines.append(f"    some intervals not available: {sorted(set(m.unavailable))[0]}")
+        lines += _match_lines(m, ra, rb)
     for side, recs in ((ra, c.only_reference), (rb, c.only_candidate)):
         if recs:
             lines += ["", f"only in {side} ({len(recs)}):"]
             lines += [f"  {r.fingerprint[:12]}  {run_label(r)}" for r in recs]
     for s in c.skipped:
         lines.append(f"skipped {s.path}: {s.reason}")
-    n_ok = sum(m.reproduced for m in c.matches)
-    n_bit = sum(m.identical for m in c.matches)
-    total = len(c.matches) + len(c.only_reference)
-    lines += ["", "─" * 72]
-    if c.ok:
-        lines.append(f"VERDICT: reproduced {n_ok}/{total} ({n_bit} bit-identical, "
-                     f"{n_ok - n_bit} within test-set noise)")
-    else:
-        parts = [f"{n_ok}/{total} of {ra} reproduced ({n_bit} bit-identical)"]
-        bad = len(c.matches) - n_ok
-        if bad:
-            parts.append(f"{bad} not reproduced or undetermined")
-        if c.only_reference:
-            parts.append(f"{len(c.only_reference)} missing from {rb}")
-        if c.only_candidate:
-            parts.append(f"{len(c.only_candidate)} only in {rb}")
-        lines.append("VERDICT: NOT reproduced — " + "; ".join(parts))
-    lines.append("(±noise: half-width of the reference's 95% bootstrap interval over test images"
-                 "; ᶜ: the candidate's, where the reference's is not available)")
+    lines += ["", "─" * 72, summary_line(c, ra, rb)]
+    lines.append("(±test: half-width of the reference's 95% bootstrap interval over test images"
+                 ", ᶜ the candidate's; ±seed: √(test² + b²), b = t·s·√2 the 95% bound on two "
+                 "trainings' difference from the reference's between-seed SD s)")
     return "\n".join(lines)
 
 
 def comparison_json(c: Comparison) -> str:
-    """The comparison as JSON (for scripts): per match its verdict and Δs."""
+    """The comparison as JSON (for scripts): its status, per match its verdict and Δs."""
     def delta(d: Delta) -> dict[str, Any]:
         return {"metric": d.key, "reference": d.reference, "candidate": d.candidate,
                 "delta": d.delta, "noise": d.noise, "noise_from": d.noise_from or None,
-                "within": d.within, "paired": None if d.paired is None else d.paired.to_json()}
+                "within": d.within, "paired": None if d.paired is None else d.paired.to_json(),
+                "seed_noise": None if d.seed is None else d.seed.to_json(),
+                "yardstick": d.yardstick, "status": d.status}
 
     out = {
         "ok": c.ok,
+        "status": c.status,
         "matches": [{"reference": m.reference.fingerprint, "candidate": m.candidate.fingerprint,
                      "label": run_label(m.reference), "matched_by": m.how,
-                     "differs": m.differs, "verdict": m.verdict,
+                     "differs": m.differs, "verdict": m.verdict, "reproduced": m.reproduced,
                      "deltas": [delta(d) for d in m.deltas]} for m in c.matches],
         "only_reference": [r.fingerprint for r in c.only_reference],
         "only_candidate": [r.fingerprint for r in c.only_candidate],
