@@ -187,7 +187,8 @@ def test_resume_after_interruption(source: PreparedSplit, tmp_path: Path) -> Non
     (split.root / "manifest.json").unlink()
     (split.root / "build.json").write_text(json.dumps({
         k: split.manifest[k] for k in ("corruption", "severity", "source_split",
-                                       "source_fingerprint", "global_seed", "corruption_package")
+                                       "source_fingerprint", "global_seed", "corruption_package",
+                                       "corruption_code")
     }))  # fmt: skip
     (images / "000002.png").unlink()
     (images / ".000003.png.abc123.tmp").write_bytes(b"\x89PNG truncated")

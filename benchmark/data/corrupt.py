@@ -6,6 +6,10 @@ The reference implementation is the ``imagecorruptions`` package (pinned fork
 per image no two runs produce the same -C set. Here every (global seed, image id, corruption,
 severity) gets its own seed (:func:`corruption_seed`), so a corrupted split is a pure function
 of its source split, and the loader can corrupt on the fly to exactly the materialised pixels.
+
+Nor do the pixels depend on the CPU's SIMD extensions (:mod:`benchmark.data.isa`): OpenCV is
+kept on its baseline code, and the library's Gaussian taps (motion blur, ``skimage`` Gaussian)
+take their exponentials from software instead of numpy's AVX-512 ``exp``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import skimage.filters
 from imagecorruptions import corruption_dict
+from imagecorruptions import corruptions as _library
 from PIL import Image
 from tqdm import tqdm
 
 from benchmark.data import (
     IMAGE_HASH,
+    isa,
     pixel_sha256,
     read_rgb,
     write_png,
@@ -64,11 +71,37 @@ _SEED_ARGUMENT = frozenset({"impulse_noise", "glass_blur"})
 _BUILD_STATE = "build.json"  # params of an unfinished build; removed when the manifest is written
 
 
+#: Bump when the pixels of a corrupted image change for the same package version (recorded in
+#: the params of materialised splits, so that older ones are rebuilt, not reused).
+CORRUPTION_CODE = "benchmark.data.corrupt/2"  # 2: SIMD-independent (benchmark.data.isa)
+
+
+def _use_isa_independent_taps() -> None:
+    """Point the library's two Gaussian-tap helpers at :mod:`benchmark.data.isa`'s versions.
+
+    Its functions look ``gauss_function`` and ``gaussian`` up in their module at call time, so
+    every corruption that uses them (motion_blur, snow; gaussian_blur, glass_blur, spatter,
+    elastic_transform) keeps the library's code and differs only in the taps' last bits.
+    """
+    if _library.gauss_function is isa.gauss_function:
+        return
+    if _library.gaussian is not skimage.filters.gaussian or not callable(_library.gauss_function):
+        raise ImportError(
+            f"{_package_version()}: its Gaussian helpers are not those this module replaces; "
+            "check benchmark.data.isa against the new version"
+        )
+    _library.gauss_function = isa.gauss_function
+    _library.gaussian = isa.gaussian
+
+
 def _package_version() -> str:
     try:
         return f"imagecorruptions-imaug=={metadata.version('imagecorruptions-imaug')}"
     except metadata.PackageNotFoundError:
         return "imagecorruptions (unknown version)"
+
+
+_use_isa_independent_taps()
 
 
 # ---------------------------------------------------------------------------- names and seeds
@@ -171,6 +204,7 @@ def corrupt_image(
     if height < 32 or width < 32:
         raise DataError(f"image shape={image.shape}: imagecorruptions needs at least 32x32")
     kwargs = {"seed": seed} if corruption in _SEED_ARGUMENT else {}
+    isa.pin_opencv()
     state = np.random.get_state()
     try:
         np.random.seed(seed)
@@ -242,6 +276,7 @@ def _params(source: PreparedSplit, corruption: str, severity: int, global_seed: 
         "source_fingerprint": source.fingerprint,
         "global_seed": global_seed,
         "corruption_package": _package_version(),
+        "corruption_code": CORRUPTION_CODE,
         **({} if channel_order == "rgb" else {"channel_order": channel_order}),
     }
 

@@ -3,7 +3,8 @@
 Objects cut from photographs that ship with scikit-image are pasted onto its brick / grass /
 gravel textures. ``demo_train`` / ``demo_test`` are the photographic (in-distribution)
 domain; ``demo_stylized`` / ``demo_sketch`` / ``demo_inked`` render the same test scenes
-(same boxes) in non-photographic styles. Everything is a pure function of the seed.
+(same boxes) in non-photographic styles. Everything is a pure function of the seed, and the
+same on every x86-64 CPU (OpenCV is pinned to its baseline code: :mod:`benchmark.data.isa`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import skimage.data
 from tqdm import tqdm
 
 from benchmark.data import IMAGE_HASH, pixel_sha256, preparer, write_png
+from benchmark.data.isa import pin_opencv
 from benchmark.data.split import (
     MANIFEST,
     PreparedSplit,
@@ -34,7 +36,7 @@ from benchmark.data.stylize import STYLES
 from benchmark.errors import ConfigError
 from benchmark.store import sha256_lines
 
-GENERATOR = "benchmark.data.demo/1"  # bump when the rendering changes
+GENERATOR = "benchmark.data.demo/2"  # bump when the rendering changes (2: pin_opencv)
 TRAIN, TEST = "demo_train", "demo_test"
 OOD_SPLITS = {f"demo_{style}": style for style in STYLES}  # demo_stylized, demo_sketch, demo_inked
 #: the first ``n_corrupt`` test scenes, photo domain: the clean base of the corrupted copies
@@ -94,6 +96,7 @@ def _photo(name: str) -> np.ndarray:
 
 
 def _grabcut(image: np.ndarray, src: _Source) -> np.ndarray:
+    pin_opencv()
     small = cv2.resize(image, None, fx=_CUT_SCALE, fy=_CUT_SCALE, interpolation=cv2.INTER_AREA)
     x, y, w, h = (int(v * _CUT_SCALE) for v in src.rect)
     mask = np.full(small.shape[:2], cv2.GC_BGD, np.uint8)
@@ -187,6 +190,7 @@ def sample_scene(rng: np.random.Generator, size: int) -> Scene:
 
 
 def render_background(scene: Scene, size: int) -> np.ndarray:
+    pin_opencv()
     x, y, side = scene.crop
     patch = _texture(scene.texture)[y : y + side, x : x + side]
     patch = np.rot90(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA), scene.rotation)
@@ -225,7 +229,7 @@ class RenderedObject:
 
 
 def render_scene(scene: Scene, size: int) -> tuple[np.ndarray, list[RenderedObject]]:
-    canvas = render_background(scene, size)
+    canvas = render_background(scene, size)  # pins OpenCV (pin_opencv) for the resizes below
     cuts, objects = cutouts(), []
     for p in scene.objects:
         cut = cuts[p.label]

@@ -266,11 +266,14 @@ class ResolvedSplit:
     def fingerprint(self) -> str:
         if self.corruption is None:
             return self.split.fingerprint
+        from benchmark.data.corrupt import CORRUPTION_CODE  # corrupt imports this module
+
         c, sev, order = self.corruption
         key = f"on-the-fly/{self.split.fingerprint}/{c}/{sev}/global_seed=0"
         if order != "rgb":  # the default is left out: earlier fingerprints hold
             key += f"/{order}"
-        return sha256_bytes(key.encode())
+        # the code that makes the pixels (a materialised split hashes its pixels instead)
+        return sha256_bytes(f"{key}/{CORRUPTION_CODE}".encode())
 
 
 def resolve_split(
