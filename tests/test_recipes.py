@@ -29,18 +29,36 @@ def _start(**tensors: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"head.w": torch.zeros(1), **{f"body.{k}": v for k, v in tensors.items()}}
 
 
-def test_reg_ft_distance_adds_clipped_pull_to_start_weights():
+def test_reg_ft_distance_adds_unclipped_pull_to_start_weights():
+    """mind_back's PLAIN_DIST scales by SOLVER.COEFF as it is (VisionLearningGroup/
+    mind_back@5e6694f tools/utils.py:88-89); only the weighted forms clip at 1/lr (:97)."""
     w = nn.Parameter(torch.tensor([2.0, -1.0]))
     w.grad = torch.tensor([0.5, 0.5])
     model = _Body(w=w)
     recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="distance", c=0.1))
     recipe.configure(model, _start(w=torch.tensor([1.0, 1.0])), None)
-    recipe.after_backward(model, lr=0.01)  # clip(0.1, 0, 100) = 0.1
+    recipe.after_backward(model, lr=0.01)
     # grad + (θ − θ0)·0.1 = [0.5 + 1·0.1, 0.5 + (−2)·0.1]
     assert w.grad.tolist() == pytest.approx([0.6, 0.3])
     w.grad = torch.tensor([0.5, 0.5])
-    recipe.after_backward(model, lr=20.0)  # clip(0.1, 0, 1/20) = 0.05
-    assert w.grad.tolist() == pytest.approx([0.55, 0.4])
+    recipe.after_backward(model, lr=20.0)  # c·lr = 2 > 1: still 0.1 (no clip at 1/20)
+    assert w.grad.tolist() == pytest.approx([0.6, 0.3])
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.02, 0.0025, 1e-5])
+def test_unclipped_distance_is_bit_for_bit_the_clipped_one_while_c_lr_le_1(lr: float) -> None:
+    """Below c·lr = 1 the clip at 1/lr never acts: dropping it moves no number of a grid whose
+    reg_ft runs at c = 0.1 and lr ≤ 0.02 (the demo: lr 0.01 times a factor ≤ 1)."""
+    g = torch.Generator().manual_seed(1)
+    p = nn.Parameter(torch.randn(3, 4, generator=g))
+    start = torch.randn(3, 4, generator=g)
+    grad = torch.randn(3, 4, generator=g)
+    p.grad = grad.clone()
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="distance"))
+    recipe.configure(_Body(w=p), _start(w=start), None)
+    recipe.after_backward(_Body(w=p), lr=lr)
+    clipped = torch._foreach_mul([p.detach() - start], [min(max(0.1, 0.0), 1.0 / lr)])[0]
+    assert torch.equal(p.grad, grad + clipped)
 
 
 def test_reg_ft_rgn_weighting_broadcasts_per_pair_over_kernel_taps():
@@ -104,7 +122,8 @@ def test_bad_recipe_parameters_are_named(name, params, match):
 @pytest.mark.parametrize("weighting", ["distance", "ewc", "rgn"])
 def test_fused_regulariser_equals_the_per_tensor_formula(weighting: str) -> None:
     """The fused ``torch._foreach_*`` update gives bit for bit what the formula gives tensor
-    by tensor: grad + (θ − θ0) · clip(c·s, 0, 1/lr), s broadcast over a conv kernel's taps."""
+    by tensor: grad + (θ − θ0) · clip(c·s, 0, 1/lr), s broadcast over a conv kernel's taps
+    (``distance``: grad + (θ − θ0) · c)."""
     g = torch.Generator().manual_seed(0)
     shapes = {"conv": (4, 3, 3, 3), "fc": (5, 7), "bias": (5,), "frozen": (2, 2)}
     params = {k: nn.Parameter(torch.randn(s, generator=g)) for k, s in shapes.items()}
@@ -124,7 +143,7 @@ def test_fused_regulariser_equals_the_per_tensor_formula(weighting: str) -> None
     recipe.after_backward(model, lr=lr)
     for k in ("conv", "fc", "bias"):
         if weighting == "distance":
-            coef = min(max(0.3, 0.0), 1 / lr)
+            coef = 0.3
         else:
             s = maps[k][:, :, None, None] if maps[k].dim() == 2 and len(shapes[k]) == 4 \
                 else maps[k]

@@ -105,3 +105,78 @@ def test_relevance_trains_a_tiny_vit_with_adamw(bench_env, tmp_path):
         trainer.run(progress=False)
     assert [e["iter"] for e in trainer.log] == [0, 2]
     assert all(e["loss_relevance"] > 0 for e in trainer.log)
+
+
+def _decaying_optimizer(iterations: int, **params):
+    from benchmark.spec import Schedule
+
+    recipe = get_recipe(RecipeSpec.make("relevance", **params))
+    w = torch.nn.Parameter(torch.zeros(2))
+    groups = [{"params": [w], "lr": 3e-6, "base_lr": 3e-6, "name": "backbone"}]
+    opt = recipe.optimizer(groups, 3e-6, Schedule(iterations=iterations, batch_size=1, lr=0.1))
+    return recipe, opt
+
+
+def _step(recipe, opt, cell_factor: float = 0.5) -> float:
+    """One step as the training loop makes it: the cell's policy first, then the recipe."""
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] * cell_factor
+    recipe.after_backward(None, 3e-6 * cell_factor)
+    return opt.param_groups[0]["lr"]
+
+
+def test_relevance_lr_decays_as_robustvit():
+    """hila-chefer/RobustViT@df06c98 imagenet_finetune.py:542-546: lr · 0.85^⌊epoch / 2⌋ over
+    50 epochs (:55), nothing else. A 50-step stage is cut into 25 spans of 2 steps: step s
+    trains at lr · 0.85^⌊s / 2⌋, whatever the cell's policy says."""
+    recipe, opt = _decaying_optimizer(50)
+    lrs = [_step(recipe, opt) for _ in range(50)]
+    assert lrs == [3e-6 * 0.85 ** (s // 2) for s in range(50)]
+    recipe, opt = _decaying_optimizer(1000)  # 25 spans of 40 steps; the last is 0.85^24
+    lrs = [_step(recipe, opt) for _ in range(1000)]
+    assert lrs[39] == 3e-6 and lrs[40] == 3e-6 * 0.85 and lrs[-1] == 3e-6 * 0.85 ** 24
+    recipe, opt = _decaying_optimizer(10, lr_decay=1.0)  # no decay: constant lr
+    assert {_step(recipe, opt) for _ in range(10)} == {3e-6}
+
+
+def test_relevance_lr_decay_resumes_from_the_optimizer_state():
+    recipe, opt = _decaying_optimizer(50)
+    for _ in range(7):
+        _step(recipe, opt)
+    state = opt.state_dict()
+    resumed, opt2 = _decaying_optimizer(50)
+    opt2.load_state_dict(state)
+    assert [_step(resumed, opt2) for _ in range(5)] == [3e-6 * 0.85 ** (s // 2)
+                                                        for s in range(7, 12)]
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"lr_decay": 0}, "lr_decay=0: must be a number > 0 and <= 1"),
+    ({"lr_decay_periods": 2.5}, "lr_decay_periods=2.5: must be an int >= 1"),
+    ({"lr_decay_periods": 0}, "lr_decay_periods=0: must be a number >= 1"),
+])
+def test_bad_relevance_schedule_parameters_are_named(params, match):
+    with pytest.raises(ConfigError, match=match):
+        get_recipe(RecipeSpec.make("relevance", **params))
+
+
+def test_the_robustvit_grid_runs_relevance_against_ft_on_both_vits(capsys, tmp_path,
+                                                                   monkeypatch):
+    """benchmark/grids/robustvit_pascal.yaml: FT and relevance on RobustViT's ViT-B and
+    DeiT-B checkpoints (the README's learning rates); without the files the dry run names
+    the first one missing and where it is published."""
+    from benchmark.run import main as run_main
+
+    grid = load_grid("robustvit_pascal", resolve_data=False, check_weights=False)
+    cells = {(r.backbone.weights, r.recipe.name, r.recipe.get("lr")) for r in grid.runs}
+    assert cells == {("vit_base_patch16_224_in21k_ft_in1k", "ft", None),
+                     ("vit_base_patch16_224_in21k_ft_in1k", "relevance", 3e-6),
+                     ("deit_base_patch16_224", "ft", None),
+                     ("deit_base_patch16_224", "relevance", 8e-7)}
+    assert {r.family for r in grid.runs} == {"pascal"} and len(grid.runs) == 4 * 3
+    assert {r.backbone.name for r in grid.runs} == {"vit_base_patch16"}
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path / "weights"))
+    assert run_main(["--grid", "robustvit_pascal", "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(tmp_path / "weights") in line and "not found" in line and "https://" in line

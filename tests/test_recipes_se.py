@@ -86,3 +86,63 @@ def test_se_on_a_backbone_without_stages_is_rejected():
     spec = _spec(RecipeSpec.make("se_ft"), "vit_base_patch16", "none")
     with pytest.raises(ConfigError, match="backbone.name='vit_base_patch16'"):
         get_recipe(spec.recipe).check(spec)
+
+
+def test_se_blocks_on_convnext_take_the_studys_convnext_initialisation():
+    """mind_back's ConvNeXt applies ``_init_weights`` to the whole network, its SE modules
+    included (VisionLearningGroup/mind_back@5e6694f src/modeling/backbone/convnext.py:236,
+    244, 248-251): truncated normal with std 0.02, zero bias. After ResNet-like stages the
+    blocks keep senet.py's Kaiming draw (non-zero default biases)."""
+    from benchmark.recipes.se_adapters import study_init
+
+    torch.manual_seed(0)
+    convnext = build_body("convnext_tiny", "none", None)
+    lite = build_body("efficientnet_lite0", "none", None)
+    assert (study_init(convnext), study_init(lite)) == ("trunc_normal", "kaiming")
+    insert_se(convnext)
+    insert_se(lite)
+    weights = torch.cat([c.weight.detach().flatten() for b in convnext.se_adapters
+                         for c in (b.fc1, b.fc2)])
+    assert weights.abs().max() <= 2.0 and 0.018 < float(weights.std()) < 0.022
+    assert all(not c.bias.any() for b in convnext.se_adapters for c in (b.fc1, b.fc2))
+    assert all(c.bias.any() for b in lite.se_adapters for c in (b.fc1, b.fc2))
+    fc1 = lite.se_adapters[3].fc1.weight.detach()  # Kaiming fan_out: std √(2 / out_channels)
+    assert float(fc1.std()) > 5 * 0.02
+
+
+def test_se_ft_with_rgn_weighting_is_the_studys_se_plus_rgn_recipe():
+    """mind_back TRAIN.md "Train with RGN regularization": ``fbnet_senet`` from the SE-
+    pretrained weights with ``TRAIN.REG.RGN True SOLVER.COEFF 0.1``. Here ``se_ft`` with
+    ``weighting: rgn``: parent ``se_dp``, importance maps needed, the backbone's own tensors
+    pulled back to the ``se_dp`` weights by clip(c·s, 0, 1/lr), the SE blocks not
+    (tools/utils.py:86)."""
+    spec = _spec(RecipeSpec.make("se_ft", weighting="rgn"))
+    recipe = get_recipe(spec.recipe)
+    assert recipe.needs_importance and recipe.pull is not None and recipe.pull.c == 0.1
+    assert parent_of(spec).recipe == RecipeSpec.make("se_dp")
+    assert not get_recipe(RecipeSpec.make("se_ft")).needs_importance  # plain SE-FT unchanged
+    model = load_detector(spec, 3, None)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    own = recipe.rgn_parameters(model)
+    maps = {n: torch.ones(p.shape[:2]) if p.dim() == 4 else torch.ones_like(p) for n, p in own}
+    recipe.configure(model, start, {"rgn": maps})
+    with torch.no_grad():
+        for _, p in model.body_parameters():
+            p.add_(0.5)
+            p.grad = torch.zeros_like(p)
+    recipe.after_backward(model, 0.01)
+    se_ids = {id(p) for p in model.body.se_adapters.parameters()}
+    for name, p in model.body_parameters():
+        expected = 0.0 if id(p) in se_ids else 0.5 * 0.1
+        assert torch.allclose(p.grad, torch.full_like(p, expected)), name
+    assert len(own) == len(model.body_parameters()) - len(se_ids) > 0
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"c": 0.1}, "c=0.1 needs a weighting"),
+    ({"weighting": "fisher"}, "recipe 'se_ft': weighting='fisher'"),
+    ({"weighting": "rgn", "c": -1}, "c=-1: must be a number >= 0"),
+])
+def test_bad_se_ft_regulariser_parameters_are_named(params, match):
+    with pytest.raises(ConfigError, match=match):
+        get_recipe(RecipeSpec.make("se_ft", **params))

@@ -94,3 +94,79 @@ def test_importance_maps_use_their_own_batch_count(bench_env) -> None:
     over_1 = measure_rgn(loss, params, range(1)).importance()["ewc"]
     assert all(torch.equal(importance["ewc"][k], over_3[k]) for k in over_3)
     assert any(not torch.equal(over_3[k], over_1[k]) for k in over_3)
+
+
+# ---- the study's tensor set ------------------------------------------------------------------
+def _body_rgn(backbone: str) -> tuple[dict, dict]:
+    """RGN of a random-init body on a stand-in loss (the sum of its levels): the reported
+    result and the importance maps, over every trainable body tensor."""
+    from benchmark.models.backbones import build_body
+
+    torch.manual_seed(0)
+    body = build_body(backbone, "none", None)
+    params = [(n, p) for n, p in body.named_parameters() if p.requires_grad]
+    x = torch.rand(1, 3, 64, 64)
+    acc = measure_rgn(lambda _: sum(f.sum() for f in body.levels(x).values()), params, [0])
+    return acc.result(), acc.importance()
+
+
+@pytest.mark.parametrize(("backbone", "trainable", "se"), [
+    # timm's EfficientNet-B0 (timm/models/efficientnet.py ``_gen_efficientnet``): stages of
+    # 1, 2, 2, 3, 3, 4, 1 blocks; B2 has depth multiplier 1.2, rounded up per stage:
+    # 2, 3, 3, 4, 4, 5, 2. The body freezes the stem and blocks[0] (FREEZE_AT=2) and every
+    # BatchNorm (buffers then). Each block of blocks[1:] is an InvertedResidual with three
+    # conv kernels (conv_pw, conv_dw, conv_pwl; no bias) and an SE module of two 1x1 convs
+    # with bias (se.conv_reduce, se.conv_expand): 3 + 4 = 7 trainable tensors, 4 of them SE.
+    # B0: 2+2+3+3+4+1 = 15 blocks → 105 tensors, 60 SE, 45 in the study's RGN.
+    ("tf_efficientnet_b0", 15 * 7, 15 * 4),
+    # B2: 3+3+4+4+5+2 = 21 blocks → 147 tensors, 84 SE, 63 in the study's RGN.
+    ("tf_efficientnet_b2", 21 * 7, 21 * 4),
+])
+def test_rgn_leaves_out_the_se_tensors_as_the_study_does(backbone, trainable, se):
+    """mind_back's RGN skips every tensor whose name contains ``se.`` (VisionLearningGroup/
+    mind_back@5e6694f tools/compute_rgn.py:57); a regulariser's importance maps keep them
+    (its tools/utils.py:67-79 measures every backbone tensor)."""
+    result, importance = _body_rgn(backbone)
+    assert len(importance["rgn"]) == len(importance["ewc"]) == trainable
+    assert len(result["per_tensor"]) == trainable - se
+    assert len(result["excluded"]) == se
+    assert all(".se.conv_" in n for n in result["excluded"])
+    assert not any(".se." in n for n in result["per_tensor"])
+    mean = sum(t["rgn"] for t in result["per_tensor"].values()) / (trainable - se)
+    assert result["rgn"] == pytest.approx(mean)
+
+
+def test_the_demo_backbones_have_no_tensor_the_study_leaves_out():
+    """EfficientNet-Lite0 has no SE (``se_ratio=None`` in every block of
+    efficientnet_lite_pytorch's efficientnet-lite0 arguments) and torchvision's ResNet-18
+    none either: the demo's RGN is over the same tensors as before, and its result has
+    no ``excluded`` key (the record keeps its shape)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    assert not any(b.has_se for b in EfficientNet.from_name("efficientnet-lite0")._blocks)
+    for backbone, trainable in (("efficientnet_lite0", 39), ("resnet18", 60)):
+        result, importance = _body_rgn(backbone)
+        assert len(result["per_tensor"]) == len(importance["rgn"]) == trainable
+        assert "excluded" not in result
+        assert list(result) == ["rgn", "rgn_l2", "n_batches", "per_tensor"]
+
+
+def test_the_study_rule_catches_only_se_modules_in_every_body():
+    """``'se.' in name`` is a substring test: on every registered body (random init) it
+    matches the tensors of squeeze-and-excitation modules and nothing else."""
+    from benchmark.models.backbones import BACKBONES
+    from benchmark.rgn import in_study_rgn
+
+    with_se = set()
+    for name in BACKBONES.names():
+        with torch.device("meta"):
+            body = BACKBONES.get(name)("none")
+        se_modules = {m for m in body.modules() if "SqueezeExcit" in type(m).__name__
+                      or type(m).__name__ in ("SEModule", "EffectiveSEModule")}
+        se_tensors = {n for n, p in body.named_parameters()
+                      if any(p is q for m in se_modules for q in m.parameters())}
+        caught = {n for n, _ in body.named_parameters() if not in_study_rgn(n)}
+        assert caught == se_tensors, name
+        with_se |= {name} if se_tensors else set()
+    assert with_se == {"efficientnet_b0", "efficientnet_b2", "tf_efficientnet_b0",
+                       "tf_efficientnet_b2", "seresnet50"}

@@ -251,6 +251,58 @@ def test_timm_release_tf_efficientnet(wdir):
     assert set(body.weights_report.ignored) >= {"classifier.weight", "conv_head.weight"}
 
 
+@pytest.mark.parametrize("layout", ["deit", "jx_linear_patch"])
+def test_timm_vit_releases_map_every_key(layout, wdir):
+    """RobustViT's two ViT-B/16 checkpoints (hila-chefer/RobustViT@df06c98 ViT/ViT.py:29-32,
+    42-43) in their publishers' layouts, written from a random timm ViT-B/16 (the keys
+    RobustViT's own VisionTransformer has, ViT.py:168-205): DeiT's ``{"model": sd}``
+    (ViT.py:307) and a bare dict whose patch embedding is the old linear (768, 768) form
+    RobustViT's ``_conv_filter`` reshapes (ViT.py:240-247). Every key of the network but the
+    classifier maps; nothing is missing, left over or mis-shaped."""
+    import timm
+
+    torch.manual_seed(0)
+    src = timm.create_model("vit_base_patch16_224").state_dict()
+    assert len(src) == 152 and {"cls_token", "pos_embed", "blocks.11.attn.qkv.weight",
+                                "norm.bias", "head.weight"} <= set(src)
+    if layout == "deit":
+        raw = {"model": src}
+    else:
+        raw = {**src, "patch_embed.proj.weight": src["patch_embed.proj.weight"].reshape(768, -1)}
+    path = wdir / f"vit_{layout}.pth"
+    torch.save(raw, path)
+    body = _load_entry(_entry(f"test_vit_{layout}", "vit_base_patch16", path.name, "timm_vit",
+                              path), None)
+    report = body.weights_report
+    assert (report.missing, report.unexpected, report.mismatched) == ((), (), ())
+    assert len(report.mapped) == 150 and set(report.ignored) == {"head.weight", "head.bias"}
+    net = body.stages[0].net
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, src[key]), key
+
+
+def test_timm_vit_refuses_a_position_embedding_of_another_grid(wdir):
+    import timm
+
+    src = timm.create_model("vit_base_patch16_384").state_dict()
+    path = wdir / "vit384.pth"
+    torch.save(src, path)
+    with pytest.raises(ConfigError, match=r"pos_embed \(1, 577, 768\) does not fit.*197"):
+        _load_entry(_entry("test_vit384", "vit_base_patch16", path.name, "timm_vit", path))
+
+
+def test_robustvit_entries_name_their_statistics():
+    """Google's ViT expects mean = std = 0.5 (ViT.py:31); DeiT the ImageNet statistics
+    (timm/models/deit.py:146), not the 0.5 RobustViT feeds every model."""
+    vit, deit = catalogue.get("vit_base_patch16_224_in21k_ft_in1k"), catalogue.get(
+        "deit_base_patch16_224")
+    assert vit.pixel_stats.mean == vit.pixel_stats.std == (127.5, 127.5, 127.5)
+    assert deit.pixel_stats == catalogue.IMAGENET_RGB
+    assert (vit.file, deit.file) == ("jx_vit_base_p16_224-80ecf9dd.pth",
+                                     "deit_base_patch16_224-b5f2ef4d.pth")
+    assert vit.architecture == deit.architecture == "vit_base_patch16"
+
+
 # ---- strictness ----------------------------------------------------------------------------------
 def test_partial_checkpoint_is_refused_unless_not_strict(wdir):
     ref = {k: v for k, v in _r50().items() if not k.startswith("layer4.")}
@@ -486,6 +538,7 @@ TESTED_CONVERTERS = {
     "msra_pkl": test_msra_pkl_maps_caffe2_names_bgr_and_stride_in_1x1,
     "module_prefix": test_module_prefix_augmix,
     "robustness": test_robustness_library_drops_attacker_and_normaliser,
+    "timm_vit": test_timm_vit_releases_map_every_key,
 }
 
 

@@ -1,6 +1,20 @@
 """A prepared split as a torch detection dataset (torchvision's detection target format).
 
 No augmentation happens here: the training loop flips with its own seeded generator.
+:func:`study_crop` is a training augmentation as a pure function of a ``torch.Generator``
+(for the loop to apply, as it applies flips).
+
+Two detectron2 data-loader defaults the suite does not follow (deliberately; both listed in
+docs/PROTOCOL_DIFFERENCES.md), at facebookresearch/detectron2@02b5c4e2
+detectron2/config/defaults.py:
+
+- ``DATALOADER.FILTER_EMPTY_ANNOTATIONS = True`` (line 128; applied in data/build.py:277-278)
+  drops images without a non-crowd box. Here every image of the split is an index of
+  :class:`DetectionDataset`, trained on as a background-only example when it has none.
+- ``DATALOADER.ASPECT_RATIO_GROUPING = True`` (line 119; data/common.py:302-339) batches
+  landscape with landscape and portrait with portrait images. Here a batch is a slice of a
+  seeded per-epoch permutation of these indices (``training/schedule.py`` ``batch_indices``),
+  a function of (seed, iteration) only, whatever the images' shapes.
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pycocotools import mask as mask_util
 from torch.utils.data import Dataset
 
@@ -124,3 +139,69 @@ def decode_masks(segmentations: list[Any], height: int, width: int) -> torch.Ten
 def collate(batch: list[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
     """Detection batches keep per-image sizes: a list of images and a list of targets."""
     return [image for image, _ in batch], [target for _, target in batch]
+
+
+# ---- the transfer study's crop policy (Swin-T) -------------------------------------------------
+#: short sides of the first resize of the crop policy (long side at most STUDY_CROP_MAX)
+STUDY_CROP_SIZES = (400, 500, 600)
+#: crop height / width range in pixels (``crop_type='absolute_range', crop_size=(384, 600)``)
+STUDY_CROP_RANGE = (384, 600)
+STUDY_CROP_MAX = 1333
+
+
+def _randint(gen: torch.Generator, low: int, high: int) -> int:
+    """Uniform on {low, …, high - 1} (numpy's ``randint``)."""
+    return int(torch.randint(low, high, (1,), generator=gen))
+
+
+def study_crop(image: torch.Tensor, target: Target, gen: torch.Generator
+               ) -> tuple[torch.Tensor, Target]:
+    """The second of the two policies of the transfer study's Swin-T pipeline, taken with
+    probability ½ (``AutoAugment`` draws a policy uniformly); the other policy is the plain
+    multi-scale resize, which the detector's own resize (``train_sizes``) does — as it does
+    this policy's final resize (``override=True``). runopti/RobustDownstreamTransfer@a67aae8
+    ``mmdetection/configs/swin/mask_rcnn_swin-t-p4-w7_fpn_ms-crop-2x_coco.py:38-69``:
+
+    1. resize keeping the ratio to a short side drawn from 400 / 500 / 600, long side at
+       most 1333 (mmcv ``imrescale``: size ``int(side × factor + 0.5)``, open-mmlab/
+       mmcv@f4167fe1 ``mmcv/image/geometric.py:16-29, 196-225``; boxes scaled by the
+       per-axis size ratio and clipped; masks nearest);
+    2. crop ``h' ~ U{min(h, 384) … min(h, 600)}`` × ``w'`` alike at an offset uniform in
+       ``0 … h − h'`` (mmdetection ``RandomCrop._get_crop_size`` / ``_crop_data``,
+       open-mmlab/mmdetection@007684c1 ``mmdet/datasets/pipelines/transforms.py``): boxes
+       shifted and clipped to the crop, those left without area dropped with their labels
+       and masks (``allow_negative_crop=True``: a crop without boxes is kept).
+
+    ``image`` (3, H, W) in [0, 1]; ``target`` with ``boxes`` (N, 4) xyxy, ``labels`` and
+    optionally ``masks`` (N, H, W)."""
+    if float(torch.rand((), generator=gen)) < 0.5:
+        return image, target
+    h, w = image.shape[-2:]
+    short = STUDY_CROP_SIZES[_randint(gen, 0, len(STUDY_CROP_SIZES))]
+    factor = min(short / min(h, w), STUDY_CROP_MAX / max(h, w))
+    nh, nw = int(h * factor + 0.5), int(w * factor + 0.5)
+    image = F.interpolate(image[None], size=(nh, nw), mode="bilinear",
+                          align_corners=False)[0]
+    boxes = target["boxes"] * torch.tensor([nw / w, nh / h, nw / w, nh / h])
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, nw)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, nh)
+    masks = target.get("masks")
+    if masks is not None and len(masks):
+        masks = F.interpolate(masks[None].float(), size=(nh, nw), mode="nearest")[0].to(
+            masks.dtype)
+    elif masks is not None:
+        masks = masks.new_zeros((0, nh, nw))
+    low, high = STUDY_CROP_RANGE
+    ch = _randint(gen, min(nh, low), min(nh, high) + 1)
+    cw = _randint(gen, min(nw, low), min(nw, high) + 1)
+    y0 = _randint(gen, 0, max(nh - ch, 0) + 1)
+    x0 = _randint(gen, 0, max(nw - cw, 0) + 1)
+    image = image[:, y0:y0 + ch, x0:x0 + cw]
+    boxes = boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, cw)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, ch)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    out = {**target, "boxes": boxes[keep], "labels": target["labels"][keep]}
+    if masks is not None:
+        out["masks"] = masks[keep][:, y0:y0 + ch, x0:x0 + cw]
+    return image, out

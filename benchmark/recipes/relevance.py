@@ -14,7 +14,9 @@ classification term maps to the detector's own loss** (with the ground truth, we
 which the loop always adds): rv keeps the prediction from drifting with a CE to the model's
 own labels; a detector's analogue would be its NMS'd detections as pseudo-targets, which
 the ground-truth loss already supersedes. The relevance term is scaled by λ_seg / λ_acc = 4
-to keep rv's ratio (AdamW is invariant to the overall scale).
+to keep rv's ratio (AdamW is invariant to the overall scale). rv's softmax temperature
+(``--temperature``, :112, dividing the logits at :345-346; 0.65 for DeiT-B in the README)
+acts on that classification term only, so it has no counterpart here.
 
 **Relevance**, as rv's ``generate_relevance`` (ViT/explainer.py:31-54): R = I; per block,
 A = mean over heads of clamp(∇A · A, min=0) (rule 5, explainer.py:6-11), R ← R + A·R (rule 6,
@@ -27,6 +29,16 @@ non-fused attention; the relevance of patch j is the mean of R over the patch to
 token); min-max normalised per image (explainer.py:22-26) at patch resolution, not
 bilinearly upsampled to pixels (explainer.py:20). The foreground mask: patches at least half
 covered by a ground-truth box (rv: a segmentation map at pixel resolution).
+
+**Schedule**, as rv's ``adjust_learning_rate`` (imagenet_finetune.py:542-546, called once per
+epoch at :274): lr · 0.85^⌊epoch / 2⌋ over its 50 epochs (``--epochs`` default, :55), nothing
+else — no warm-up, no steps. The relevance stage takes that schedule in place of the cell's
+policy (the cell's ``iterations`` stay): the run is cut into ``lr_decay_periods`` = 25 equal
+spans (50 epochs, one decay every 2) and span k trains at lr · ``lr_decay``^k. Spans, not
+epochs: rv's epoch is a pass over its 1,500 segmented images (3 per class for 500 classes,
+README "Method overview"), which says nothing about a detection split's, so the shape of
+the decay is kept over the run instead. The step count lives in the optimizer's parameter
+groups, so a resumed run continues the decay where it stopped.
 
 Cost: a second detector forward, its backward to the attention maps and the relevance
 backward; global attention maps (blocks × heads × tokens²) are held in memory. Limits: the
@@ -56,6 +68,8 @@ if TYPE_CHECKING:
 # --lambda_foreground 0.3); :64 (--lr 3e-6); :68 (--wd 1e-4), used by AdamW at :222
 LAMBDA_SEG, LAMBDA_ACC, LAMBDA_BG, LAMBDA_FG = 0.8, 0.2, 2.0, 0.3
 LR, WEIGHT_DECAY = 3e-6, 1e-4
+# rv imagenet_finetune.py:544 (× 0.85 every 2 epochs) over :55's 50 epochs: 25 spans
+LR_DECAY, LR_DECAY_PERIODS = 0.85, 25
 
 
 def relevance_loss(rel: torch.Tensor, fg: torch.Tensor, w_bg: float = LAMBDA_BG,
@@ -109,14 +123,22 @@ def _has_global_attention(backbone: str) -> tuple[bool, str]:
 class RelevanceFineTune(Recipe):
     PARAMS: dict[str, Any] = {"lr": LR, "backbone_lr_mult": 1.0, "weight_decay": WEIGHT_DECAY,
                               "lambda_seg": LAMBDA_SEG, "lambda_acc": LAMBDA_ACC,
-                              "lambda_bg": LAMBDA_BG, "lambda_fg": LAMBDA_FG, "ft_lr": None}
+                              "lambda_bg": LAMBDA_BG, "lambda_fg": LAMBDA_FG, "ft_lr": None,
+                              "lr_decay": LR_DECAY, "lr_decay_periods": LR_DECAY_PERIODS}
     RANGES = {**Recipe.RANGES, "weight_decay": (0.0, math.inf, True),
+              "lr_decay": (0.0, 1.0, False), "lr_decay_periods": (1.0, math.inf, True),
               "lambda_seg": (0.0, math.inf, True), "lambda_acc": (0.0, math.inf, False),
               "lambda_bg": (0.0, math.inf, True), "lambda_fg": (0.0, math.inf, True),
               "ft_lr": (0.0, math.inf, False)}
 
     def __init__(self, spec: RecipeSpec) -> None:
         super().__init__(spec)
+        periods = self.params["lr_decay_periods"]
+        if not isinstance(periods, int) or isinstance(periods, bool):
+            raise ConfigError(f"recipe 'relevance': lr_decay_periods={periods!r}: must be an "
+                              "int >= 1")
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._iterations = 1
         self.capture: BatchCapture | None = None
         self.attentions: list[torch.Tensor] = []
         self.attn_modules: list[nn.Module] = []
@@ -138,7 +160,27 @@ class RelevanceFineTune(Recipe):
     def optimizer(self, groups: list[dict[str, Any]], lr: float,
                   schedule: Schedule) -> torch.optim.Optimizer:
         # rv imagenet_finetune.py:222: AdamW(lr, weight_decay=args.weight_decay)
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=float(self.params["weight_decay"]))
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=float(self.params["weight_decay"]))
+        for g in opt.param_groups:  # saved with the optimizer's state: restored on resume
+            g["decay_base_lr"] = g.get("base_lr", g["lr"])
+            g["decay_step"] = 0
+        self._optimizer, self._iterations = opt, schedule.iterations
+        return opt
+
+    def decay_factor(self, step: int) -> float:
+        """rv's lr multiplier at (0-based) step ``step`` of this stage: ``lr_decay`` to the
+        index of the span the step falls in (0 … ``lr_decay_periods`` − 1)."""
+        span = step * int(self.params["lr_decay_periods"]) // self._iterations
+        return float(self.params["lr_decay"]) ** span
+
+    def after_backward(self, model: Detector, lr: float) -> None:
+        """Set this step's lr to rv's schedule (replacing the cell's policy, which the loop
+        applied before the forward), then count the step."""
+        if self._optimizer is None:
+            return
+        for g in self._optimizer.param_groups:
+            g["lr"] = g["decay_base_lr"] * self.decay_factor(g["decay_step"])
+            g["decay_step"] += 1
 
     def configure(
         self, model: Detector, start_state: dict[str, torch.Tensor], importance: dict | None

@@ -9,11 +9,16 @@ As the study's code (VisionLearningGroup/mind_back@5e6694f):
   feeds the next stage (``SENetResNet.forward_features``, senet.py:634-641);
 - reduction 4, 8, 16, 32 from the stride-4 level to the stride-32 one (senet.py:564, 577,
   589, 601; ConvNeXt alike, ``convnext.py:236`` ``2 ** (i + 2)``);
-- initialisation: ``_weight_init`` (senet.py:48-53, applied at 606-607): Kaiming-normal
-  (fan_out, relu) conv kernels, the convs' biases left at PyTorch's default uniform draw.
-  So **the body's output is not unchanged at initialisation**: every level is scaled per
-  channel by a gate in (0, 1) (≈ 0.5 on average), the next stages see the scaled maps, and
-  the decoder trained with the blocks learns on that (tested);
+- initialisation, by the body the blocks go into, as the study's two SE backbones do:
+  after a ResNet's stages ``_weight_init`` (senet.py:48-53, applied at 606-607):
+  Kaiming-normal (fan_out, relu) conv kernels, the convs' biases left at PyTorch's default
+  uniform draw; after a ConvNeXt's stages (timm ``ConvNeXtStage``) ``ConvNeXt._init_weights``
+  (``src/modeling/backbone/convnext.py:244, 248-251``, applied to the whole network, the
+  ``se_modules`` built at line 236 included): truncated normal, std 0.02, zero biases. The
+  bodies the study puts no SE block on (EfficientNet, Swin) take the ResNet rule. So **the
+  body's output is not unchanged at initialisation**: every level is scaled per channel by a
+  gate in (0, 1) (≈ 0.5 on average), the next stages see the scaled maps, and the decoder
+  trained with the blocks learns on that (tested);
 - the first stage (``se_dp``) freezes every backbone tensor but the SE blocks through
   ``requires_grad`` (``tools/trainer.py:37-41``, TRAIN.SEPRETRAIN) and does **not** detach
   the backbone's output (``stop_grad = PRETRAIN and not SEPRETRAIN``, trainer.py:144): DP's
@@ -26,10 +31,19 @@ The blocks live in the body (``body.se_adapters``, called by forward hooks on th
 the backbone's own tensors keep their names, the SE tensors train with the backbone's lr and
 are part of what DDP synchronises. RGN is measured over the backbone's own tensors, the SE
 blocks left out as the study's ``tools/compute_rgn.py:57`` and ``tools/utils.py:86`` do.
+
+``se_ft`` with a ``weighting`` (``distance``, ``ewc``, ``rgn``; coefficient ``c``, default
+0.1) is the study's headline combination, SE adapters fine-tuned with the regularised pull
+of ``reg_ft`` (:class:`~benchmark.recipes.reg_ft.PullToStart`): mind_back's TRAIN.md, "Train
+with RGN regularization", ``MODEL.PRETRAIN_NAME fbnet_senet MODEL.WEIGHTS path_model
+TRAIN.REG.RGN True SOLVER.COEFF 0.1`` — the SE network from the SE-pretrained checkpoint
+(here the ``se_dp`` parent), its backbone anchored there (trainer.py:75-86, the reference
+model loaded from the same weights), the SE blocks not anchored (utils.py:86).
 """
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +52,7 @@ from torch import nn
 
 from benchmark.errors import ConfigError
 from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.reg_ft import PullToStart, RegularisedFineTune, check_weighting
 from benchmark.spec import RecipeSpec, RunSpec
 
 if TYPE_CHECKING:
@@ -53,14 +68,19 @@ class SEBlock(nn.Module):
     """mind_back's ``SEModule`` (senet.py:56-76) on (N, C, H, W) maps, or (N, H, W, C) with
     ``channels_last`` (Swin's stages)."""
 
-    def __init__(self, channels: int, reduction: int, channels_last: bool = False) -> None:
+    def __init__(self, channels: int, reduction: int, channels_last: bool = False,
+                 init: str = "kaiming") -> None:
         super().__init__()
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
         self.channels_last = channels_last
-        for conv in (self.fc1, self.fc2):  # senet.py:48-50; biases keep the default draw
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        for conv in (self.fc1, self.fc2):
+            if init == "trunc_normal":  # convnext.py:248-251 (timm's trunc_normal_, ±2)
+                nn.init.trunc_normal_(conv.weight, std=0.02)
+                nn.init.zeros_(conv.bias)
+            else:  # senet.py:48-50; biases keep the default draw
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """σ(fc2(relu(fc1(mean over H, W)))), shaped (N, C, 1, 1)."""
@@ -77,13 +97,21 @@ class SEBlock(nn.Module):
         return self(output)
 
 
+def study_init(body: Body) -> str:
+    """How the study initialises SE blocks on this body: ``trunc_normal`` after ConvNeXt
+    stages (convnext.py:244-251), ``kaiming`` otherwise (senet.py:48-53)."""
+    convnext = any(type(s).__name__ == "ConvNeXtStage" for s in body.stages)
+    return "trunc_normal" if convnext else "kaiming"
+
+
 def insert_se(body: Body) -> None:
     """An SE block after each of the body's last four stages (its P2–P5 levels)."""
     if hasattr(body, "se_adapters"):
         return
     stages = list(body.stages)[-4:]
+    init = study_init(body)
     blocks = nn.ModuleList(
-        SEBlock(c, r, channels_last=body.nhwc)
+        SEBlock(c, r, channels_last=body.nhwc, init=init)
         for c, r in zip(body.level_channels or [], REDUCTIONS, strict=True)
     )
     body.se_adapters = blocks
@@ -138,10 +166,35 @@ class SEDecoderProbe(_SEAdapted):
 @RECIPES.register("se_ft")
 class SEFineTune(_SEAdapted):
     """FT of the whole network (past the body's freeze point), SE blocks included, from the
-    ``se_dp`` checkpoint."""
+    ``se_dp`` checkpoint; with a ``weighting``, the backbone's own tensors pulled back to
+    that checkpoint as ``reg_ft`` does (the study's SE + RGN recipe)."""
 
-    PARAMS: dict[str, Any] = {**Recipe.PARAMS, "dp_lr": None}
+    PARAMS: dict[str, Any] = {**Recipe.PARAMS, "dp_lr": None, "weighting": None, "c": None}
+    RANGES = {**Recipe.RANGES, "c": (0.0, math.inf, True)}
+
+    def __init__(self, spec: RecipeSpec) -> None:
+        super().__init__(spec)
+        weighting, c = self.params["weighting"], self.params["c"]
+        self.pull: PullToStart | None = None
+        if weighting is None:
+            if c is not None:
+                raise ConfigError(f"recipe 'se_ft': c={c!r} needs a weighting "
+                                  "(distance, ewc or rgn)")
+            return
+        check_weighting("se_ft", weighting)
+        default_c = RegularisedFineTune.PARAMS["c"]
+        self.pull = PullToStart(weighting, float(default_c if c is None else c))
+        self.needs_importance = self.pull.needs_importance
 
     def parent_recipe(self) -> RecipeSpec:
         dp_lr = self.params["dp_lr"]
         return RecipeSpec.make("se_dp", **({} if dp_lr is None else {"lr": dp_lr}))
+
+    def configure(self, model: Detector, start_state: dict, importance: dict | None) -> None:
+        if self.pull is not None:  # the SE blocks are not among rgn_parameters: not anchored
+            self.pull.configure(self.rgn_parameters(model), model.body_state(start_state),
+                                importance)
+
+    def after_backward(self, model: Detector, lr: float) -> None:
+        if self.pull is not None:
+            self.pull.apply(lr)

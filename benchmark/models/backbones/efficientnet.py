@@ -9,7 +9,10 @@ lines 618–623 (``build_resnet_fpn_backbone_efficient``; RESEARCH.md §10): ``c
 ``blocks[0]`` frozen (FREEZE_AT=2 here), every BatchNorm frozen (``FrozenBatchNormAct2d``;
 here timm's ``freeze_batch_norm_2d``, which keeps the activation of ``BatchNormAct2d``).
 Drop-path 0 (the study builds timm's default, 0). Unlike the study (line 619), no train-mode
-forward runs before BatchNorm is frozen, so the checkpoint's statistics stay.
+forward runs before BatchNorm is frozen, so the checkpoint's statistics stay. Every block's
+squeeze-and-excitation convs (``<stage>.<block>.se.conv_reduce`` / ``conv_expand``, timm's
+names) train and are anchored by the regularisers, but are left out of the reported RGN, as
+the study's ``tools/compute_rgn.py:57`` leaves out every ``se.`` tensor (``benchmark.rgn``).
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ class PixelStats:
 # normalised with the RGB-ordered statistics: a defect not copied here.)
 IMAGENET_RGB = PixelStats((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), "RGB")
 MSRA_BGR = PixelStats((103.53, 116.28, 123.675), (1.0, 1.0, 1.0), "BGR")
-PIXELS = {"imagenet_rgb": IMAGENET_RGB, "msra_bgr": MSRA_BGR}
+# Google's ViT release: mean = std = 0.5 in [0, 1] (hila-chefer/RobustViT@df06c98
+# ViT/ViT.py:29-32; timm's IMAGENET_INCEPTION_MEAN / _STD for the same file)
+INCEPTION_RGB = PixelStats((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), "RGB")
+PIXELS = {"imagenet_rgb": IMAGENET_RGB, "msra_bgr": MSRA_BGR, "inception_rgb": INCEPTION_RGB}
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ SWSL = "https://dl.fbaipublicfiles.com/semiweaksupervision/model_files/"
 TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
 TIMM_RA = "https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/"
 FB_CONVNEXT = "https://dl.fbaipublicfiles.com/convnext/"
+TIMM_VITJX = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-vitjx/"
+FB_DEIT = "https://dl.fbaipublicfiles.com/deit/"
 MSRA = "https://dl.fbaipublicfiles.com/detectron/ImageNetPretrained/MSRA/"
 SWIN = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/"
 MADRY = "https://huggingface.co/madrylab/robust-imagenet-models/resolve/main/"
@@ -157,6 +162,19 @@ CATALOGUE: tuple[WeightsEntry, ...] = (
        SWIN + "swin_small_patch4_window7_224.pth", MIT, "msft_swin", None),
     _e("swin_base", "swin_base", "swin_base_patch4_window7_224.pth",
        SWIN + "swin_base_patch4_window7_224.pth", MIT, "msft_swin", None),
+    # ---- the ViT-B/16 checkpoints RobustViT fine-tunes (hila-chefer/RobustViT@df06c98
+    # imagenet_finetune.py:25 / :34 import them; their URLs: ViT/ViT.py:29-32, 42-43). Both
+    # are timm's VisionTransformer layout; DeiT's file is {"model": sd} (ViT.py:307).
+    # RobustViT normalises every model with mean = std = 0.5 (segmentation_dataset.py:24-25);
+    # DeiT was trained with the ImageNet statistics (timm/models/deit.py:146), given here.
+    # (RobustViT's third model, AugReg-B, is a JAX .npz (ViT/ViT_new.py:84-86): not listed.)
+    _e("vit_base_patch16_224_in21k_ft_in1k", "vit_base_patch16",
+       "jx_vit_base_p16_224-80ecf9dd.pth", TIMM_VITJX + "jx_vit_base_p16_224-80ecf9dd.pth",
+       APACHE, "timm_vit", "80ecf9dd", pixels="inception_rgb",
+       description="Google ViT-B/16, IN-21k pre-trained, IN-1k fine-tuned (RobustViT's ViT-B)"),
+    _e("deit_base_patch16_224", "vit_base_patch16", "deit_base_patch16_224-b5f2ef4d.pth",
+       FB_DEIT + "deit_base_patch16_224-b5f2ef4d.pth", APACHE, "timm_vit", "b5f2ef4d",
+       description="DeiT-B/16, ImageNet-1k (RobustViT's DeiT-B)"),
     # ---- robust ResNet-50s (Yamada & Otani's list; "module." prefixes)
     _e("augmix_resnet50", "resnet50", "augmix_resnet.pth.tar",  # the study's name (fpn.py:692)
        "https://drive.google.com/file/d/1z-1V3rdFiwqSECz7Wkmn4VJVefJGJGiF", APACHE,

@@ -191,6 +191,29 @@ def msft_swin(raw: Any, net: nn.Module) -> dict[str, torch.Tensor]:
     return dict(checkpoint_filter_fn(_unwrap(raw, "model"), net))
 
 
+# ---- ViT releases in timm's VisionTransformer layout
+@CONVERTERS.register("timm_vit")
+def timm_vit(raw: Any, net: nn.Module) -> dict[str, torch.Tensor]:
+    """Google's ViT-B/16 as timm ships it (``jx_vit_base_p16_224-80ecf9dd.pth``, a bare state
+    dict) and facebookresearch/deit's ``deit_base_patch16_224-b5f2ef4d.pth`` (``{"model":
+    sd}``): ``cls_token``, ``pos_embed``, ``patch_embed.proj.*``,
+    ``blocks.i.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``, ``head.*``
+    — the keys RobustViT's own ``VisionTransformer`` has (hila-chefer/RobustViT@df06c98
+    ViT/ViT.py:168-205). timm's ``vision_transformer.checkpoint_filter_fn`` unwraps
+    ``"model"``, turns a linear patch embedding into the conv kernel (as RobustViT's
+    ``_conv_filter``, ViT.py:240-247) and drops ``pre_logits``; the position embedding
+    must already fit the 224-px grid (it is not resampled here: a mismatch is reported)."""
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    state = dict(_unwrap(raw, "model", "state_dict"))
+    pos = state.get("pos_embed")
+    own = net.state_dict().get("pos_embed")
+    if pos is not None and own is not None and pos.shape != own.shape:
+        raise ConfigError(f"pos_embed {tuple(pos.shape)} does not fit this ViT's "
+                          f"{tuple(own.shape)} (another input size or patch size)")
+    return dict(checkpoint_filter_fn(state, net))
+
+
 # ---- detectron2 MSRA caffe .pkl → torchvision ResNet
 _MSRA_BLOCK = re.compile(r"^res(\d)_(\d+)_branch(1|2[abc])_(w|bn_s|bn_b)$")
 
