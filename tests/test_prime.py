@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmark.data import prime as P
+from benchmark.errors import ConfigError
 from benchmark.recipes import get_recipe
 from benchmark.spec import RecipeSpec
 
@@ -105,3 +106,75 @@ def test_prime_ft_recipe_transforms_with_the_given_generator():
     assert all(torch.equal(x, y) for x, y in zip(a_img, b_img, strict=True))
     assert all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(a_t, b_t, strict=True))
     assert not torch.equal(a_img[0], images[0]) and torch.equal(a_t[1]["labels"], torch.tensor([2]))
+
+
+# ---- the transfer study's variant --------------------------------------------------------------
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the primitives and spatial draws PRIME makes (the originals still run)."""
+    calls = {"spectral": 0, "colour": 0, "diffeo": 0}
+    for name, key in (("spectral_filter", "spectral"), ("smooth_color", "colour"),
+                      ("draw_diffeo", "diffeo")):
+        original = getattr(P, name)
+
+        def counted(*args, _f=original, _k=key, **kwargs):
+            calls[_k] += 1
+            return _f(*args, **kwargs)
+
+        monkeypatch.setattr(P, name, counted)
+    return calls
+
+
+def test_study_variant_is_one_colour_or_spectral_primitive_per_chain(monkeypatch):
+    """The study's runner: no spatial primitive, depth 1 — each of the 3 chains is exactly
+    one primitive, colour or spectral; boxes never move. PRIME's ImageNet variant, for
+    contrast, draws one displacement and 1–3 primitives per chain."""
+    calls = _counting(monkeypatch)
+    kinds = set()
+    for seed in range(12):
+        before = dict(calls)
+        out, boxes = P.prime(_image(seed), BOXES, _gen(seed), variant="study")
+        made = {k: calls[k] - before[k] for k in calls}
+        assert made["diffeo"] == 0 and made["spectral"] + made["colour"] == P.MIXTURE_WIDTH
+        kinds |= {k for k in ("spectral", "colour") if made[k]}
+        assert torch.equal(boxes, BOXES) and out.min() >= 0 and out.max() <= 1
+    assert kinds == {"spectral", "colour"}  # both primitives are drawn
+    depths = set()
+    for seed in range(12):
+        before = dict(calls)
+        P.prime(_image(seed), BOXES, _gen(seed))
+        assert calls["diffeo"] - before["diffeo"] == 1
+        depths.add(calls["spectral"] + calls["colour"] - before["spectral"] - before["colour"])
+    assert min(depths) >= 3 and max(depths) <= 9 and len(depths) > 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_study_variant_at_0_255_is_a_darkening_by_one_factor(seed: int):
+    """scale=255 (the study's arithmetic): each primitive sees 255·x and clamps to [0, 1],
+    so every chain is at most 1/255 in image units, and the output is (1 − m)·x + m·c with
+    one m per image and 0 ≤ c ≤ 1/255: out ≥ (1 − m)·x ⇔ m ≥ 1 − out/x, and
+    out ≤ (1 − m)·x + m/255 ⇔ m ≤ (x − out)/(x − 1/255) — one m satisfies both at every
+    pixel (x ≥ 0.2 here)."""
+    img = 0.2 + 0.8 * _image(seed)
+    out, boxes = P.prime(img, BOXES, _gen(seed), variant="study", scale=255.0)
+    lower = (1 - out / img).max()
+    upper = ((img - out) / (img - 1 / 255)).min()
+    assert float(lower) <= float(upper) + 1e-5
+    assert torch.equal(boxes, BOXES)
+
+
+def test_prime_ft_variant_parameter():
+    """The recipe's default stays PRIME's ImageNet variant (other grids unchanged); the
+    study's variant and scale are parameters; an unknown variant is refused."""
+    images = [_image(1)]
+    targets = [{"boxes": BOXES, "labels": torch.tensor([0, 1])}]
+    default = get_recipe(RecipeSpec.make("prime_ft"))
+    assert default.params["variant"] == "imagenet" and default.params["scale"] == 1.0
+    a, _ = default.transform_batch(images, targets, _gen(5))
+    b, _ = P.prime(images[0], BOXES, _gen(5))
+    assert torch.equal(a[0], b)
+    study = get_recipe(RecipeSpec.make("prime_ft", variant="study", scale=255))
+    c, t = study.transform_batch(images, targets, _gen(5))
+    d, _ = P.prime(images[0], BOXES, _gen(5), variant="study", scale=255.0)
+    assert torch.equal(c[0], d) and torch.equal(t[0]["boxes"], BOXES)
+    with pytest.raises(ConfigError, match="variant='diffeo'"):
+        get_recipe(RecipeSpec.make("prime_ft", variant="diffeo"))

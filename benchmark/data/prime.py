@@ -37,6 +37,27 @@ What differs, and why (detection):
 - non-square images: the modes are sampled on H and W points and the displacement scaled
   by H and W; T1 uses n = max(H, W);
 - strengths (σ, cut, T) are drawn per image and chain (PRIME: once per batch call).
+
+Two variants (:data:`VARIANTS`):
+
+- ``imagenet`` (above): PRIME's ImageNet configuration.
+- ``study``: what Yamada & Otani's detection fine-tuning ran
+  (runopti/RobustDownstreamTransfer@a67aae8 ``mmdetection/tools/aug_utils/``):
+  ``epoch_runner_with_prime.py:43-63`` builds the colour primitive (cut 500, T 0.05,
+  bandwidth 20, stochastic) and the spectral one (kernel 3, σ 4, stochastic) — no
+  ``Diffeo`` — with ``mixture_width=3, mixture_depth=1, max_depth=3``; ``prime.py:41``
+  makes the depth ``mixture_depth`` when it is > 0, so its loop (``prime.py:72-77``) runs
+  once, and the depth mask of that step is always 1 (column 0 of ``tril(ones(3, 3))``,
+  ``prime.py:42, 67-68``): every chain is exactly one primitive, drawn uniformly from the
+  two. Boxes and masks never move.
+- ``scale`` (both variants; default 1): the pixel value the primitives see for white.
+  The study's runner hands PRIME the batch after ``Normalize(mean=0, std=1)``
+  (``configs/_base_/datasets/coco_instance_prime.py:6-7``; ``epoch_runner_with_prime.py:90``),
+  i.e. 0–255 pixels, while the primitives clamp to [0, 1] (``color_jitter.py:63``,
+  ``rand_filter.py:49``): every chain comes out nearly black, and the mix is close to
+  ``(1 − m)·x``. ``scale=255`` reproduces that arithmetic (each chain is computed on
+  255·x and divided by 255; the mix is affine, so mixing after the study's normalisation is
+  the same image); 1 is PRIME's own [0, 1] domain.
 """
 
 from __future__ import annotations
@@ -59,6 +80,8 @@ DIFFEO_ALPHA = 1.0  # diffeo.alpha (57): T2 scaled by alpha (diffeomorphism.py:8
 # (diffeomorphism.py:58-59)
 MIXTURE_WIDTH = 3  # augmix.mixture_width (72)
 MAX_DEPTH = 3  # train.py:168 max_depth=3 with mixture_depth −1 (73): depth U{1..3} (prime.py:68)
+#: PRIME configurations (module docstring): ImageNet's, and the transfer study's detection one
+VARIANTS = ("imagenet", "study")
 
 
 # ---- draws ----------------------------------------------------------------------------------
@@ -193,11 +216,15 @@ def remap_boxes(boxes: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torc
 
 
 # ---- PRIME ------------------------------------------------------------------------------------
-def _primitive(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One of the chain's primitives, drawn uniformly (prime.py:75-78)."""
+def _primitive(image: torch.Tensor, gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+    """One of the chain's primitives, drawn uniformly (prime.py:75-78), applied to
+    ``scale``·image and divided by ``scale`` (module docstring)."""
+    x = image * scale if scale != 1.0 else image
     if _randint(gen, 0, 1) == 0:
-        return spectral_filter(image, draw_kernel(gen))
-    return smooth_color(image, *draw_color(gen, image.shape[0]))
+        out = spectral_filter(x, draw_kernel(gen))
+    else:
+        out = smooth_color(x, *draw_color(gen, image.shape[0]))
+    return out / scale if scale != 1.0 else out
 
 
 def mix(image: torch.Tensor, chains: list[torch.Tensor], weights: torch.Tensor, m: float
@@ -208,18 +235,24 @@ def mix(image: torch.Tensor, chains: list[torch.Tensor], weights: torch.Tensor, 
 
 
 def prime(image: torch.Tensor, boxes: torch.Tensor, gen: torch.Generator,
-          width: int = MIXTURE_WIDTH, max_depth: int = MAX_DEPTH
+          width: int = MIXTURE_WIDTH, max_depth: int = MAX_DEPTH, *,
+          variant: str = "imagenet", scale: float = 1.0
           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One PRIME draw for one image and its boxes (see the module docstring)."""
-    h, w = image.shape[-2:]
-    dx, dy = draw_diffeo(gen, h, w)
-    image, boxes = remap(image, dx, dy), remap_boxes(boxes, dx, dy)
+    """One PRIME draw for one image and its boxes (see the module docstring): ``variant``
+    ``"study"`` has no spatial primitive and chains of exactly one primitive."""
+    if variant not in VARIANTS:
+        raise ValueError(f"PRIME variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    if variant == "imagenet":
+        h, w = image.shape[-2:]
+        dx, dy = draw_diffeo(gen, h, w)
+        image, boxes = remap(image, dx, dy), remap_boxes(boxes, dx, dy)
     weights = _dirichlet_ones(gen, width)
     m = float(_uniform(gen))
     chains = []
     for _ in range(width):
         x = image
-        for _ in range(_randint(gen, 1, max_depth)):
-            x = _primitive(x, gen)
+        depth = _randint(gen, 1, max_depth) if variant == "imagenet" else 1
+        for _ in range(depth):
+            x = _primitive(x, gen, scale)
         chains.append(x)
     return mix(image, chains, weights, m).clamp(0.0, 1.0), boxes

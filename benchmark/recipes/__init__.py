@@ -43,9 +43,31 @@ def _check_range(recipe: str, key: str, value: Any, rng: tuple[float, float, boo
     raise ConfigError(f"recipe {recipe!r}: {key}={value!r}: must be {allowed}")
 
 
+#: optimizers a recipe's ``optimizer`` parameter may name (:func:`build_optimizer`)
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def build_optimizer(name: str, groups: list[dict[str, Any]], lr: float,
+                    schedule: Schedule) -> torch.optim.Optimizer:
+    """``sgd``: SGD with the schedule's momentum and weight decay. ``adamw``: AdamW with the
+    schedule's weight decay and torch's default betas (0.9, 0.999), eps 1e-8 — mmdetection's
+    Swin detectors (runopti/RobustDownstreamTransfer@a67aae8 ``mmdetection/configs/swin/
+    mask_rcnn_swin-t-p4-w7_fpn_ms-crop-2x_coco.py:77-82``: ``type='AdamW', lr=0.0001,
+    betas=(0.9, 0.999), weight_decay=0.05``; mmcv builds ``torch.optim.AdamW`` from it, eps
+    left at torch's default: open-mmlab/mmcv@f4167fe1 ``mmcv/runner/optimizer/builder.py:
+    14-27``). A group's own ``weight_decay`` overrides the schedule's."""
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=schedule.weight_decay)
+    if name != "sgd":
+        raise ConfigError(f"optimizer={name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(
+        groups, lr=lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay
+    )
+
+
 class Recipe:
     #: parameters this recipe accepts (name → default); others are rejected at grid load
-    PARAMS: dict[str, Any] = {"lr": None, "backbone_lr_mult": 1.0}
+    PARAMS: dict[str, Any] = {"lr": None, "backbone_lr_mult": 1.0, "optimizer": "sgd"}
     #: allowed ranges of this recipe's numeric parameters (see :data:`RANGES`)
     RANGES: dict[str, tuple[float, float, bool]] = RANGES
 
@@ -61,6 +83,9 @@ class Recipe:
                 _check_range(spec.name, key, value, self.RANGES[key])
         self.spec = spec
         self.params = {**self.PARAMS, **dict(spec.params)}
+        if self.params.get("optimizer", "sgd") not in OPTIMIZERS:
+            raise ConfigError(f"recipe {spec.name!r}: optimizer={self.params['optimizer']!r}: "
+                              f"must be one of {', '.join(OPTIMIZERS)}")
 
     def lr(self, schedule_lr: float) -> float:
         return float(self.params["lr"] or schedule_lr)
@@ -115,10 +140,9 @@ class Recipe:
         self, groups: list[dict[str, Any]], lr: float, schedule: Schedule
     ) -> torch.optim.Optimizer:
         """The optimizer over :meth:`param_groups` (default: the suite's SGD with the
-        schedule's momentum and weight decay; the relevance study's recipe takes AdamW)."""
-        return torch.optim.SGD(
-            groups, lr=lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay
-        )
+        schedule's momentum and weight decay; a recipe's ``optimizer`` parameter may name
+        another, :func:`build_optimizer`; the relevance study's recipe takes AdamW)."""
+        return build_optimizer(self.params.get("optimizer", "sgd"), groups, lr, schedule)
 
     def rgn_parameters(self, model: Detector) -> list[tuple[str, torch.nn.Parameter]]:
         """The body tensors RGN (and the importance maps) are measured over: every trainable

@@ -124,6 +124,8 @@ class Body(nn.Module):
 
 
 BACKBONES: Registry[Callable[..., Body]] = Registry("backbone")
+#: backbones whose builder takes ``norm`` (a BatchNorm handling other than "frozen")
+NORM_OPTION: set[str] = set()
 
 
 # ---- weights -------------------------------------------------------------------------------
@@ -243,13 +245,18 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def build_body(name: str, weights: str, freeze_at: int | None, *, strict: bool = True,
-               drop_path: float = 0.0) -> Body:
+               drop_path: float = 0.0, norm: str = "frozen") -> Body:
     """Build, load and freeze backbone ``name``. ``strict`` False admits a checkpoint that
     covers part of the body; ``drop_path`` is the stochastic-depth rate (0: as the studies
-    fine-tune)."""
+    fine-tune); ``norm`` the BatchNorm handling (:data:`benchmark.spec.NORM_MODES`; only
+    the builders that take it accept another value than "frozen")."""
     builder = BACKBONES.get(name)
-    options = {k: v for k, v in (("strict", strict), ("drop_path", drop_path))
-               if v != {"strict": True, "drop_path": 0.0}[k]}
+    defaults = {"strict": True, "drop_path": 0.0, "norm": "frozen"}
+    options = {k: v for k, v in (("strict", strict), ("drop_path", drop_path), ("norm", norm))
+               if v != defaults[k]}
+    if "norm" in options and name not in NORM_OPTION:
+        raise ConfigError(f"backbone.norm={norm!r}: backbone {name!r} takes only 'frozen' "
+                          f"(backbones with the option: {', '.join(sorted(NORM_OPTION))})")
     body = builder(weights, **options)
     body.freeze(body.default_freeze_at if freeze_at is None else freeze_at)
     return body

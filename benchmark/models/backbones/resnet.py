@@ -10,14 +10,29 @@ torchvision-layout and timm files, and detectron2's ``build_resnet_backbone`` (d
 train-mode forward before freezing, unlike the study's line 714). From scratch ("none"):
 GroupNorm(32) and nothing frozen — batch statistics of a few small images cannot train a
 random network.
+
+``norm="eval_affine"`` (torchvision-layout files): every BatchNorm keeps the checkpoint's
+running statistics (always the eval-mode normalisation) but its weight and bias train — what
+mmdetection's ResNet does with ``norm_cfg=dict(type='BN', requires_grad=True)`` and
+``norm_eval=True``, the transfer study's setting (runopti/RobustDownstreamTransfer@a67aae8
+``mmdetection/configs/_base_/models/mask_rcnn_r50_fpn.py:9-11``; ``ResNet.train`` puts every
+``_BatchNorm`` back in eval mode and leaves ``requires_grad`` alone,
+open-mmlab/mmdetection@00e97308 ``mmdet/models/backbones/resnet.py``). The frozen stages
+(``freeze_at``, mmdetection's ``frozen_stages=1`` = stem + layer1 = ``freeze_at`` 2) keep
+their affine fixed as well. State-dict keys are FrozenBatchNorm2d's, so checkpoints load
+either way.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
+from benchmark.errors import ConfigError
 from benchmark.models.backbones._base import (
     BACKBONES,
+    NORM_OPTION,
     Body,
     freeze_batchnorm,
     imagenet_is_not_packaged,
@@ -63,13 +78,44 @@ def _resnet_body(net: nn.Module, scratch: bool, pixels, wide: bool) -> Body:
                 level_channels=levels, pixels=pixels)
 
 
+class EvalAffineBatchNorm2d(FrozenBatchNorm2d):
+    """BatchNorm2d fixed in eval mode (running statistics never updated) whose weight and
+    bias are trainable parameters: ``y = (x − mean) / sqrt(var + eps) · weight + bias``."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__(num_features, eps=eps)
+        weight, bias = self.weight, self.bias
+        del self.weight, self.bias  # buffers in FrozenBatchNorm2d
+        self.weight = nn.Parameter(weight.clone())
+        self.bias = nn.Parameter(bias.clone())
+
+
+def eval_affine_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d / FrozenBatchNorm2d by :class:`EvalAffineBatchNorm2d`
+    holding the same statistics and affine values."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d | FrozenBatchNorm2d) and not isinstance(
+                child, EvalAffineBatchNorm2d):
+            bn = EvalAffineBatchNorm2d(child.weight.shape[0], eps=child.eps)
+            with torch.no_grad():
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, key).copy_(getattr(child, key))
+            setattr(module, name, bn)
+        else:
+            eval_affine_batchnorm(child)
+    return module
+
+
 def _torchvision_resnet(name: str, weights: str, strict: bool = True,
-                        drop_path: float = 0.0) -> Body:
+                        drop_path: float = 0.0, norm: str = "frozen") -> Body:
     import torchvision.models as tvm
 
     ctor, enum = TORCHVISION[name]
     no_stochastic_depth(name, drop_path)
     scratch = weights == "none"
+    if scratch and norm != "frozen":
+        raise ConfigError(f"backbone.norm={norm!r}: {name} from scratch has GroupNorm, "
+                          "no BatchNorm")
     if weights == "imagenet":
         raise imagenet_is_not_packaged(name, _published(enum))
     src = None if scratch else resolve_source(weights, name)
@@ -82,11 +128,14 @@ def _torchvision_resnet(name: str, weights: str, strict: bool = True,
         report = load_source(net, src, "torchvision", ("fc.",), strict)
     body = _resnet_body(net, scratch, src.pixels if src else IMAGENET_RGB, wide=name != "resnet18")
     body.weights_report = report
-    return body if scratch else freeze_batchnorm(body)
+    if scratch:
+        return body
+    return eval_affine_batchnorm(body) if norm == "eval_affine" else freeze_batchnorm(body)
 
 
 for _name in TORCHVISION:
     BACKBONES.register(_name)(lambda w, _n=_name, **kw: _torchvision_resnet(_n, w, **kw))
+    NORM_OPTION.add(_name)
 
 
 @BACKBONES.register("seresnet50")

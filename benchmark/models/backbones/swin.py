@@ -3,7 +3,14 @@ own filter). Feature maps of ``layers[0..3]`` at strides 4, 8, 16, 32 (timm's st
 exchange NHWC tensors; the body returns NCHW). Window attention pads to the window size and
 builds its mask per input size (``strict_img_size=False``), so any input divisible by 32
 works. Nothing frozen by default: the transfer study's mmdetection Swin config fine-tunes
-the whole backbone (``frozen_stages=-1``); its fixed-features recipe freezes it all.
+the whole backbone (``frozen_stages=-1``); its fixed-features config gives the backbone lr 0
+but for the relative-position bias tables (``benchmark.recipes.fixed_features``).
+
+``drop_path`` is timm's ``drop_path_rate``: block i of the 12 drops with rate·i/11 (linear in
+depth), as mmdetection's ``SwinTransformer`` (``torch.linspace(0, drop_path_rate, 12)``); the
+study fine-tunes with 0.2 (runopti/RobustDownstreamTransfer@a67aae8 ``mmdetection/configs/
+swin/mask_rcnn_swin-t-p4-w7_fpn_ms-crop-2x_coco.py:23``). A body has no BatchNorm: ``norm``
+other than "frozen" is refused (``benchmark.models.backbones._base.build_body``).
 """
 
 from __future__ import annotations
