@@ -146,6 +146,9 @@ class LocalExecutor:
 
     workers: int = 1
     progress: bool = True
+    # every cell in a fresh process with the pinned environment (benchmark.cpu_pinning),
+    # one worker included
+    reproducible_cpu: bool = False
     threads: int | None = None  # torch threads per cell; None: all cores / workers
     total: int | None = None  # cells of the grid (progress lines; default: the cells run)
     finished: int = 0  # cells of the grid finished before this run
@@ -154,7 +157,11 @@ class LocalExecutor:
         outcome = Outcome()
         lines = Progress(self.total or len(cells), self.finished, max(1, self.workers),
                          len(cells), seeds=len({s.seed for s in cells}) > 1)
-        if self.workers <= 1:
+        if self.reproducible_cpu:
+            from benchmark.cpu_pinning import pin_environment
+
+            pin_environment()
+        if self.workers <= 1 and not self.reproducible_cpu:
             for spec in cells:
                 lines.start(spec)
                 try:

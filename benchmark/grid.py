@@ -17,9 +17,12 @@ experiments:
 ```
 A list-valued recipe parameter is a sweep: one recipe per value (``wise_ft`` above is three
 cells sharing one DP-FT training).
-Top-level keys other than ``name``, ``description`` and ``experiments`` are defaults merged
-into every experiment. Everything is validated before anything runs; errors name the file,
-the field and the value.
+Top-level keys other than ``name``, ``description``, ``experiments`` and ``reproducible_cpu``
+are defaults merged into every experiment. ``study_compat: true`` (per experiment) feeds the
+bodies as the study's code did, its documented input defects included
+(:mod:`benchmark.models.study_input`); ``reproducible_cpu: true`` (top level) runs every
+cell pinned to one CPU instruction-set level (:mod:`benchmark.cpu_pinning`). Everything is
+validated before anything runs; errors name the file, the field and the value.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ EXPERIMENT_KEYS = {
     "backbones",
     "recipes",
     "seeds",
+    "study_compat",
 }
+#: top-level keys that configure how the grid runs, not its cells
+RUN_KEYS = ("reproducible_cpu",)
 REQUIRED = ("family", "engine", "train_split", "id_split", "schedule", "backbones", "recipes")
 
 
@@ -57,6 +63,9 @@ class Grid:
     path: Path
     runs: list[RunSpec]
     prepare: tuple[str, ...]  # generated datasets this grid builds when missing
+    # every cell trains and evaluates in a process pinned to one CPU instruction-set level
+    # (benchmark.cpu_pinning): bit-identical records on every x86-64 CPU with AVX2
+    reproducible_cpu: bool = False
 
     def cells(self) -> list[RunSpec]:
         """Every run that must train: the grid's runs plus their parents, parents first."""
@@ -164,9 +173,14 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             tuple(_as_list(c.get("severities", [1, 2, 3, 4, 5]), "corruption.severities")),
             c.get("channel_order", "rgb"),
         )
+    study_compat = exp.get("study_compat", False)
+    if not isinstance(study_compat, bool):
+        raise ConfigError(f"study_compat={study_compat!r}: must be true or false")
     backbones = []
     for i, b in enumerate(_as_list(exp["backbones"], "backbones")):
         b = _mapping(b, f"backbones[{i}]")
+        if study_compat:
+            b = {**b, "study_compat": True}
         try:
             spec = BackboneSpec(**b)
         except TypeError as e:
@@ -305,7 +319,11 @@ def load_grid(
     ``check_weights`` every weights file must exist and match the catalogue."""
     path = grid_path(name_or_path)
     doc = _read_yaml(path)
-    defaults = {k: v for k, v in doc.items() if k not in ("name", "description", "experiments")}
+    defaults = {k: v for k, v in doc.items()
+                if k not in ("name", "description", "experiments", *RUN_KEYS)}
+    reproducible_cpu = doc.get("reproducible_cpu", False)
+    if not isinstance(reproducible_cpu, bool):
+        raise ConfigError(f"{path}: reproducible_cpu={reproducible_cpu!r}: must be true or false")
     experiments = _as_list(doc.get("experiments", [{}]), f"{path}: experiments")
     runs: list[RunSpec] = []
     prepare: list[str] = []
@@ -325,4 +343,5 @@ def load_grid(
     if resolve_data:
         fps = _check_categories(runs, data_root)
         runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]
-    return Grid(str(doc.get("name", path.stem)), path, runs, tuple(dict.fromkeys(prepare)))
+    return Grid(str(doc.get("name", path.stem)), path, runs, tuple(dict.fromkeys(prepare)),
+                reproducible_cpu)

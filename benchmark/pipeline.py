@@ -291,10 +291,14 @@ def run_cell(
     """Train, evaluate and record one cell; idempotent and resumable. The cell's images are
     verified against their splits first (cached: a rerun only stats them); a second process
     asked for the same cell waits for the first and returns its record."""
+    from benchmark.cpu_pinning import apply_in_process, pinned
+
     cell = Cell(spec.fingerprint)
     done = cell.read_record()
     if done is not None:
         return done
+    if pinned():  # a reproducible_cpu grid: this process started with the pinned environment
+        apply_in_process()
     if world()[0] != 0:  # DDP workers only help train; rank 0 evaluates and records
         train_stage(spec, progress=False)
         return {}

@@ -1,23 +1,29 @@
 """Protocol cards: what a run's numbers were measured under, in one comparable object.
 
-A card names the detector engine, the input sizes, the training schedule, the evaluator
-(the AP protocol of each split role and of the summary) and the corruption sweep (channel
-order, severities). :func:`card_of` derives it from a :class:`~benchmark.spec.RunSpec` and
-its family (the family states the evaluator once, :mod:`benchmark.families`); the pipeline
-writes it into every record (``record["protocol"]``). A publication's card is stated in the
-family table next to its rows (``PublishedRow.card``), in the JSON form of
+A card states the **detector** (architecture, FPN, anchors, RPN, RoI pooler, box head, head
+initialisation, losses, samplers, test-time filtering: what defines it, not the name of the
+engine that built it — the detectron2 engine and the torchvision engine with detectron2's
+geometry give the same detector fields), the **input pipeline** (the channel order the body
+receives relative to its weights', the pixel statistics, BatchNorm statistics handling, the
+resize implementation), the input sizes, the training schedule, the evaluator (the AP
+protocol of each split role and of the summary) and the corruption sweep (channel order,
+severities). :func:`card_of` derives it from a :class:`~benchmark.spec.RunSpec`: the engine
+states its detector and input fields (the ``card`` attribute of its registered builder,
+:mod:`benchmark.models.engine`), the family its evaluator (:mod:`benchmark.families`). The
+pipeline writes it into every record (``record["protocol"]``). A publication's card is
+stated in the family table next to its rows (``PublishedRow.card``), in the JSON form of
 :meth:`ProtocolCard.to_json`, so the families module stays a leaf.
 
 A published number is comparable with a reproduced one only when every field the
 publication's card states equals the run's (:func:`compare_cards`); a field the publication
-leaves out (Saito et al. report no corruptions) is not compared. Records written before
-cards existed have none: "card unknown", never comparable.
+leaves out (Saito et al. report no corruptions) is not compared, and every differing field is
+named. Records written before cards existed have none: "card unknown", never comparable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import ConfigError
@@ -29,6 +35,35 @@ if TYPE_CHECKING:
 #: split roles of a card's evaluator, in display order (as the report's frames name them)
 ROLES = ("id", "ood", "clean", "corrupted")
 UNKNOWN = "not comparable: card unknown (record written before protocol cards)"
+
+
+@dataclass(frozen=True)
+class DetectorCard:
+    """What defines the detector; each value a short statement of the numbers."""
+
+    architecture: str  # "faster_rcnn_fpn" | "mask_rcnn_fpn"
+    fpn: str  # levels and channels
+    anchors: str  # sizes per level, ratios, placement
+    rpn: str  # proposals kept before / after NMS, NMS threshold
+    roi_pooler: str  # operator, resolution, sampling, levels
+    box_head: str  # layers, box parametrisation
+    head_init: str  # initialisation of the box head
+    losses: str  # box and classification losses and their normalisation
+    sampler: str  # anchors / RoIs sampled per image and positive fraction
+    test: str  # score threshold, NMS, detections per image
+
+
+@dataclass(frozen=True)
+class InputCard:
+    """What the body is fed: ``channel_order`` "weights" (the order its weights were trained
+    with) or "reversed"; ``pixel_stats`` "weights" (normalised with the statistics the
+    weights were trained with, in the weights' channel order); ``bn`` how BatchNorm
+    statistics are handled; ``resize`` the resize implementation."""
+
+    channel_order: str
+    pixel_stats: str
+    bn: str
+    resize: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +90,8 @@ class CorruptionCard:
 
 @dataclass(frozen=True)
 class ProtocolCard:
-    engine: str
+    detector: DetectorCard
+    input: InputCard
     train_sizes: tuple[int, ...]
     max_size: int
     test_size: int
@@ -67,7 +103,8 @@ class ProtocolCard:
         """Plain JSON (lists for tuples): what records carry and publications state."""
         s, e, c = self.schedule, self.evaluator, self.corruption
         return {
-            "engine": self.engine,
+            "detector": asdict(self.detector),
+            "input": asdict(self.input),
             "train_sizes": list(self.train_sizes),
             "max_size": self.max_size,
             "test_size": self.test_size,
@@ -88,8 +125,11 @@ def split_protocols(spec: RunSpec) -> dict[str, str]:
 
 
 def card_of(spec: RunSpec) -> ProtocolCard:
-    """The card ``spec`` runs with: its engine, sizes, schedule and corruption sweep, and its
-    family's evaluator for the split roles it evaluates."""
+    """The card ``spec`` runs with: its engine's detector and input fields, sizes, schedule
+    and corruption sweep, and its family's evaluator for the split roles it evaluates."""
+    from benchmark.models.engine import engine_card  # torch: only where a card is made
+
+    detector, inputs = engine_card(spec)
     fam = FAMILIES.get(spec.family)
     roles: dict[str, list[str]] = {"id": [spec.id_split], "ood": list(spec.ood_splits)}
     if spec.corruption is not None:
@@ -103,7 +143,8 @@ def card_of(spec: RunSpec) -> ProtocolCard:
     lr = float(spec.recipe.get("lr") or s.lr)
     c = spec.corruption
     return ProtocolCard(
-        engine=spec.engine,
+        detector=DetectorCard(**detector),
+        input=InputCard(**inputs),
         train_sizes=tuple(s.train_sizes),
         max_size=s.max_size,
         test_size=s.test_size,
@@ -133,7 +174,8 @@ def flatten(card: Mapping[str, Any]) -> dict[str, Any]:
 
 #: every field a complete card has (a corruption sweep included), in display order
 CARD_FIELDS: tuple[str, ...] = (
-    "engine", "train_sizes", "max_size", "test_size",
+    *(f"detector.{f.name}" for f in fields(DetectorCard)),
+    *(f"input.{f.name}" for f in fields(InputCard)), "train_sizes", "max_size", "test_size",
     *(f"schedule.{f.name}" for f in fields(ScheduleCard)),
     *(f"evaluator.ap.{role}" for role in ROLES), "evaluator.summary",
     "corruption", *(f"corruption.{f.name}" for f in fields(CorruptionCard)),
@@ -181,7 +223,7 @@ def compare_cards(run: Mapping[str, Any] | None, published: Mapping[str, Any]
     diff = differences(run, published)
     if not diff:
         return True, "comparable: cards equal"
-    return False, "not comparable: " + ", ".join(diff)
+    return False, "not comparable: " + "; ".join(diff)
 
 
 def check_published_card(card: Mapping[str, Any], where: str) -> None:

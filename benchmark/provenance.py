@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from benchmark import __version__
+from benchmark.cpu_pinning import cpu_report
 from benchmark.spec import RESULTS_VERSION
 from benchmark.store import REPO_ROOT
 
@@ -72,6 +73,7 @@ def device_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
         "num_threads": torch.get_num_threads(),
+        "cpu": cpu_report(),  # model and instruction-set level of each kernel family
         "world_size": int(os.environ.get("WORLD_SIZE", 1)),
     }
 

@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
 
     outcome = LocalExecutor(
         workers=args.workers, progress=not args.quiet, threads=args.threads,
+        reproducible_cpu=grid.reproducible_cpu,
         total=len(cells), finished=sum(state == "done" for _, state in cells),
     ).execute(todo, grid.name)
     print(

@@ -407,6 +407,10 @@ def submit_grid(
             f"--executor slurm needs --profile NAME (profiles: {', '.join(available_profiles())})"
         )
     name = getattr(grid, "name", str(grid))
+    if getattr(grid, "reproducible_cpu", False):  # the tasks inherit the pinned environment
+        from benchmark.cpu_pinning import pin_environment
+
+        pin_environment()
     ex = SlurmExecutor(profile, grid=name)
     ids = ex.submit(specs, retry_failed=retry_failed)
     plan = ex.last_plan or SubmissionPlan()

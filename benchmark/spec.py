@@ -2,6 +2,9 @@
 
 A leaf of the package: it imports only the store's canonical JSON and the errors. What a
 spec *means* (its parent run, its family's protocol) is resolved by the layers above it.
+It is over 400 lines because every key's validation sits next to the fingerprint that key
+feeds (training, measurement, evaluation, bookkeeping): splitting them would let the two
+drift apart.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from benchmark.store import canonical_json
 
 # Bump when a change alters the numbers a run produces (training, evaluation, data):
 # it is part of every fingerprint, so finished runs are only recomputed when it changes.
-RESULTS_VERSION = 3
+# 5: detectron2's box-head initialisation, no weight decay on norms, CPU-independent data
+# (4 was taken by a commit that was reverted: a record made then must never match this code)
+RESULTS_VERSION = 5
 
 # What each schedule key changes (the rest of the schedule defines the training itself):
 #: keys that change what is *measured* at the start of a training (RGN, importance maps), so
@@ -79,6 +84,12 @@ def _check(cond: bool, field_name: str, value: object, problem: str) -> None:
         raise ConfigError(f"{field_name}={value!r}: {problem}")
 
 
+#: a body's BatchNorm layers: "frozen" (statistics and affine fixed: detectron2's FrozenBN)
+#: or "eval_affine" (statistics fixed, affine trained: mmdetection's ``norm_eval=True`` with
+#: ``norm_cfg=dict(type='BN', requires_grad=True)``)
+NORM_MODES = ("frozen", "eval_affine")
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
@@ -86,6 +97,10 @@ class BackboneSpec:
     freeze_at: int | None = None  # None: the backbone's default freeze point
     strict: bool = True  # False: a checkpoint covering part of the body is accepted
     drop_path: float = 0.0  # stochastic depth during fine-tuning (the studies use 0)
+    norm: str = "frozen"  # BatchNorm handling, one of NORM_MODES
+    # True: feed the body as the study's code did, documented input defects included
+    # (benchmark.models.study_input; a grid experiment's ``study_compat: true``)
+    study_compat: bool = False
 
     def __post_init__(self) -> None:
         _check(
@@ -108,6 +123,10 @@ class BackboneSpec:
             self.drop_path,
             "must be a number in [0, 1)",
         )
+        _check(self.norm in NORM_MODES, "backbone.norm", self.norm,
+               f"must be one of {', '.join(NORM_MODES)}")
+        _check(isinstance(self.study_compat, bool), "backbone.study_compat", self.study_compat,
+               "must be a bool")
 
     @property
     def label(self) -> str:
@@ -155,6 +174,10 @@ class Schedule:
     lr: float
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # weight decay of normalisation layers' affine tensors (None: ``weight_decay``);
+    # detectron2's SOLVER.WEIGHT_DECAY_NORM = 0.0 (facebookresearch/detectron2@02b5c4e2
+    # detectron2/config/defaults.py:541) is the suite's default: both engines are detectron2's
+    weight_decay_norm: float | None = 0.0
     warmup_iters: int = 0
     policy: str = "onecycle"  # "onecycle" | "step"
     steps: tuple[int, ...] = ()  # iterations at which lr *= 0.1 (policy "step")
@@ -301,7 +324,8 @@ class RunSpec:
         d["benchmark"] = d.pop("family")  # the record key predates the name; fingerprints keep it
         # backbone keys at their defaults are left out, so adding one moves no fingerprint
         backbone = flat(self.backbone)
-        for key, default in (("strict", True), ("drop_path", 0.0)):
+        for key, default in (("strict", True), ("drop_path", 0.0), ("norm", "frozen"),
+                             ("study_compat", False)):
             if backbone[key] == default:
                 del backbone[key]
         d.update(

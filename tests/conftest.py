@@ -39,6 +39,17 @@ def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def demo_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo grid's own dataset, full size (400 train / 100 test scenes; the corrupted
+    copies are made on the fly where a test needs them)."""
+    from benchmark.data.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo_data")
+    build_demo(root, seed=0, progress=False)
+    return root
+
+
 @pytest.fixture
 def bench_env(tmp_path: Path, tiny_data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Isolated results/artifacts roots over the tiny dataset; returns the results root."""

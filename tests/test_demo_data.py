@@ -105,7 +105,7 @@ def test_splits_and_annotations(built: list[PreparedSplit]) -> None:
     domains = [s.manifest["domain"] for s in built]
     assert domains == ["photo", "photo", "stylized", "sketch", "inked", "photo"]
     # the corruptions' base: the first test scenes (n_corrupt=2 here), pixels and boxes equal
-    assert first.name == "demo_test30" and first.manifest["num_images"] == 2
+    assert first.name == "demo_test10" and first.manifest["num_images"] == 2
     assert first.coco["images"] == test.coco["images"][:2]
     assert first.coco["annotations"] == [a for a in test.coco["annotations"]
                                          if a["image_id"] in (1, 2)]
@@ -167,6 +167,6 @@ def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                "--quiet"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    for name in [*SPLITS, "demo_test30-C.gaussian_noise.2", "demo_test30-C.fog.2"]:
+    for name in [*SPLITS, "demo_test10-C.gaussian_noise.2", "demo_test10-C.fog.2"]:
         assert f"{name}: 2 images" in out
         assert load_split(name, tmp_path).manifest["num_images"] == 2

@@ -41,7 +41,7 @@ TRAIN, TEST = "demo_train", "demo_test"
 OOD_SPLITS = {f"demo_{style}": style for style in STYLES}  # demo_stylized, demo_sketch, demo_inked
 #: the first ``n_corrupt`` test scenes, photo domain: the clean base of the corrupted copies
 #: (fewer images per corruption keeps the 15-corruption sweep cheap on a CPU)
-CORRUPT_BASE = "demo_test30"
+CORRUPT_BASE = "demo_test10"
 SPLITS = (TRAIN, TEST, *OOD_SPLITS, CORRUPT_BASE)
 
 MIN_HEIGHT, MAX_HEIGHT = 36, 80
@@ -304,7 +304,7 @@ def build_demo(
     seed: int = 0,
     n_train: int = 400,
     n_test: int = 100,
-    n_corrupt: int = 30,
+    n_corrupt: int = 10,
     size: int = 160,
     progress: bool = True,
 ) -> list[PreparedSplit]:
@@ -366,15 +366,15 @@ def _first_images(coco: dict[str, Any], n: int) -> dict[str, Any]:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", type=int, default=400, help="training images (400)")
     parser.add_argument("--n-test", type=int, default=100, help="test scenes per domain (100)")
-    parser.add_argument("--n-corrupt", type=int, default=30,
-                        help=f"test scenes in {CORRUPT_BASE}, the corruptions' base (30)")
+    parser.add_argument("--n-corrupt", type=int, default=10,
+                        help=f"test scenes in {CORRUPT_BASE}, the corruptions' base (10)")
     parser.add_argument("--size", type=int, default=160, help="image side in pixels (160)")
     parser.set_defaults(corruptions="benchmark", severities="3")
 
 
 @preparer("demo", add_arguments=_add_arguments)
 def prepare_demo(args: argparse.Namespace) -> list[PreparedSplit]:
-    """Generate the demo splits, then corrupted copies of demo_test30 (the first 30 test
+    """Generate the demo splits, then corrupted copies of demo_test10 (the first 10 test
     scenes)."""
     from benchmark.data.corrupt import build_corrupted_splits, corruption_names, parse_severities
 

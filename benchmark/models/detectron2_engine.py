@@ -31,6 +31,7 @@ changed split gets a new name instead of a stale cache.
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,11 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from benchmark.data.split import PreparedSplit, ResolvedSplit
 from benchmark.errors import ConfigError, DataError
+from benchmark.models import study_input
 from benchmark.models.backbones import Body, build_body
 from benchmark.models.engine import ENGINES, Detector
-from benchmark.models.torchvision_frcnn import FRCNN_FPN, FRCNN_FPN_SMALL, Geometry
+from benchmark.models.geometry import FRCNN_FPN, FRCNN_FPN_SMALL, Geometry, detector_fields
+from benchmark.models.study_input import StudyTransform
 
 if TYPE_CHECKING:
     from benchmark.spec import RunSpec
@@ -184,14 +187,18 @@ class _TrainForward(nn.Module):
 
 class Detectron2FasterRCNN(Detector):
     def __init__(self, model: nn.Module, train_sizes: tuple[int, ...], test_size: int,
-                 max_size: int) -> None:
+                 max_size: int, study_compat: bool = False, reverse: bool = False) -> None:
         super().__init__()
         self.model = model
         self.train_sizes = tuple(train_sizes)
         self.test_size = test_size
-        # resizing only (normalisation is GeneralizedRCNN's): no parameters, no state
-        self.transform = GeneralizedRCNNTransform(self.train_sizes, max_size, [0.0] * 3,
-                                                  [1.0] * 3)
+        # resizing only (normalisation is GeneralizedRCNN's): no parameters, no state;
+        # study_compat: detectron2's own ResizeShortestEdge (benchmark.models.study_input)
+        self.transform = (
+            StudyTransform(self.train_sizes, max_size, [0.0] * 3, [1.0] * 3, reverse=False)
+            if study_compat else
+            GeneralizedRCNNTransform(self.train_sizes, max_size, [0.0] * 3, [1.0] * 3))
+        self.reverse = reverse  # the channels reversed before normalisation (mind_back's BGR)
 
     @property
     def body(self) -> Body:  # type: ignore[override]
@@ -209,6 +216,8 @@ class Detectron2FasterRCNN(Detector):
         for i, image in enumerate(images):
             target = None if targets is None else {"boxes": targets[i]["boxes"]}
             resized, target = self.transform.resize(image, target)
+            if self.reverse:
+                resized = resized.flip(0)
             item: dict[str, Any] = {"image": resized * 255.0, "height": image.shape[-2],
                                     "width": image.shape[-1]}
             if targets is not None:
@@ -248,16 +257,30 @@ class Detectron2FasterRCNN(Detector):
 def build_detectron2(geometry: Geometry, spec: RunSpec, num_classes: int) -> Detectron2FasterRCNN:
     check_available()
     b = spec.backbone
-    body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path)
+    body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path,
+                      norm=b.norm)
+    if b.study_compat and b.weights != "none":
+        study_input.perturb_batchnorm(body)
     cfg = geometry_cfg(geometry, num_classes, body)
     sched = spec.schedule
     return Detectron2FasterRCNN(build_generalized_rcnn(cfg, body), sched.train_sizes,
-                                sched.test_size, sched.max_size)
+                                sched.test_size, sched.max_size, b.study_compat,
+                                study_input.reversed_channels(b.weights, b.study_compat))
+
+
+def detectron2_card(geometry: Geometry, spec: RunSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """``card`` of the detectron2 engines: the geometry's numbers as detectron2 builds them
+    (its box predictor never has a background box: detectron2@02b5c4e2
+    detectron2/modeling/roi_heads/fast_rcnn.py:236-239)."""
+    b = spec.backbone
+    return (detector_fields(replace(geometry, background_box=False), "faster_rcnn_fpn"),
+            study_input.input_fields(b.weights, b.norm, b.study_compat))
 
 
 def _builder(geometry: Geometry) -> Any:
     build = partial(build_detectron2, geometry)
     build.check_available = check_available  # type: ignore[attr-defined]  (grid validation)
+    build.card = partial(detectron2_card, geometry)  # type: ignore[attr-defined]
     return build
 
 

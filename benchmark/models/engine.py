@@ -7,7 +7,11 @@ use (``engine:``) as a **builder**::
     def build(spec: RunSpec, num_classes: int) -> Detector: ...
 
 ``spec`` gives the backbone (``spec.backbone``) and the input sizes (``spec.schedule``);
-``num_classes`` counts the object classes (no background). The returned :class:`Detector`
+``num_classes`` counts the object classes (no background). The builder carries a ``card``
+attribute, ``card(spec) -> (detector fields, input fields)``: the values of
+:class:`benchmark.protocol.DetectorCard` and :class:`benchmark.protocol.InputCard` for the
+detector it builds for ``spec``, so a run's protocol card states what defines the detector,
+never just the engine's name (:func:`engine_card`). The returned :class:`Detector`
 meets the contract below, which is all the training loop, the recipes, RGN and evaluation
 use — so a second engine (detectron2, …) is one module implementing it plus one
 registration line, and nothing else in the suite changes.
@@ -109,6 +113,23 @@ def engine_needs_masks(name: str) -> bool:
     ``needs_masks = True``, as its detector's :attr:`Detector.needs_masks`): known before
     the detector is built, so the data can be prepared for it."""
     return bool(getattr(ENGINES.get(name), "needs_masks", False))
+
+
+#: the protocol card's field names an engine's ``card`` returns values for
+DETECTOR_FIELDS = ("architecture", "fpn", "anchors", "rpn", "roi_pooler", "box_head",
+                   "head_init", "losses", "sampler", "test")
+INPUT_FIELDS = ("channel_order", "pixel_stats", "bn", "resize")
+
+
+def engine_card(spec: RunSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """(detector fields, input fields) of the detector ``spec.engine`` builds for ``spec``
+    (the builder's ``card``, see the module docstring). An engine that states no card gets
+    every field "not stated by engine NAME": never equal to a publication's."""
+    card = getattr(ENGINES.get(spec.engine), "card", None)
+    if card is not None:
+        return card(spec)
+    unstated = f"not stated by engine {spec.engine}"
+    return ({k: unstated for k in DETECTOR_FIELDS}, {k: unstated for k in INPUT_FIELDS})
 
 
 def build_detector(spec: RunSpec, num_classes: int) -> Detector:

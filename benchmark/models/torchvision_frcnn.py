@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,41 +37,21 @@ from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.poolers import _convert_to_roi_format, _setup_scales
 
+from benchmark.models import study_input
 from benchmark.models.backbones import Body, build_body
 from benchmark.models.engine import ENGINES, Detector
+from benchmark.models.geometry import (
+    FRCNN_FPN,
+    FRCNN_FPN_SMALL,
+    Geometry,
+    anchor_strides,
+    detector_fields,
+    roi_levels,
+)
+from benchmark.models.study_input import StudyTransform
 
 if TYPE_CHECKING:
     from benchmark.spec import RunSpec
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The numbers that size a torchvision Faster R-CNN + FPN."""
-
-    fpn_channels: int
-    anchor_sizes: tuple[int, ...]  # one per FPN level (3 body levels + max-pool level)
-    rpn_pre_nms_train: int
-    rpn_post_nms_train: int
-    rpn_pre_nms_test: int
-    rpn_post_nms_test: int
-    rois_per_image: int
-    head_dim: int
-    detections_per_image: int = 100
-    score_threshold: float = 0.01
-    p2: bool = False  # FPN on P2–P5 (the body's four levels) instead of P3–P5
-    sampling_ratio: int = 2  # RoIAlign sampling points per bin (0: adaptive, detectron2)
-    background_box: bool = True  # False: class-specific boxes only for object classes
-
-
-#: detectron2's R50-FPN (facebookresearch/detectron2@02b5c4e2): configs/Base-RCNN-FPN.yaml
-#: line 10 (anchor SIZES [[32], [64], [128], [256], [512]]), 14-15 (RPN PRE_NMS_TOPK 2000 /
-#: 1000 per level), 19-20 (POST_NMS_TOPK 1000 / 1000), 23 (RoI IN_FEATURES p2-p5), 26 (NUM_FC
-#: 2); detectron2/config/defaults.py line 269 (BATCH_SIZE_PER_IMAGE 512), 271
-#: (POSITIVE_FRACTION 0.25), 280 (SCORE_THRESH_TEST 0.05), 283 (NMS_THRESH_TEST 0.5), 306
-#: (POOLER_SAMPLING_RATIO 0), 312 (FC_DIM 1024)
-FRCNN_FPN = Geometry(256, (32, 64, 128, 256, 512), 2000, 1000, 1000, 1000, 512, 1024,
-                     score_threshold=0.05, p2=True, sampling_ratio=0, background_box=False)
-FRCNN_FPN_SMALL = Geometry(64, (16, 32, 64, 128), 600, 300, 300, 150, 128, 256)
 
 
 class LevelStrideAnchorGenerator(AnchorGenerator):
@@ -321,24 +300,20 @@ class TorchvisionFasterRCNN(Detector):
         return "model.backbone.body."
 
 
-def anchor_strides(geometry: Geometry) -> tuple[int, ...]:
-    """The stride of every FPN level the RPN sees: P2–P6 (4 … 64) with ``p2``, else P3–P6."""
-    strides = (4, 8, 16, 32, 64) if geometry.p2 else (8, 16, 32, 64)
-    assert len(strides) == len(geometry.anchor_sizes)
-    return strides
-
-
-def roi_levels(geometry: Geometry) -> list[str]:
-    """The FPN levels RoIs pool from: P2–P5 with ``p2``, else P3–P5 (never the max-pooled
-    top level, which only the RPN sees)."""
-    return ["0", "1", "2", "3"] if geometry.p2 else ["0", "1", "2"]
+def engine_card(g: Geometry, architecture: str, spec: RunSpec
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """``card`` of the torchvision engines (:mod:`benchmark.models.engine`)."""
+    b = spec.backbone
+    return (detector_fields(g, architecture),
+            study_input.input_fields(b.weights, b.norm, b.study_compat))
 
 
 def frcnn_arguments(geometry: Geometry, spec: RunSpec, num_classes: int) -> dict[str, Any]:
     """torchvision ``FasterRCNN`` / ``MaskRCNN`` keyword arguments of a geometry."""
     g = geometry
     b = spec.backbone
-    body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path)
+    body = build_body(b.name, b.weights, b.freeze_at, strict=b.strict, drop_path=b.drop_path,
+                      norm=b.norm)
     sched = spec.schedule
     return dict(
         backbone=BodyWithFPN(body, g.fpn_channels, p2=g.p2),
@@ -388,11 +363,26 @@ def with_detectron2_heads(model: FasterRCNN) -> FasterRCNN:
     return model
 
 
+def with_study_input(model: FasterRCNN, spec: RunSpec) -> FasterRCNN:
+    """``model`` with :class:`StudyTransform` where ``spec`` asks for ``study_compat``."""
+    b = spec.backbone
+    if b.study_compat:
+        t = model.transform
+        model.transform = StudyTransform(
+            t.min_size, t.max_size, t.image_mean, t.image_std,
+            size_divisible=t.size_divisible,
+            reverse=study_input.reversed_channels(b.weights, True))
+    return model
+
+
 def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> TorchvisionFasterRCNN:
     model = with_detectron2_heads(FasterRCNN(**frcnn_arguments(geometry, spec, num_classes)))
     sched = spec.schedule
-    return TorchvisionFasterRCNN(model, train_sizes=sched.train_sizes, test_size=sched.test_size)
+    return TorchvisionFasterRCNN(with_study_input(model, spec), train_sizes=sched.train_sizes,
+                                 test_size=sched.test_size)
 
 
-ENGINES.register("frcnn_fpn")(partial(build_frcnn, FRCNN_FPN))
-ENGINES.register("frcnn_fpn_small")(partial(build_frcnn, FRCNN_FPN_SMALL))
+for _name, _geometry in (("frcnn_fpn", FRCNN_FPN), ("frcnn_fpn_small", FRCNN_FPN_SMALL)):
+    _builder = partial(build_frcnn, _geometry)
+    _builder.card = partial(engine_card, _geometry, "faster_rcnn_fpn")  # type: ignore[attr-defined]
+    ENGINES.register(_name)(_builder)

@@ -32,9 +32,11 @@ from benchmark.models.torchvision_frcnn import (
     AlignedMultiScaleRoIAlign,
     Geometry,
     TorchvisionFasterRCNN,
+    engine_card,
     frcnn_arguments,
     roi_levels,
     with_detectron2_heads,
+    with_study_input,
 )
 
 if TYPE_CHECKING:
@@ -88,11 +90,12 @@ def build_mrcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
         mask_predictor=ObjectMaskPredictor(dim, dim, num_classes),
     )
     sched = spec.schedule
-    return TorchvisionMaskRCNN(with_detectron2_heads(model), train_sizes=sched.train_sizes,
-                               test_size=sched.test_size)
+    return TorchvisionMaskRCNN(with_study_input(with_detectron2_heads(model), spec),
+                               train_sizes=sched.train_sizes, test_size=sched.test_size)
 
 
 for _name, _geometry in (("mrcnn_fpn", FRCNN_FPN), ("mrcnn_fpn_small", FRCNN_FPN_SMALL)):
     _builder = partial(build_mrcnn, _geometry)
     _builder.needs_masks = True  # type: ignore[attr-defined]  (engine_needs_masks reads it)
+    _builder.card = partial(engine_card, _geometry, "mask_rcnn_fpn")  # type: ignore[attr-defined]
     ENGINES.register(_name)(_builder)

@@ -36,6 +36,7 @@ from benchmark.runtime import (
 from benchmark.spec import RunSpec, derive_seed
 from benchmark.store import TrainingDir
 from benchmark.training import checkpoint
+from benchmark.training.norm_decay import with_norm_decay
 from benchmark.training.precision import Precision
 from benchmark.training.schedule import batch_indices, lr_factor
 
@@ -210,7 +211,8 @@ class Trainer:
 
         self.recipe.configure(model, start_state, self.importance)
         lr = self.recipe.lr(sched.lr)
-        groups = self.recipe.param_groups(model, lr)
+        groups = with_norm_decay(model, self.recipe.param_groups(model, lr),
+                                 sched.weight_decay_norm)
         for g in groups:
             g["base_lr"] = g["lr"]
         optimizer = self.recipe.optimizer(groups, lr, sched)  # SGD unless the recipe says

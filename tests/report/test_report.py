@@ -15,6 +15,7 @@ import pytest
 
 from benchmark.data.split import write_split
 from benchmark.families import MICHAELIS_CARD, SAITO_CARD
+from benchmark.models.geometry import FRCNN_FPN, detector_fields
 from benchmark.report import build, cli, output, tables, uncertainty
 from benchmark.report.options import Options
 from tests.report.test_frames import make_record, set_metrics, write_record
@@ -213,7 +214,8 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
                           corruption_base="coco_val2017",
                           corruption={"fog": {"1": 0.2, "2": 0.16}})
     # the same protocol on another detector (mmdetection v1's is no engine here): no delta
-    coco_ft["protocol"] = {**copy.deepcopy(MICHAELIS_CARD), "engine": "frcnn_fpn"}
+    coco_ft["protocol"] = {**copy.deepcopy(MICHAELIS_CARD),
+                           "detector": detector_fields(FRCNN_FPN, "faster_rcnn_fpn")}
     write_record(res, coco_ft)
     md = build.build_report(_options(tmp_path, n_resamples=0)).markdown
     pascal = _table_rows(md, "### Published reference rows (Pascal")
@@ -230,7 +232,9 @@ def test_published_rows_with_source_and_deltas(tmp_path: Path) -> None:
     assert ft[-2] == "comparable: cards equal"
     coco = _table_rows(md, "### Published reference rows (COCO → COCO-C)")
     assert coco[0][2:5] == ["36.3 / 35.0", "18.2 / 18.0", "50.2 / 51.4"]
-    assert "engine frcnn_fpn≠mmdet_v1_faster_rcnn_r50_fpn" in coco[0][-2]
+    assert ("detector.rpn pre-NMS top 2000/1000 per level, post-NMS top 1000/1000 per image "
+            "(train/test), NMS 0.7, IoU 0.7/0.3≠mmdetection v1: 2000 proposals per image in "
+            "training, NMS 0.7") in coco[0][-2]
     assert "Michaelis et al." in coco[0][-1]
     rgn = _table_rows(md, "## RGN per backbone")
     swsl = next(r for r in rgn if r[0] == "resnet50[swsl_resnet50]")
