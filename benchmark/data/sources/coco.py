@@ -2,10 +2,11 @@
 
 ``--raw`` is the COCO root (``annotations/instances_{train,val}2017.json``,
 ``train2017/``, ``val2017/``). Image ids, annotation ids, boxes, ``area`` (the mask area COCO's
-small/medium/large ranges use) and ``iscrowd`` are kept; segmentations are dropped (detection
-only). Categories are renumbered 1..80 in COCO's order (the contract of prepared splits),
-matched by *name* so COCO-O gets the same ids; the original id is kept as ``source_id``.
-See ``datasets/coco.md`` for the error policy.
+small/medium/large ranges use), ``iscrowd`` and the instance ``segmentation`` (polygons or RLE,
+as pycocotools reads them: Mask R-CNN engines train on them; a malformed one is dropped with a
+reported issue, keeping the box) are kept. Categories are renumbered 1..80 in COCO's order
+(the contract of prepared splits), matched by *name* so COCO-O gets the same ids; the
+original id is kept as ``source_id``. See ``datasets/coco.md`` for the error policy.
 """
 
 from __future__ import annotations
@@ -172,11 +173,28 @@ def load_coco_file(
             continue
         area = ann.get("area")
         area = float(area) if _is_num(area) and area > 0 else None
+        segm = ann.get("segmentation")
+        extra_keys: dict[str, Any] = {}
+        if _is_segmentation(segm):
+            extra_keys["segmentation"] = segm
+        elif segm is not None:
+            issues.add(MALFORMED_OBJECT, ann_file, where, f"segmentation={str(segm)[:60]!r} "
+                       "is neither polygons nor an RLE")
         builder.add_box(iid, src_to_name[cid], xyxy, iscrowd=crowd, area=area,  # type: ignore[arg-type]
-                        ann_id=aid)
+                        ann_id=aid, **extra_keys)
     extra = sorted(on_disk - names)
     check_missing(name, missing, ann_file, image_root, opts, issues)
     return builder, issues, missing, extra
+
+
+def _is_segmentation(segm: Any) -> bool:
+    """COCO's two forms: a non-empty list of polygons (flat coordinate lists of at least three
+    points), or an RLE ``{"counts", "size": [h, w]}``."""
+    if isinstance(segm, list):
+        return bool(segm) and all(isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+                                  and all(_is_num(v) for v in poly) for poly in segm)
+    return (isinstance(segm, dict) and isinstance(segm.get("counts"), list | str)
+            and isinstance(segm.get("size"), list) and len(segm["size"]) == 2)
 
 
 def prepare_coco(raw: Path, opts: Options | None = None, *,
