@@ -41,7 +41,7 @@ case "$verb" in
   demo)
     # Trains the demo grid into a git-ignored root of its own (runs/demo/: results, artifacts,
     # BENCHMARKS.md; BENCH_DEMO_ROOT moves it), then checks it against the committed records
-    # in results/runs: per run bit-identical, reproduced within test-set noise, or not.
+    # in results/runs: per run bit-identical, reproduced within test-set or seed noise, or not.
     # A second invocation finds every cell done and only re-renders and re-checks.
     # 2 cells at a time, 1 torch thread each, whatever the core count: the committed demo
     # records were made so, and CPU results are bit-identical only at the same thread count.
