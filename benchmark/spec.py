@@ -39,10 +39,13 @@ NUMERICS_KEYS = ("amp",)
 BOOKKEEPING_KEYS = ("checkpoint_every",)
 #: schedule keys left out of the canonical JSON (and so of every fingerprint) at these
 #: defaults: adding them moved no existing fingerprint (as ``corruption.channel_order``)
-SCHEDULE_OMITTED_DEFAULTS = {"amp": "off", "eval_backend": "pycocotools"}
+SCHEDULE_OMITTED_DEFAULTS = {"amp": "off", "eval_backend": "pycocotools", "augment": "none"}
 #: mixed precision of the training step (``torch.autocast``): off (fp32), fp16 (with a
 #: gradient scaler), bf16
 AMP_MODES = ("off", "fp16", "bf16")
+#: training-image augmentation after the flip: none, or the transfer study's Swin crop policy
+#: (benchmark.data.loader.study_crop)
+AUGMENTS = ("none", "study_crop")
 #: COCO evaluation backends (``benchmark.evaluation.coco.BACKENDS``; spelled here because
 #: the spec is a leaf and validates on construction)
 EVAL_BACKENDS = ("pycocotools", "faster_coco_eval")
@@ -192,9 +195,12 @@ class Schedule:
     importance_batches: int = 5000
     eval_batch_size: int = 8
     amp: str = "off"  # one of AMP_MODES
+    augment: str = "none"  # one of AUGMENTS
     eval_backend: str = "pycocotools"  # one of EVAL_BACKENDS
 
     def __post_init__(self) -> None:
+        _check(self.augment in AUGMENTS, "schedule.augment", self.augment,
+               f"must be one of {', '.join(AUGMENTS)}")
         _check(self.amp in AMP_MODES, "schedule.amp", self.amp,
                f"must be one of {', '.join(AMP_MODES)}")
         _check(self.eval_backend in EVAL_BACKENDS, "schedule.eval_backend", self.eval_backend,

@@ -228,3 +228,29 @@ def test_the_cards_agree_where_the_grid_follows_the_study():
             assert ours[key] == theirs[key], (r.label, key)
         if not swin:
             assert ours["input.bn"] == YAMADA_CARD["input"]["bn"]
+
+
+def test_the_crop_policy_reaches_training_batches_only(bench_env: Path) -> None:
+    """``schedule.augment: study_crop`` (the Swin cells of robust_transfer_coco): a training
+    batch goes through the crop policy — the same batch every time it is drawn, so a resumed
+    run takes the same steps — while the RGN / importance batches and a grid without the key
+    see the images as stored."""
+    from benchmark.data.split import load_split
+    from benchmark.store import TrainingDir
+    from benchmark.training import Trainer
+
+    base = next(s for s in load_grid(str(TINY_GRID)).runs
+                if s.backbone.name == "resnet18" and s.recipe.name == "ft")
+    assert "augment" not in base.to_json()["schedule"]  # the default leaves fingerprints
+    cropped = replace(base, schedule=replace(base.schedule, augment="study_crop"))
+    assert cropped.fingerprint != base.fingerprint
+    split = load_split(base.train_split)
+    plain, crop = (Trainer(s, split, TrainingDir("aug")) for s in (base, cropped))
+    shapes = {tuple(im.shape) for it in range(8) for im in plain.batch(it)[0]}
+    assert shapes == {(3, 160, 160)}  # the tiny demo's stored size
+    drawn = [crop.batch(it) for it in range(8)]
+    assert {tuple(im.shape) for images, _ in drawn for im in images} != shapes
+    again = crop.batch(5)
+    assert all(torch.equal(a, b) for a, b in zip(again[0], drawn[5][0], strict=True))
+    rgn = {tuple(im.shape) for it in range(8) for im in crop.batch(it, "rgn")[0]}
+    assert rgn == {(3, 160, 160)}

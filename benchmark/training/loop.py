@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.data.labels import LabelMap
-from benchmark.data.loader import DetectionDataset
+from benchmark.data.loader import DetectionDataset, study_crop
 from benchmark.data.split import PreparedSplit
 from benchmark.errors import BenchmarkError, Interrupted
 from benchmark.models import Detector
@@ -118,7 +118,14 @@ class Trainer:
             idx, flips = idx[self.rank :: self.world_size], flips[self.rank :: self.world_size]
         return idx, flips
 
-    def assemble(self, items: list[tuple[torch.Tensor, dict]], flips: list[bool]) -> Batch:
+    def assemble(self, items: list[tuple[torch.Tensor, dict]], flips: list[bool],
+                 it: int, purpose: str = "train") -> Batch:
+        """The batch the detector sees: labels mapped, flips applied and, for training with
+        ``schedule.augment: study_crop``, the transfer study's Swin crop policy
+        (:func:`benchmark.data.loader.study_crop`, drawn from (run seed, it, rank))."""
+        crop = purpose == "train" and self.spec.schedule.augment == "study_crop"
+        gen = torch.Generator().manual_seed(
+            derive_seed(self.seed, "augment", it, *self._rank_part())) if crop else None
         images, targets = [], []
         for (image, target), flip in zip(items, flips, strict=True):
             kept = {"boxes": target["boxes"], "labels": self.labels.to_labels(target["labels"])}
@@ -127,13 +134,15 @@ class Trainer:
             target = kept
             if flip:
                 image, target = _hflip(image, target)
+            if gen is not None:  # after the flip, as the study's pipeline (RandomFlip first)
+                image, target = study_crop(image, target, gen)
             images.append(image.to(self.device))
             targets.append({k: v.to(self.device) for k, v in target.items()})
         return images, targets
 
     def batch(self, it: int, purpose: str = "train") -> Batch:
         idx, flips = self.draw(it, purpose)
-        return self.assemble([self.dataset[i] for i in idx], flips)
+        return self.assemble([self.dataset[i] for i in idx], flips, it, purpose)
 
     def batches(self, start: int) -> Iterator[tuple[int, list[torch.Tensor], list[dict]]]:
         """Training batches from iteration ``start`` on. With ``$BENCH_LOADER_WORKERS`` > 0
@@ -159,7 +168,8 @@ class Trainer:
             prefetch_factor=4,
         )
         for it, ((images, targets), (_, flips)) in enumerate(zip(loader, draws, strict=True)):
-            yield (start + it, *self.assemble(list(zip(images, targets, strict=True)), flips))
+            yield (start + it, *self.assemble(list(zip(images, targets, strict=True)), flips,
+                                              start + it))
 
     # ---- model -----------------------------------------------------------------------------
     def build(self, init_from: Path | None) -> Detector:
