@@ -27,7 +27,9 @@ names the CPU and the level each family used (:func:`cpu_report`), pinned or not
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from benchmark.errors import BenchmarkError
@@ -47,11 +49,22 @@ def pinned() -> bool:
     return os.environ.get("BENCH_REPRODUCIBLE_CPU") == "1"
 
 
-def pin_environment() -> None:
-    """Set :data:`PINNED_ENV` in this process's environment: processes started after this
-    (the local executor's workers, SLURM tasks submitted from here) start pinned. Torch
-    already imported *here* is not changed: cells must run in fresh processes."""
+@contextlib.contextmanager
+def pinned_environment() -> Iterator[None]:
+    """:data:`PINNED_ENV` in this process's environment while the block runs, the previous
+    values restored after it: processes started inside (the local executor's workers, SLURM
+    tasks submitted from here) start pinned, and nothing started later inherits the pin.
+    Torch already imported *here* is not changed: cells must run in fresh processes."""
+    before = {k: os.environ.get(k) for k in PINNED_ENV}
     os.environ.update(PINNED_ENV)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def apply_in_process() -> None:

@@ -154,13 +154,17 @@ class LocalExecutor:
     finished: int = 0  # cells of the grid finished before this run
 
     def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:
+        if not self.reproducible_cpu:
+            return self._execute(cells, grid)
+        from benchmark.cpu_pinning import pinned_environment
+
+        with pinned_environment():  # the pool's fresh processes start pinned
+            return self._execute(cells, grid)
+
+    def _execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:
         outcome = Outcome()
         lines = Progress(self.total or len(cells), self.finished, max(1, self.workers),
                          len(cells), seeds=len({s.seed for s in cells}) > 1)
-        if self.reproducible_cpu:
-            from benchmark.cpu_pinning import pin_environment
-
-            pin_environment()
         if self.workers <= 1 and not self.reproducible_cpu:
             for spec in cells:
                 lines.start(spec)

@@ -407,12 +407,14 @@ def submit_grid(
             f"--executor slurm needs --profile NAME (profiles: {', '.join(available_profiles())})"
         )
     name = getattr(grid, "name", str(grid))
-    if getattr(grid, "reproducible_cpu", False):  # the tasks inherit the pinned environment
-        from benchmark.cpu_pinning import pin_environment
-
-        pin_environment()
     ex = SlurmExecutor(profile, grid=name)
-    ids = ex.submit(specs, retry_failed=retry_failed)
+    pinned = getattr(grid, "reproducible_cpu", False)
+    with contextlib.ExitStack() as stack:
+        if pinned:  # sbatch exports this environment: the tasks start pinned
+            from benchmark.cpu_pinning import pinned_environment
+
+            stack.enter_context(pinned_environment())
+        ids = ex.submit(specs, retry_failed=retry_failed)
     plan = ex.last_plan or SubmissionPlan()
     arrays = sorted({i.split("_", 1)[0] for i in ids})
     print(

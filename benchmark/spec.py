@@ -189,7 +189,7 @@ class Schedule:
     test_size: int = 800
     hflip: bool = True
     checkpoint_every: int = 100
-    rgn_batches: int = 100  # RGN over min(this, |train| / batch) batches (RESEARCH.md §1)
+    rgn_batches: int = 100  # RGN over min(this, |train| / batch) batches
     # a regulariser's importance maps over min(this, |train| / batch) batches: mind_back's
     # ITER_GRAD_COMP = 5000 (VisionLearningGroup/mind_back@5e6694f, src/engine/config.py:20)
     importance_batches: int = 5000

@@ -4,7 +4,7 @@ munged, mariadbd (private datadir, socket only), slurmdbd, slurmctld and slurmd 
 background processes started here; their PIDs are kept under ``<state_dir>/run/`` so any
 process (pytest, ``scripts/slurm_local.py``) can stop them later, in reverse order, by
 PID. Starting is idempotent: daemons already running from an earlier start are reused.
-Facts behind the settings: ``/work/shared/SLURM_LOCAL.md`` (Debian 12, Slurm 22.05).
+Settings for Debian 12's Slurm 22.05 packages (slurm-wlm), as its slurm.conf(5) documents them.
 
 Usage::
 

@@ -48,3 +48,17 @@ def test_a_process_at_another_level_is_refused_the_pin() -> None:
          "apply_in_process()"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
     assert "reproducible_cpu: torch runs its DEFAULT kernels where AVX2 was pinned" in p.stderr
+
+
+def test_the_pin_does_not_outlive_its_block(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The executor pins the environment its workers start in, and only that: a process
+    started after the run (a later test's subprocess, the next command) is not pinned."""
+    from benchmark.cpu_pinning import pinned_environment
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    with pinned_environment():
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+        assert os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+    assert "ATEN_CPU_CAPABILITY" not in os.environ

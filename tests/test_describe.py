@@ -2,7 +2,7 @@
 weights, with no data and no weight files present (tmp BENCH roots).
 
 Expected figures are detectron2's own, as tests/test_engine_geometry.py derives them
-(RESEARCH.md §10, detectron2 built from source, faster_rcnn_R_50_FPN_1x with 20 classes):
+(detectron2 built from source, faster_rcnn_R_50_FPN_1x with 20 classes):
 41,392,436 parameters, 41,170,036 trainable (FREEZE_AT=2 freezes 222,400), 42 trainable
 backbone tensors, and on an 800 × 1216 input P2–P5 at strides 4–32 plus P6 by max-pooling:
 200·304, 100·152, 50·76, 25·38, ⌈25/2⌉·⌈38/2⌉ = 13·19 locations × 3 aspect ratios.

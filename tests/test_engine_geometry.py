@@ -3,7 +3,7 @@ against detectron2's own figures.
 
 The reference figures were measured with detectron2 built from its source against torch
 2.14.1 (``COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml``, ROI_HEADS.NUM_CLASSES 20, MSRA R-50
-with FREEZE_AT 2), as ../shared/RESEARCH.md §10 records them:
+with FREEZE_AT 2):
 
 * 41,392,436 parameters, 41,170,036 trainable: FREEZE_AT=2 freezes the stem (conv1 7×7×3×64
   = 9,408) and res2 (3 bottlenecks of 64→64→256: 3·(64·c_in + 64·64·9 + 64·256) with

@@ -78,7 +78,7 @@ def test_catalogue_entries_are_consistent():
                      "ant_resnet50", "sin_resnet50", "prime_resnet50", "adv_l2_eps0_1_resnet50",
                      "adv_l2_eps1_resnet50", "adv_l2_eps3_resnet50", "adv_l2_eps5_resnet50"):
         assert catalogue.lookup(required) is not None, required
-    # the study's file names (RESEARCH.md §10)
+    # the study's file names (mind_back@5e6694f src/modeling/backbone/fpn.py, model_list.txt)
     files = {e.file for e in catalogue.entries()}
     assert {"semi_weakly_supervised_resnet50-16a12f1b.pth", "convnext_base_22k_224.pth",
             "convnext_base_1k_224_ema.pth", "tf_efficientnet_b2_ns-00306e48.pth",

@@ -1,6 +1,7 @@
 """WiSE-FT for detectors, as a sweep: θ = (1 − α)·θ_DP + α·θ_FT between the DP checkpoint
 and the DP-FT weights fine-tuned from it (α = 0.5 by default, the value Xiao et al. report
-for their WiSE-FT baseline; ``../shared/RESEARCH.md`` §4).
+for their WiSE-FT baseline: Xiao et al., "Masked Images Are Counterfactual Samples for
+Robust Fine-tuning", CVPR 2023, Sec. 4).
 
 The stage trains nothing (:attr:`Recipe.trains` False): its parent is DP-FT with the same
 ``lr`` / ``dp_lr``, so every α of a grid — ``{name: wise_ft, alpha: [0, 0.25, 0.5, 0.75, 1]}``

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,10 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _fixtures() -> Path:
-    env = os.environ.get("BENCH_SHARED_FIXTURES")
-    path = Path(env) if env else REPO.parent / "shared" / "fixtures"
-    assert path.is_dir(), f"{path}: shared fixtures not found (set BENCH_SHARED_FIXTURES)"
-    return path
+    """The known-answer files, copied into the repository with their provenance
+    (tests/fixtures/coco_known_answer/EXPECTED.md)."""
+    return REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ from benchmark.evaluation.voc import IOU_THRESHOLDS, to_voc_corners, voc_ap, voc
 
 
 def _fixtures() -> Path:
-    env = os.environ.get("BENCH_SHARED_FIXTURES")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+    """tests/fixtures: the COCO known-answer files with their provenance."""
+    return Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _img(i: int) -> dict:

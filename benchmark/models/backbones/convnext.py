@@ -3,9 +3,9 @@
 of the studies is in its layout).
 
 Freeze rule of mind_back (VisionLearningGroup/mind_back@5e6694f)
-``src/modeling/backbone/fpn.py`` lines 796–802 (``build_convnext_fpn_backbone``; RESEARCH.md
-§10): the stem (``downsample_layers[0]``) and ``stages[0]`` are frozen, and every parameter
-whose name contains "norm" — in the FB layout that is the LayerNorm inside each block, *not*
+``src/modeling/backbone/fpn.py`` lines 796–802 (``build_convnext_fpn_backbone``): the stem
+(``downsample_layers[0]``) and ``stages[0]`` are frozen, and every parameter whose name
+contains "norm" — in the FB layout that is the LayerNorm inside each block, *not*
 the three downsampling LayerNorms (``downsample_layers.i.0``), which stay trainable. In
 timm's names the block norms are ``stages.i.blocks.j.norm`` and the downsampling ones
 ``stages.i.downsample.0``, so the rule is ``".norm." in name``. Drop-path 0 as the study

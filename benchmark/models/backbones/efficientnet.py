@@ -5,7 +5,7 @@ Stages follow timm's ``features_only`` split (``EfficientNetFeatures``): stem (`
 + ``bn1``), ``blocks[0]`` (stride 2), ``blocks[1]`` (4), ``blocks[2]`` (8), ``blocks[3:5]``
 (16), ``blocks[5:7]`` (32); ``conv_head`` / ``classifier`` are not part of the body. Freeze
 rule of mind_back (VisionLearningGroup/mind_back@5e6694f) ``src/modeling/backbone/fpn.py``
-lines 618–623 (``build_resnet_fpn_backbone_efficient``; RESEARCH.md §10): ``conv_stem`` +
+lines 618–623 (``build_resnet_fpn_backbone_efficient``): ``conv_stem`` +
 ``blocks[0]`` frozen (FREEZE_AT=2 here), every BatchNorm frozen (``FrozenBatchNormAct2d``;
 here timm's ``freeze_batch_norm_2d``, which keeps the activation of ``BatchNormAct2d``).
 Drop-path 0 (the study builds timm's default, 0). Unlike the study (line 619), no train-mode

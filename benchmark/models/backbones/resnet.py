@@ -1,7 +1,7 @@
 """ResNets: torchvision's ResNet-18/50/101 and ResNeXt-50 32x4d (the layout of the torchvision,
 FB semi-(weakly) supervised, robust and converted MSRA checkpoints) and timm's SE-ResNet-50.
 
-Freeze rule (RESEARCH.md §10): mind_back (VisionLearningGroup/mind_back@5e6694f)
+Freeze rule: mind_back (VisionLearningGroup/mind_back@5e6694f)
 ``src/modeling/backbone/fpn.py`` lines 713–718 (``build_resnet_fpn_backbone_resnet``:
 ``conv1`` + ``layer1`` frozen, then ``FrozenBatchNorm2d.convert_frozen_batchnorm``) for the
 torchvision-layout and timm files, and detectron2's ``build_resnet_backbone`` (defaults

@@ -40,7 +40,7 @@ class PixelStats:
         return self.std if self.channel_order == "RGB" else self.std[::-1]
 
 
-# mind_back tools/map_backbone.py lines 10–20 (RESEARCH.md §10): ImageNet statistics for every
+# mind_back tools/map_backbone.py lines 10–20: ImageNet statistics for every
 # checkpoint but the MSRA caffe ones, which expect BGR with detectron2's PIXEL_MEAN and std 1.
 # (The study never sets INPUT.FORMAT, so detectron2 fed its RGB-trained models BGR images
 # normalised with the RGB-ordered statistics: a defect not copied here.)
