@@ -23,13 +23,21 @@ def test_demo_ft_trains_past_the_warmup_peak(seed: int, demo_data_root: Path, tm
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    monkeypatch.setenv("BENCH_DATA", str(demo_data_root))
+    monkeypatch.setenv("BENCH_ARTIFACTS", str(tmp_path / "artifacts"))
+    threads = torch.get_num_threads()  # restored: later tests compare runs across processes
+    torch.set_num_threads(1)
+    try:
+        _train_first_iterations(seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_first_iterations(seed: int) -> None:
     from benchmark.data.split import load_split
     from benchmark.store import TrainingDir
     from benchmark.training import Trainer
 
-    monkeypatch.setenv("BENCH_DATA", str(demo_data_root))
-    monkeypatch.setenv("BENCH_ARTIFACTS", str(tmp_path / "artifacts"))
-    torch.set_num_threads(1)
     grid = load_grid("demo", check_weights=False)
     spec = next(s for s in grid.runs if s.backbone.name == "efficientnet_lite0"
                 and s.recipe.name == "ft")
