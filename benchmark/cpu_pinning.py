@@ -50,11 +50,15 @@ def pinned() -> bool:
 
 
 @contextlib.contextmanager
-def pinned_environment() -> Iterator[None]:
-    """:data:`PINNED_ENV` in this process's environment while the block runs, the previous
-    values restored after it: processes started inside (the local executor's workers, SLURM
-    tasks submitted from here) start pinned, and nothing started later inherits the pin.
-    Torch already imported *here* is not changed: cells must run in fresh processes."""
+def pinned_environment(enabled: bool = True) -> Iterator[None]:
+    """:data:`PINNED_ENV` in this process's environment while the block runs (``enabled``),
+    the previous values restored after it: processes started inside (the local executor's
+    workers, SLURM tasks submitted from here) start pinned, and nothing started later
+    inherits the pin. Torch already imported *here* is not changed: cells must run in fresh
+    processes."""
+    if not enabled:
+        yield
+        return
     before = {k: os.environ.get(k) for k in PINNED_ENV}
     os.environ.update(PINNED_ENV)
     try:

@@ -154,11 +154,9 @@ class LocalExecutor:
     finished: int = 0  # cells of the grid finished before this run
 
     def execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:
-        if not self.reproducible_cpu:
-            return self._execute(cells, grid)
         from benchmark.cpu_pinning import pinned_environment
 
-        with pinned_environment():  # the pool's fresh processes start pinned
+        with pinned_environment(self.reproducible_cpu):  # the pool's processes start pinned
             return self._execute(cells, grid)
 
     def _execute(self, cells: Sequence[RunSpec], grid: str) -> Outcome:

@@ -129,7 +129,12 @@ def card_of(spec: RunSpec) -> ProtocolCard:
     and corruption sweep, and its family's evaluator for the split roles it evaluates."""
     from benchmark.models.engine import engine_card  # torch: only where a card is made
 
-    detector, inputs = engine_card(spec)
+    stated = engine_card(spec)
+    if stated is None:  # never equal to a publication's card
+        unstated = f"not stated by engine {spec.engine}"
+        stated = ({f.name: unstated for f in fields(DetectorCard)},
+                  {f.name: unstated for f in fields(InputCard)})
+    detector, inputs = stated
     fam = FAMILIES.get(spec.family)
     roles: dict[str, list[str]] = {"id": [spec.id_split], "ood": list(spec.ood_splits)}
     if spec.corruption is not None:

@@ -408,12 +408,10 @@ def submit_grid(
         )
     name = getattr(grid, "name", str(grid))
     ex = SlurmExecutor(profile, grid=name)
-    pinned = getattr(grid, "reproducible_cpu", False)
-    with contextlib.ExitStack() as stack:
-        if pinned:  # sbatch exports this environment: the tasks start pinned
-            from benchmark.cpu_pinning import pinned_environment
+    from benchmark.cpu_pinning import pinned_environment
 
-            stack.enter_context(pinned_environment())
+    # sbatch exports this environment: a reproducible_cpu grid's tasks start pinned
+    with pinned_environment(getattr(grid, "reproducible_cpu", False)):
         ids = ex.submit(specs, retry_failed=retry_failed)
     plan = ex.last_plan or SubmissionPlan()
     arrays = sorted({i.split("_", 1)[0] for i in ids})

@@ -6,7 +6,7 @@ Import the fixtures into ``tests/conftest.py``::
 
 ``slurm_cluster`` (session) provisions the cluster with ``tests/slurm_cluster.py`` where
 it can (root + apt-get): otherwise the test is skipped with a loud reason, except under
-``CI=true`` where it fails. It stops the daemons at the end only if this session started
+``CI=true`` where it fails. It stops the daemons at the end only if this test run started
 them and nobody else holds a lease (``BENCH_SLURM_KEEP=1`` keeps them up).
 
 The toy cell (``ToySpec`` + ``toy_cell``) stands in for ``benchmark.pipeline.run_cell``: it

@@ -115,21 +115,11 @@ def engine_needs_masks(name: str) -> bool:
     return bool(getattr(ENGINES.get(name), "needs_masks", False))
 
 
-#: the protocol card's field names an engine's ``card`` returns values for
-DETECTOR_FIELDS = ("architecture", "fpn", "anchors", "rpn", "roi_pooler", "box_head",
-                   "head_init", "losses", "sampler", "test")
-INPUT_FIELDS = ("channel_order", "pixel_stats", "bn", "resize")
-
-
-def engine_card(spec: RunSpec) -> tuple[dict[str, str], dict[str, str]]:
+def engine_card(spec: RunSpec) -> tuple[dict[str, str], dict[str, str]] | None:
     """(detector fields, input fields) of the detector ``spec.engine`` builds for ``spec``
-    (the builder's ``card``, see the module docstring). An engine that states no card gets
-    every field "not stated by engine NAME": never equal to a publication's."""
+    (the builder's ``card``, see the module docstring); None for an engine without one."""
     card = getattr(ENGINES.get(spec.engine), "card", None)
-    if card is not None:
-        return card(spec)
-    unstated = f"not stated by engine {spec.engine}"
-    return ({k: unstated for k in DETECTOR_FIELDS}, {k: unstated for k in INPUT_FIELDS})
+    return None if card is None else card(spec)
 
 
 def build_detector(spec: RunSpec, num_classes: int) -> Detector:

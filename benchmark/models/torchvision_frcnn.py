@@ -300,7 +300,7 @@ class TorchvisionFasterRCNN(Detector):
         return "model.backbone.body."
 
 
-def engine_card(g: Geometry, architecture: str, spec: RunSpec
+def torchvision_card(g: Geometry, architecture: str, spec: RunSpec
                 ) -> tuple[dict[str, str], dict[str, str]]:
     """``card`` of the torchvision engines (:mod:`benchmark.models.engine`)."""
     b = spec.backbone
@@ -384,5 +384,5 @@ def build_frcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
 
 for _name, _geometry in (("frcnn_fpn", FRCNN_FPN), ("frcnn_fpn_small", FRCNN_FPN_SMALL)):
     _builder = partial(build_frcnn, _geometry)
-    _builder.card = partial(engine_card, _geometry, "faster_rcnn_fpn")  # type: ignore[attr-defined]
+    _builder.card = partial(torchvision_card, _geometry, "faster_rcnn_fpn")  # type: ignore[attr-defined]
     ENGINES.register(_name)(_builder)

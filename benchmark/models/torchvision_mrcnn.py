@@ -32,7 +32,7 @@ from benchmark.models.torchvision_frcnn import (
     AlignedMultiScaleRoIAlign,
     Geometry,
     TorchvisionFasterRCNN,
-    engine_card,
+    torchvision_card,
     frcnn_arguments,
     roi_levels,
     with_detectron2_heads,
@@ -97,5 +97,5 @@ def build_mrcnn(geometry: Geometry, spec: RunSpec, num_classes: int) -> Torchvis
 for _name, _geometry in (("mrcnn_fpn", FRCNN_FPN), ("mrcnn_fpn_small", FRCNN_FPN_SMALL)):
     _builder = partial(build_mrcnn, _geometry)
     _builder.needs_masks = True  # type: ignore[attr-defined]  (engine_needs_masks reads it)
-    _builder.card = partial(engine_card, _geometry, "mask_rcnn_fpn")  # type: ignore[attr-defined]
+    _builder.card = partial(torchvision_card, _geometry, "mask_rcnn_fpn")  # type: ignore[attr-defined]
     ENGINES.register(_name)(_builder)
