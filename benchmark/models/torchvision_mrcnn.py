@@ -32,9 +32,9 @@ from benchmark.models.torchvision_frcnn import (
     AlignedMultiScaleRoIAlign,
     Geometry,
     TorchvisionFasterRCNN,
-    torchvision_card,
     frcnn_arguments,
     roi_levels,
+    torchvision_card,
     with_detectron2_heads,
     with_study_input,
 )
