@@ -5,6 +5,8 @@
     python -m benchmark.prepare corrupt SPLIT [--corruptions all|benchmark|heldout|LIST]
                                      [--severities 1-5] [--workers N] [--data-root DIR] [--seed N]
     python -m benchmark.prepare voc --raw PATH ...      (converters registered in benchmark.data)
+    python -m benchmark.prepare voc --download --raw DIR   (fetch the public archives into DIR,
+                                     verified and unpacked, then convert; see benchmark.acquire)
 
 Errors the user can fix print one line ``error: ...`` and exit with status 2.
 """
@@ -17,7 +19,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.acquire import ManualDownload
 from benchmark.data import PREPARER_ARGUMENTS, load_preparers
+from benchmark.data.archives import DATASETS
 from benchmark.data.split import PreparedSplit
 from benchmark.errors import BenchmarkError, ConfigError
 
@@ -57,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p, corruptions="none", severities="1-5")
         if name in PREPARER_ARGUMENTS:
             PREPARER_ARGUMENTS[name](p)
+        if name in DATASETS:
+            _add_download(p)
         p.set_defaults(run=preparers.get(name))
     p = sub.add_parser("corrupt", help="write corrupted copies <SPLIT>-C.<corruption>.<severity>")
     p.add_argument("split", metavar="SPLIT", help="name of a prepared split")
@@ -66,6 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "robustness pipeline): SPLIT-Cbgr.<corruption>.<severity>")
     p.set_defaults(run=_corrupt)
     return parser
+
+
+def _add_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="fetch the dataset's archives into --raw DIR first (resumable, "
+                        "checksum-verified, unpacked safely), then convert; datasets behind a "
+                        "login print the steps to fetch them by hand")
+    parser.add_argument("--mirror", help="with --download: base URL serving every archive by "
+                        "its file name (default $BENCH_MIRROR; else the publisher's URL)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="with --download: seconds without data before giving up")
+
+
+def _download(args: argparse.Namespace) -> None:
+    """Fetch and unpack the archives into ``args.raw``; point ``args.raw`` at what the
+    converter reads."""
+    from benchmark.acquire.datasets import chosen_splits, fetch_raw  # requests: on demand
+
+    values = getattr(args, "splits", None) or getattr(args, "domains", None)
+    values = [v.strip() for v in values.split(",") if v.strip()] if values else None
+    args.raw = fetch_raw(args.command, args.raw, splits=chosen_splits(args.command, values),
+                         mirror=args.mirror, timeout=args.timeout, progress=args.progress)
 
 
 def _corrupt(args: argparse.Namespace) -> list[PreparedSplit]:
@@ -86,7 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.workers < 1:
             raise ConfigError(f"--workers={args.workers}: must be at least 1")
+        if getattr(args, "download", False):
+            _download(args)
         splits = args.run(args)
+    except ManualDownload as e:
+        print(e)
+        return 1
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,15 +1,20 @@
 """``python -m benchmark.weights``: what the weights catalogue knows, which of its files are
-in the weights folder, and checkpoint conversion. Nothing is ever downloaded.
+in the weights folder, fetching them, and checkpoint conversion. Only ``fetch`` touches the
+network.
 
 * ``list`` — every catalogue entry: architecture, converter, pixel statistics, file, URL.
 * ``check [--grid G]`` — each file (all entries, or the weights a grid names): present,
   missing (with the URL to fetch it from and the path to put it at) or wrong hash (both
   hashes named). Exit 1 when any file is missing or wrong.
+* ``fetch --grid G [--only NAME]`` — download every catalogue file the grid names that is
+  missing or of the wrong hash into the weights folder (resumable; sha256 verified where the
+  catalogue has one, "unverified" said where the publisher gives none; Google Drive's
+  confirmation page followed), load each through its converter, then ``check`` the grid.
+  ``$BENCH_MIRROR`` / ``--mirror URL``: fetch ``<mirror>/<file>`` instead.
 * ``convert WEIGHTS --backbone NAME --out FILE`` — load a checkpoint (catalogue name or
   path) into the backbone with its converter and write the body's state dict, with a report
   of every key mapped, missing, unexpected and ignored.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -17,8 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchmarkError
-from benchmark.models.backbones import build_body, file_sha256, weights_path
+from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.models.weights import catalogue
 from benchmark.store import weights_root
 
@@ -37,43 +41,6 @@ def _grid_weights(name: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_rows(pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
-    """One row per file: weights, backbone, path, status (ok | unverified | missing |
-    wrong hash | unknown), detail."""
-    if pairs is None:
-        pairs = [(e.architecture, e.name) for e in catalogue.entries()]
-    rows = []
-    for backbone, weights in pairs:
-        path = weights_path(weights)
-        if path is None:
-            continue
-        entry = catalogue.lookup(weights)
-        row = {"weights": weights, "backbone": backbone, "path": str(path)}
-        if entry is None and catalogue.looks_like_name(weights):
-            rows.append({**row, "status": "unknown",
-                         "detail": f"not in the catalogue (known: {', '.join(catalogue.names())})"})
-            continue
-        if not path.is_file():
-            detail = f"fetch {entry.url} and put it at {path}" if entry else f"put it at {path}"
-            rows.append({**row, "status": "missing", "detail": detail})
-            continue
-        digest = file_sha256(path)
-        if entry is None:
-            known = catalogue.by_sha256(digest)
-            rows.append({**row, "status": "ok" if known else "unverified",
-                         "detail": f"sha256 {digest}" + (f" = catalogue {known.name}" if known
-                                                          else " (not in the catalogue)")})
-        elif catalogue.hash_matches(entry, digest) is None:
-            rows.append({**row, "status": "unverified",
-                         "detail": f"sha256 {digest}; the publisher gives no hash ({entry.url})"})
-        elif catalogue.hash_matches(entry, digest):
-            rows.append({**row, "status": "ok", "detail": f"sha256 {digest}"})
-        else:
-            rows.append({**row, "status": "wrong hash",
-                         "detail": f"sha256 {digest}, expected {entry.sha256} ({entry.url})"})
-    return rows
-
-
 def _list() -> int:
     print(f"weights folder: {weights_root()} ($BENCH_WEIGHTS)")
     for e in catalogue.entries():
@@ -84,7 +51,13 @@ def _list() -> int:
 
 
 def _check(grid: str | None) -> int:
-    rows = check_rows(_grid_weights(grid) if grid else None)
+    from benchmark.acquire.inputs import check_rows
+
+    return _report(check_rows(_grid_weights(grid) if grid else None))
+
+
+def _report(rows: list[dict[str, Any]]) -> int:
+    """Print check rows; 1 when any file is missing, wrong or unknown."""
     for r in rows:
         print(f"{r['status']:10} {r['weights']:30} {r['backbone']:20} {r['detail']}")
     bad = [r for r in rows if r["status"] in ("missing", "wrong hash", "unknown")]
@@ -92,8 +65,27 @@ def _check(grid: str | None) -> int:
     return 1 if bad else 0
 
 
+def _fetch(grid: str, only: list[str], mirror: str | None, timeout: float,
+           progress: bool) -> int:
+    from benchmark.acquire.checkpoints import fetch_weights
+
+    pairs = _grid_weights(grid)
+    unknown = [n for n in only if n not in {w for _, w in pairs}]
+    if unknown:
+        raise ConfigError(f"--only {', '.join(unknown)}: not among the weights grid {grid!r} "
+                          f"names ({', '.join(w for _, w in pairs)})")
+    chosen = [p for p in pairs if not only or p[1] in only]
+    failed = fetch_weights(chosen, mirror=mirror, timeout=timeout, progress=progress)
+    print(f"weights check --grid {grid}" + (f" (only {', '.join(only)})" if only else "") + ":")
+    from benchmark.acquire.inputs import check_rows
+
+    return max(_report(check_rows(chosen)), 1 if failed else 0)
+
+
 def _convert(weights: str, backbone: str, out: Path, partial: bool) -> int:
     import torch
+
+    from benchmark.models.backbones import build_body
 
     body = build_body(backbone, weights, 0, strict=not partial)
     report = body.weights_report
@@ -116,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="the catalogue")
     c = sub.add_parser("check", help="which catalogue files are present and intact")
     c.add_argument("--grid", help="only the weights this grid names")
+    f = sub.add_parser("fetch", help="download the files a grid needs, verified")
+    f.add_argument("--grid", required=True, help="the grid whose weights to fetch")
+    f.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="only this catalogue name (repeatable)")
+    f.add_argument("--mirror", help="base URL serving every file by its name "
+                   "(default $BENCH_MIRROR; else each entry's own URL)")
+    f.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds without data before giving up (default %(default)s)")
+    f.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     v = sub.add_parser("convert", help="convert a checkpoint and report its keys")
     v.add_argument("weights", help="catalogue name or checkpoint path")
     v.add_argument("--backbone", required=True, help="registry name of the architecture")
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list()
         if args.cmd == "check":
             return _check(args.grid)
+        if args.cmd == "fetch":
+            return _fetch(args.grid, args.only, args.mirror, args.timeout, args.progress)
         return _convert(args.weights, args.backbone, args.out, args.partial)
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)

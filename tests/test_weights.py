@@ -35,8 +35,9 @@ def _sha(path: Path) -> str:
 
 def _entry(name: str, arch: str, file: str, converter: str, path: Path, **kw) -> WeightsEntry:
     """A test catalogue entry whose hash is its synthetic file's."""
-    return WeightsEntry(name, arch, file, f"https://example.org/{file}", "test", converter,
-                        _sha(path), **kw)
+    return WeightsEntry(name=name, architecture=arch, file=file,
+                        url=f"https://example.org/{file}", licence="test", converter=converter,
+                        sha256=_sha(path), **kw)
 
 
 def _r50(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -406,9 +407,12 @@ def test_dry_run_reports_a_wrong_hash_and_a_wrong_architecture(wdir, tmp_path, c
     torch.save(_r50(), wdir / catalogue.get("swsl_resnet50").file)
     grid = tmp_path / "t.yaml"
     grid.write_text(GRID.format(backbone="{name: resnet50, weights: swsl_resnet50}"))
-    assert run_main(["--grid", str(grid), "--dry-run"]) == 2
-    err = capsys.readouterr().err
-    assert "16a12f1b" in err and _sha(wdir / catalogue.get("swsl_resnet50").file) in err
+    assert run_main(["--grid", str(grid), "--dry-run"]) == 1  # listed with the rest
+    out = capsys.readouterr().out
+    line = re.search(r"wrong hash +weights +swsl_resnet50 .*\n(.*)\n(.*)", out)
+    assert line and "16a12f1b" in line[1] and _sha(wdir / catalogue.get("swsl_resnet50").file) \
+        in line[1]
+    assert f"weights fetch --grid {grid} --only swsl_resnet50" in line[2]
     torch.save(torchvision.models.resnet18().state_dict(), wdir / "r18.pth")
     grid.write_text(GRID.format(backbone="{name: resnet50, weights: r18.pth}"))
     assert run_main(["--grid", str(grid), "--dry-run"]) == 2
@@ -416,7 +420,8 @@ def test_dry_run_reports_a_wrong_hash_and_a_wrong_architecture(wdir, tmp_path, c
 
 
 def test_check_lists_missing_files_then_hash_mismatches(wdir, capsys):
-    from benchmark.weights import _grid_weights, check_rows, main
+    from benchmark.acquire.inputs import check_rows
+    from benchmark.weights import _grid_weights, main
 
     assert main(["check", "--grid", "mind_back_pascal"]) == 1
     out = capsys.readouterr().out
