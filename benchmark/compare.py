@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.report.matching import ACROSS_KEYS
+from benchmark.report.records import SMOKE_ROOT_MARK
 from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
 
 
@@ -67,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for root in (args.reference, args.candidate):
         if not (root / "runs").is_dir():
             print(f"error: {root}: not a results root (no runs/ directory)", file=sys.stderr)
+            return 2
+        if (root / SMOKE_ROOT_MARK).is_file():
+            print(f"error: {root}: a smoke test's root (python -m benchmark.run --smoke): "
+                  "its records are rehearsals, never results to compare", file=sys.stderr)
             return 2
     if args.bootstrap < 0:
         ap.error("--bootstrap must be >= 0")

@@ -121,6 +121,28 @@ def _mapping(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+def _nearest(name: str, known: Any) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
+def _construct(cls: Any, doc: dict[str, Any], field: str) -> Any:
+    """``cls(**doc)`` with an unknown key named beside its nearest known one."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls) if f.init}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"{field}.{key}: unknown key ({_nearest(str(key), known)}known: "
+                              f"{', '.join(sorted(known))})")
+    try:
+        return cls(**doc)
+    except TypeError as e:
+        raise ConfigError(f"{field}={doc!r}: {e}") from None
+
+
 def _lookup(registry: Any, name: Any, field: str) -> None:
     try:
         registry.get(name)
@@ -136,9 +158,8 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
 
     unknown = sorted(set(exp) - EXPERIMENT_KEYS)
     if unknown:
-        raise ConfigError(
-            f"{unknown[0]}: unknown key (known: {', '.join(sorted(EXPERIMENT_KEYS))})"
-        )
+        raise ConfigError(f"{unknown[0]}: unknown key ({_nearest(unknown[0], EXPERIMENT_KEYS)}"
+                          f"known: {', '.join(sorted(EXPERIMENT_KEYS))})")
     for key in REQUIRED:
         if key not in exp:
             raise ConfigError(f"{key}: missing required key")
@@ -157,11 +178,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
             check_engine()
         except ConfigError as e:
             raise ConfigError(f"engine={exp['engine']!r}: {e}") from None
-    sched_doc = _mapping(exp["schedule"], "schedule")
-    try:
-        schedule = Schedule(**sched_doc)
-    except TypeError as e:
-        raise ConfigError(f"schedule={sched_doc!r}: {e}") from None
+    schedule = _construct(Schedule, _mapping(exp["schedule"], "schedule"), "schedule")
     corruption = None
     if exp.get("corruption") is not None:
         c = _mapping(exp["corruption"], "corruption")
@@ -181,10 +198,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
         b = _mapping(b, f"backbones[{i}]")
         if study_compat:
             b = {**b, "study_compat": True}
-        try:
-            spec = BackboneSpec(**b)
-        except TypeError as e:
-            raise ConfigError(f"backbones[{i}]={b!r}: {e}") from None
+        spec = _construct(BackboneSpec, b, f"backbones[{i}]")
         _lookup(BACKBONES, spec.name, f"backbones[{i}].name")
         _check_catalogue_pairing(spec, f"backbones[{i}]")
         backbones.append(spec)
@@ -240,8 +254,7 @@ def _check_catalogue_pairing(spec: BackboneSpec, field: str) -> None:
     w = spec.weights
     entry = catalogue.lookup(w)
     if entry is None and catalogue.looks_like_name(w):
-        raise ConfigError(f"{field}.weights={w!r}: unknown weights (known: "
-                          f"{', '.join(catalogue.names())}; or give a file path)")
+        raise ConfigError(f"{field}.weights={w!r}: {catalogue.unknown(w)}")
     if entry is not None and entry.architecture != spec.name:
         raise ConfigError(
             f"{field}: backbone {spec.name!r} with weights {w!r}, a checkpoint of "

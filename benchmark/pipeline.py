@@ -36,6 +36,9 @@ from benchmark.store import Cell, TrainingDir, file_lock, remove_stray_temp_file
 #: How long a cell waits for another cell's training of the same run (e.g. a shared DP
 #: parent) before giving up with an error; $BENCH_LOCK_TIMEOUT_S overrides.
 LOCK_TIMEOUT_S = 7 * 24 * 3600.0
+#: set to "1" by a smoke test (``python -m benchmark.run --smoke``): its records carry
+#: ``"smoke": true`` and are never counted as results (report, compare, status)
+SMOKE_ENV = "BENCH_SMOKE"
 
 
 def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
@@ -363,6 +366,8 @@ def _run_locked(
                 "predictions": {s: out.relative(evals.predictions(s)) for s in spec.eval_splits},
             },
         }
+        if os.environ.get(SMOKE_ENV) == "1":  # only when true: other records keep their bytes
+            record["smoke"] = True
     except Exception as e:  # not SystemExit / Interrupted: a requeue or a Ctrl-C is no failure
         tail = traceback.format_exc().splitlines()[-15:]
         cell.write_failed(

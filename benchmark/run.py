@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-report", action="store_true", help="do not regenerate the report")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    from benchmark.smoke.cli import add_arguments as add_smoke_arguments
+
+    add_smoke_arguments(ap)
     args = ap.parse_args(argv)
     interrupt_on_sigterm()
     try:
@@ -86,28 +89,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.smoke:  # a rehearsal in a scratch root of its own (benchmark.smoke)
+        from benchmark.smoke.cli import main as smoke_main
+
+        return smoke_main(args)
     t0 = time.time()
+    if args.dry_run:
+        return _dry_run(args)
     grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
-    if grid.prepare and not args.dry_run:
+    if grid.prepare:
         prepare_generated(grid.prepare, max(1, args.workers))
-    data_ok = True
-    try:
-        grid = load_grid(args.grid)
-    except DataError as e:
-        if not args.dry_run:
-            raise
-        data_ok = False
-        print(f"note: {e}\n(data missing: fingerprints below exclude dataset content)")
+    grid = load_grid(args.grid)
     cells = plan(grid)
     print_plan(grid, cells)
-    if data_ok:
-        from benchmark.data.verify import verify_splits
-
-        splits = sorted({s for spec, _ in cells for s in spec.all_splits})
-        checked, hashed = verify_splits(splits, full=args.verify)
-        print(f"verified {checked} image files of {len(splits)} splits ({hashed} hashed)")
-    if args.dry_run:
-        return 0
+    _verify(cells, args.verify)
     runnable = {"unsubmitted", "failed"} if args.retry_failed else {"unsubmitted"}
     todo = [spec for spec, state in cells if state in runnable]
     queued = sum(state in ("pending", "running") for _, state in cells)
@@ -135,6 +130,52 @@ def _run(args: argparse.Namespace) -> int:
         if report_main([]) != 0:
             return 2
     return _failed_summary(grid, args)
+
+
+def _verify(cells: list[tuple[RunSpec, str]], full: bool) -> None:
+    from benchmark.data.verify import verify_splits
+
+    splits = sorted({s for spec, _ in cells for s in spec.all_splits})
+    checked, hashed = verify_splits(splits, full=full)
+    print(f"verified {checked} image files of {len(splits)} splits ({hashed} hashed)")
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Every input the grid lacks, in one listing (weights files, prepared splits: status,
+    size, the command that fetches each), then the plan of cells. Exit 1 when anything is
+    missing or wrong; otherwise the full validation and image check of a run."""
+    from benchmark.acquire.inputs import fetch_commands, grid_inputs, print_inputs
+
+    grid = load_grid(args.grid, resolve_data=False, check_weights=False)
+    inputs = grid_inputs(grid, args.grid)
+    blocking = [i for i in inputs if i.blocking]
+    print(f"inputs of grid {grid.name!r}: {len(inputs) - len(blocking)} of {len(inputs)} "
+          f"present")
+    print_inputs(inputs)
+    data_ok = not blocking
+    if not any(i.kind == "weights" for i in blocking):
+        grid = load_grid(args.grid, resolve_data=False)  # the weights fit their backbones
+    if data_ok:
+        try:
+            grid = load_grid(args.grid)
+        except DataError as e:  # a generated dataset the run makes first
+            data_ok = False
+            print(f"note: {e}")
+    if not data_ok:
+        print("(data missing: fingerprints below exclude dataset content)")
+    cells = plan(grid)
+    print_plan(grid, cells)
+    if data_ok:
+        _verify(cells, args.verify)
+    if blocking:
+        print(f"{len(blocking)} of {len(inputs)} input(s) missing or wrong (listed above); "
+              f"these commands fetch them:")
+        for command in fetch_commands(inputs, args.grid):
+            print(f"  {command}")
+        print(f"error: grid {grid.name!r} lacks {len(blocking)} input(s); see the listing",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _failed_summary(grid: Grid, args: argparse.Namespace) -> int:

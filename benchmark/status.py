@@ -234,12 +234,12 @@ def cell_states(
         fp = cell.fingerprint
         names = cell.files()
         if Cell.RECORD in names:
-            _, damaged = cell.load_record()
-            if damaged is None:
+            record, damaged = cell.load_record()
+            if damaged is None and not (record or {}).get("smoke"):
                 out[fp] = CellState(fp, "done")
                 continue
-            # a damaged record is not a result: the cell runs again (never skipped)
-            out[fp] = CellState(fp, "unsubmitted", detail=f"{damaged}; runs again")
+            why = damaged or "a smoke-test record"  # (run --smoke) neither is a result: runs again
+            out[fp] = CellState(fp, "unsubmitted", detail=f"{why}; runs again")
             continue
         sub = (cell.read(Cell.SUBMITTED) or {}) if Cell.SUBMITTED in names else {}
         running = (cell.read(Cell.RUNNING) or {}) if Cell.RUNNING in names else {}

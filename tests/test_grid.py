@@ -34,6 +34,10 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
         ("family: demo", "family: pascl", ["family", "pascl"]),
         ("    seeds: [0]", "    seeds: [0]\n    sedes: [1]", ["sedes", "unknown key"]),
         ("severities: [3]", "severities: [7]", ["severities", "7"]),
+        # a schedule typo: named with the nearest known key, not as a TypeError
+        ("iterations: 6", "iteratons: 6",
+         ["schedule.iteratons", "unknown key", "did you mean 'iterations'"]),
+        ("weights: none", "weights: nnoe", ["'nnoe'", "did you mean 'none'", "'imagenet'"]),
     ],
 )
 def test_invalid_grid_is_rejected_with_file_field_value(tmp_path, old, new, expected):
@@ -94,21 +98,28 @@ def test_the_demo_grid_plans_on_a_fresh_clone(capsys, tmp_path, monkeypatch):
 def test_shipped_grids_name_their_missing_weights_before_anything(name, capsys, tmp_path,
                                                                   monkeypatch):
     """Every shipped grid expands (its backbones, recipes, splits and schedule validate); on
-    a machine without its checkpoints the dry run stops at the first missing file, naming
-    the path and where the file is published."""
+    a machine without its checkpoints the dry run lists every missing weights file — its
+    path, where it is published and the command that fetches it — and exits 1 once."""
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path / "weights"))
-    assert run_main(["--grid", name, "--dry-run"]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert str(tmp_path / "weights") in line and "not found" in line and "://" in line
+    assert run_main(["--grid", name, "--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    (line,) = err.strip().splitlines()
+    assert "lacks" in line and "see the listing" in line
+    missing = [ln for ln in out.splitlines() if ln.strip().startswith("missing    weights")]
+    assert missing and all(str(tmp_path / "weights") in ln for ln in missing)
+    assert "://" in out and f"python -m benchmark.weights fetch --grid {name}" in out
 
 
-def test_dry_run_checks_weights_before_anything(capsys, tmp_path, monkeypatch):
+def test_dry_run_lists_every_missing_input_at_once(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path / "weights"))
-    assert run_main(["--grid", "full", "--dry-run"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(tmp_path / "weights") in err[0] and "not found" in err[0]
+    assert run_main(["--grid", "full", "--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1
+    weights = [ln for ln in out.splitlines() if ln.strip().startswith("missing    weights")]
+    splits = [ln for ln in out.splitlines() if ln.strip().startswith("missing    split")]
+    assert len(weights) >= 3 and len(splits) >= 5  # all of them, not the first one only
 
 
 def test_missing_weights_file_is_caught_before_running(bench_env, tmp_path, monkeypatch):

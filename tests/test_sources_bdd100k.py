@@ -6,23 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from skimage import data as skdata
 
 from benchmark.data.sources import Options, prepare_bdd100k
 from benchmark.data.sources import common as C
 from benchmark.data.sources.bdd100k import BDD_TO_CITYSCAPES
 from benchmark.errors import DataError
-
-
-def save_jpeg(path: Path, w: int = 1280, h: int = 720) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(skdata.coffee()).resize((w, h)).save(path, format="JPEG", quality=70)
-
-
-def box(x1: float, y1: float, x2: float, y2: float) -> dict:
-    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
-
+from benchmark.smoke.rawformats import bdd_box as box
+from benchmark.smoke.rawformats import save_jpeg, write_bdd100k
 
 DET20 = [
     {
@@ -70,11 +60,7 @@ LEGACY = [
 @pytest.fixture
 def bdd(tmp_path: Path) -> Path:
     raw = tmp_path / "bdd100k"
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
-        save_jpeg(raw / "images" / "100k" / "val" / name)
-    labels = raw / "labels" / "det_20" / "det_val.json"
-    labels.parent.mkdir(parents=True)
-    labels.write_text(json.dumps(DET20))
+    write_bdd100k(raw, DET20)
     return raw
 
 

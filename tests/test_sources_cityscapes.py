@@ -11,25 +11,17 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from skimage import data as skdata
 
 from benchmark.data.sources import Options, prepare_cityscapes, prepare_foggy_cityscapes
 from benchmark.data.sources import common as C
 from benchmark.data.sources.cityscapes import foggy_split_name, resolve_label
 from benchmark.errors import DataError, MissingFileError
+from benchmark.smoke.rawformats import rect_polygon as rect
+from benchmark.smoke.rawformats import save_png
+from benchmark.smoke.rawformats import write_cityscapes_polygons as write_gt
 
 FRANKFURT = "frankfurt/frankfurt_000000_000294"
 LINDAU = "lindau/lindau_000001_000019"
-
-
-def save_png(path: Path, w: int, h: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(skdata.chelsea()).resize((w, h)).save(path, format="PNG")
-
-
-def rect(x0: int, y0: int, x1: int, y1: int) -> list[list[int]]:
-    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
 
 
 OBJECTS = [
@@ -62,15 +54,6 @@ EXPECTED_FRANKFURT = [
     ("bicycle", 0, [58, 26, 6, 6]),
     ("car", 1, [42, 20, 3, 3]),
 ]
-
-
-def write_gt(raw: Path, split: str, stem: str, objects: list, size: tuple[int, int] | None) -> None:
-    path = raw / "gtFine" / split / f"{stem}_gtFine_polygons.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict = {"objects": objects}
-    if size is not None:
-        doc.update(imgWidth=size[0], imgHeight=size[1])
-    path.write_text(json.dumps(doc, indent=2))
 
 
 @pytest.fixture

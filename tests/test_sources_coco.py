@@ -7,19 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from skimage import data as skdata
 
 from benchmark.data.sources import Options, prepare_coco, prepare_coco_o
 from benchmark.data.sources import common as C
 from benchmark.data.sources.coco_o import COCO_O_DOMAINS
 from benchmark.errors import DataError, MissingFileError
-
-
-def save_jpeg(path: Path, w: int, h: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(skdata.astronaut()).resize((w, h)).save(path, format="JPEG", quality=70)
-
+from benchmark.smoke.rawformats import write_coco_tree
 
 CATEGORIES = [
     {"id": 1, "name": "person", "supercategory": "person"},
@@ -102,14 +95,6 @@ def coco_doc() -> dict:
         "annotations": copy.deepcopy(ANNOTATIONS),
         "categories": copy.deepcopy(CATEGORIES),
     }
-
-
-def write_coco_tree(base: Path, split: str, doc: dict) -> None:
-    ann = base / "annotations" / f"instances_{split}.json"
-    ann.parent.mkdir(parents=True, exist_ok=True)
-    ann.write_text(json.dumps(doc))
-    for img in IMAGES:
-        save_jpeg(base / split / img["file_name"], img["width"], img["height"])
 
 
 @pytest.fixture

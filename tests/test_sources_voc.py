@@ -9,71 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-from skimage import data as skdata
 
 from benchmark.data.sources import Options, prepare_cross_domain, prepare_voc
 from benchmark.data.sources import common as C
 from benchmark.data.split import load_split
 from benchmark.errors import DataError, MissingFileError
-
-
-def save_jpeg(path: Path, w: int, h: int, src: np.ndarray | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(skdata.astronaut() if src is None else src).resize((w, h))
-    img.save(path, format="JPEG", quality=80)
-
-
-def obj(name: str, box: tuple | None, difficult: int | str = 0) -> str:
-    bb = (
-        ""
-        if box is None
-        else (
-            "<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>".format(
-                *box
-            )
-        )
-    )
-    return (
-        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
-        f"<difficult>{difficult}</difficult>{bb}</object>"
-    )
-
-
-def write_xml(path: Path, size: tuple[int, int] | None, objects: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sz = (
-        ""
-        if size is None
-        else (f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>")
-    )
-    path.write_text(
-        f"<annotation><folder>VOC</folder><filename>{path.stem}.jpg</filename>{sz}"
-        + "\n".join(objects)
-        + "</annotation>\n"
-    )
-
-
-def write_set(ds: Path, name: str, ids: list[str]) -> None:
-    f = ds / "ImageSets" / "Main" / f"{name}.txt"
-    f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text("".join(f"{i}\n" for i in ids))
-
-
-def add_image(
-    ds: Path,
-    image_id: str,
-    size: tuple[int, int],
-    objects: list[str],
-    xml_size: tuple[int, int] | None | str = "same",
-) -> None:
-    save_jpeg(ds / "JPEGImages" / f"{image_id}.jpg", *size)
-    write_xml(
-        ds / "Annotations" / f"{image_id}.xml", size if xml_size == "same" else xml_size, objects
-    )  # type: ignore[arg-type]
-
+from benchmark.smoke.rawformats import add_voc_image as add_image
+from benchmark.smoke.rawformats import voc_object as obj
+from benchmark.smoke.rawformats import write_image_set as write_set
+from benchmark.smoke.rawformats import write_voc_xml as write_xml
 
 AWKWARD = [
     obj("dog", (10, 5, 30, 20)),  # -> [9, 4, 21, 16]

@@ -19,6 +19,10 @@ from benchmark.evaluation.summary_metrics import metric_entries
 from benchmark.store import Cell, list_cells, record_checksum
 
 SCHEMA = 1
+#: a results root a smoke test writes (``python -m benchmark.run --smoke``) holds this file;
+#: only there are records marked ``"smoke": true`` read — anywhere else they are skipped,
+#: so a rehearsal never counts as a result
+SMOKE_ROOT_MARK = "SMOKE_ROOT"
 
 
 class RecordError(ValueError):
@@ -176,6 +180,9 @@ def read_record(path: Path) -> Record:
     except json.JSONDecodeError as e:
         raise RecordError(f"malformed JSON (truncated?): {e}") from None
     validate_record(data, path.parent.name)
+    if data.get("smoke") is True and not (path.parents[2] / SMOKE_ROOT_MARK).is_file():
+        raise RecordError("a smoke-test record (python -m benchmark.run --smoke): a rehearsal "
+                          "at a few iterations, never a result")
     return Record(path, hashlib.sha256(raw).hexdigest(), data)
 
 

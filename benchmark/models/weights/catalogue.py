@@ -52,8 +52,10 @@ INCEPTION_RGB = PixelStats((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), "RGB")
 PIXELS = {"imagenet_rgb": IMAGENET_RGB, "msra_bgr": MSRA_BGR, "inception_rgb": INCEPTION_RGB}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WeightsEntry:
+    """One checkpoint (keyword arguments only, as timm's ``default_cfgs``)."""
+
     name: str
     architecture: str  # BACKBONES name
     file: str  # file name under $BENCH_WEIGHTS
@@ -87,119 +89,157 @@ MADRY = "https://huggingface.co/madrylab/robust-imagenet-models/resolve/main/"
 BSD3, MIT, APACHE, CC_BY_NC = "BSD-3-Clause", "MIT", "Apache-2.0", "CC-BY-NC-4.0"
 
 
-def _e(name: str, arch: str, file: str, url: str, licence: str, converter: str,
-       sha256: str | None, publication: tuple[str, ...] = (), pixels: str = "imagenet_rgb",
-       description: str = "", **options: object) -> WeightsEntry:
-    return WeightsEntry(name, arch, file, url, licence, converter, sha256, pixels, publication,
-                        description, tuple(sorted(options.items())))
-
-
 CATALOGUE: tuple[WeightsEntry, ...] = (
     # ---- torchvision (file names carry the sha256 prefix; R50's full digest is measured)
-    _e("torchvision_resnet50", "resnet50", "resnet50-0676ba61.pth", TV + "resnet50-0676ba61.pth",
-       BSD3, "torchvision",
-       "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
-       ("torchvision_r50",), description="ResNet-50 IMAGENET1K_V1"),
-    _e("torchvision_resnet101", "resnet101", "resnet101-63fe2227.pth",
-       TV + "resnet101-63fe2227.pth", BSD3, "torchvision", "63fe2227",
-       description="ResNet-101 IMAGENET1K_V1"),
-    _e("torchvision_resnet18", "resnet18", "resnet18-f37072fd.pth", TV + "resnet18-f37072fd.pth",
-       BSD3, "torchvision", "f37072fd"),
-    _e("torchvision_resnext50_32x4d", "resnext50_32x4d", "resnext50_32x4d-7cdf4587.pth",
-       TV + "resnext50_32x4d-7cdf4587.pth", BSD3, "torchvision", "7cdf4587"),
-    _e("torchvision_convnext_tiny", "convnext_tiny", "convnext_tiny-983f1562.pth",
-       TV + "convnext_tiny-983f1562.pth", BSD3, "torchvision_convnext", "983f1562"),
-    _e("torchvision_convnext_base", "convnext_base", "convnext_base-6075fbad.pth",
-       TV + "convnext_base-6075fbad.pth", BSD3, "torchvision_convnext", "6075fbad"),
-    _e("torchvision_efficientnet_b0", "efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth",
-       TV + "efficientnet_b0_rwightman-7f5810bc.pth", BSD3, "torchvision_efficientnet",
-       "7f5810bc"),
-    _e("torchvision_efficientnet_b2", "efficientnet_b2", "efficientnet_b2_rwightman-c35c1473.pth",
-       TV + "efficientnet_b2_rwightman-c35c1473.pth", BSD3, "torchvision_efficientnet",
-       "c35c1473"),
+    WeightsEntry(name="torchvision_resnet50", architecture="resnet50",
+                 file="resnet50-0676ba61.pth", url=TV + "resnet50-0676ba61.pth", licence=BSD3,
+                 converter="torchvision",
+                 sha256="0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+                 publication=("torchvision_r50",), description="ResNet-50 IMAGENET1K_V1"),
+    WeightsEntry(name="torchvision_resnet101", architecture="resnet101",
+                 file="resnet101-63fe2227.pth", url=TV + "resnet101-63fe2227.pth", licence=BSD3,
+                 converter="torchvision", sha256="63fe2227",
+                 description="ResNet-101 IMAGENET1K_V1"),
+    WeightsEntry(name="torchvision_resnet18", architecture="resnet18",
+                 file="resnet18-f37072fd.pth", url=TV + "resnet18-f37072fd.pth", licence=BSD3,
+                 converter="torchvision", sha256="f37072fd"),
+    WeightsEntry(name="torchvision_resnext50_32x4d", architecture="resnext50_32x4d",
+                 file="resnext50_32x4d-7cdf4587.pth", url=TV + "resnext50_32x4d-7cdf4587.pth",
+                 licence=BSD3, converter="torchvision", sha256="7cdf4587"),
+    WeightsEntry(name="torchvision_convnext_tiny", architecture="convnext_tiny",
+                 file="convnext_tiny-983f1562.pth", url=TV + "convnext_tiny-983f1562.pth",
+                 licence=BSD3, converter="torchvision_convnext", sha256="983f1562"),
+    WeightsEntry(name="torchvision_convnext_base", architecture="convnext_base",
+                 file="convnext_base-6075fbad.pth", url=TV + "convnext_base-6075fbad.pth",
+                 licence=BSD3, converter="torchvision_convnext", sha256="6075fbad"),
+    WeightsEntry(name="torchvision_efficientnet_b0", architecture="efficientnet_b0",
+                 file="efficientnet_b0_rwightman-7f5810bc.pth",
+                 url=TV + "efficientnet_b0_rwightman-7f5810bc.pth", licence=BSD3,
+                 converter="torchvision_efficientnet", sha256="7f5810bc"),
+    WeightsEntry(name="torchvision_efficientnet_b2", architecture="efficientnet_b2",
+                 file="efficientnet_b2_rwightman-c35c1473.pth",
+                 url=TV + "efficientnet_b2_rwightman-c35c1473.pth", licence=BSD3,
+                 converter="torchvision_efficientnet", sha256="c35c1473"),
     # ---- detectron2's MSRA caffe ResNets: BGR, std 1, stride in the 1x1 conv
-    _e("msra_resnet50", "resnet50", "R-50.pkl", MSRA + "R-50.pkl", APACHE, "msra_pkl", None,
-       ("msra_r50",), "msra_bgr", "MSRA caffe ResNet-50 (detectron2 ImageNetPretrained)",
-       stride_in_1x1=True),
-    _e("msra_resnet101", "resnet101", "R-101.pkl", MSRA + "R-101.pkl", APACHE, "msra_pkl", None,
-       ("msra_r101",), "msra_bgr", "MSRA caffe ResNet-101", stride_in_1x1=True),
+    WeightsEntry(name="msra_resnet50", architecture="resnet50", file="R-50.pkl",
+                 url=MSRA + "R-50.pkl", licence=APACHE, converter="msra_pkl", sha256=None,
+                 publication=("msra_r50",), pixels="msra_bgr",
+                 description="MSRA caffe ResNet-50 (detectron2 ImageNetPretrained)",
+                 options=(("stride_in_1x1", True),)),
+    WeightsEntry(name="msra_resnet101", architecture="resnet101", file="R-101.pkl",
+                 url=MSRA + "R-101.pkl", licence=APACHE, converter="msra_pkl", sha256=None,
+                 publication=("msra_r101",), pixels="msra_bgr",
+                 description="MSRA caffe ResNet-101", options=(("stride_in_1x1", True),)),
     # ---- FB semi-(weakly) supervised (torch.hub layout = torchvision keys)
-    _e("swsl_resnet50", "resnet50", "semi_weakly_supervised_resnet50-16a12f1b.pth",
-       SWSL + "semi_weakly_supervised_resnet50-16a12f1b.pth", CC_BY_NC, "torchvision",
-       "16a12f1b", ("swsl_r50",), description="Instagram-1B semi-weakly supervised ResNet-50"),
-    _e("ssl_resnet50", "resnet50", "semi_supervised_resnet50-08389792.pth",
-       SWSL + "semi_supervised_resnet50-08389792.pth", CC_BY_NC, "torchvision", "08389792",
-       description="YFCC100M semi-supervised ResNet-50"),
-    _e("swsl_resnet18", "resnet18", "semi_weakly_supervised_resnet18-118f1556.pth",
-       SWSL + "semi_weakly_supervised_resnet18-118f1556.pth", CC_BY_NC, "torchvision",
-       "118f1556"),
-    _e("swsl_resnext50_32x4d", "resnext50_32x4d",
-       "semi_weakly_supervised_resnext50_32x4-72679e44.pth",
-       SWSL + "semi_weakly_supervised_resnext50_32x4-72679e44.pth", CC_BY_NC, "torchvision",
-       "72679e44"),
+    WeightsEntry(name="swsl_resnet50", architecture="resnet50",
+                 file="semi_weakly_supervised_resnet50-16a12f1b.pth",
+                 url=SWSL + "semi_weakly_supervised_resnet50-16a12f1b.pth", licence=CC_BY_NC,
+                 converter="torchvision", sha256="16a12f1b", publication=("swsl_r50",),
+                 description="Instagram-1B semi-weakly supervised ResNet-50"),
+    WeightsEntry(name="ssl_resnet50", architecture="resnet50",
+                 file="semi_supervised_resnet50-08389792.pth",
+                 url=SWSL + "semi_supervised_resnet50-08389792.pth", licence=CC_BY_NC,
+                 converter="torchvision", sha256="08389792",
+                 description="YFCC100M semi-supervised ResNet-50"),
+    WeightsEntry(name="swsl_resnet18", architecture="resnet18",
+                 file="semi_weakly_supervised_resnet18-118f1556.pth",
+                 url=SWSL + "semi_weakly_supervised_resnet18-118f1556.pth", licence=CC_BY_NC,
+                 converter="torchvision", sha256="118f1556"),
+    WeightsEntry(name="swsl_resnext50_32x4d", architecture="resnext50_32x4d",
+                 file="semi_weakly_supervised_resnext50_32x4-72679e44.pth",
+                 url=SWSL + "semi_weakly_supervised_resnext50_32x4-72679e44.pth", licence=CC_BY_NC,
+                 converter="torchvision", sha256="72679e44"),
     # ---- timm releases
-    _e("seresnet50_ra_224", "seresnet50", "seresnet50_ra_224-8efdb4bb.pth",
-       TIMM + "seresnet50_ra_224-8efdb4bb.pth", APACHE, "timm", "8efdb4bb"),
-    _e("tf_efficientnet_b0_ns", "tf_efficientnet_b0", "tf_efficientnet_b0_ns-c0e6a31c.pth",
-       TIMM + "tf_efficientnet_b0_ns-c0e6a31c.pth", APACHE, "timm", "c0e6a31c",
-       ("effb0_ns",), description="Noisy Student (JFT-300M) EfficientNet-B0, TF padding"),
-    _e("tf_efficientnet_b2_ns", "tf_efficientnet_b2", "tf_efficientnet_b2_ns-00306e48.pth",
-       TIMM + "tf_efficientnet_b2_ns-00306e48.pth", APACHE, "timm", "00306e48",
-       ("effb2_ns",), description="Noisy Student (JFT-300M) EfficientNet-B2, TF padding"),
-    _e("efficientnet_b2_ra", "efficientnet_b2", "efficientnet_b2_ra-bcdf34b7.pth",
-       TIMM + "efficientnet_b2_ra-bcdf34b7.pth", APACHE, "timm", "bcdf34b7"),
+    WeightsEntry(name="seresnet50_ra_224", architecture="seresnet50",
+                 file="seresnet50_ra_224-8efdb4bb.pth",
+                 url=TIMM + "seresnet50_ra_224-8efdb4bb.pth", licence=APACHE, converter="timm",
+                 sha256="8efdb4bb"),
+    WeightsEntry(name="tf_efficientnet_b0_ns", architecture="tf_efficientnet_b0",
+                 file="tf_efficientnet_b0_ns-c0e6a31c.pth",
+                 url=TIMM + "tf_efficientnet_b0_ns-c0e6a31c.pth", licence=APACHE, converter="timm",
+                 sha256="c0e6a31c", publication=("effb0_ns",),
+                 description="Noisy Student (JFT-300M) EfficientNet-B0, TF padding"),
+    WeightsEntry(name="tf_efficientnet_b2_ns", architecture="tf_efficientnet_b2",
+                 file="tf_efficientnet_b2_ns-00306e48.pth",
+                 url=TIMM + "tf_efficientnet_b2_ns-00306e48.pth", licence=APACHE, converter="timm",
+                 sha256="00306e48", publication=("effb2_ns",),
+                 description="Noisy Student (JFT-300M) EfficientNet-B2, TF padding"),
+    WeightsEntry(name="efficientnet_b2_ra", architecture="efficientnet_b2",
+                 file="efficientnet_b2_ra-bcdf34b7.pth",
+                 url=TIMM + "efficientnet_b2_ra-bcdf34b7.pth", licence=APACHE, converter="timm",
+                 sha256="bcdf34b7"),
     # ---- FB ConvNeXt release ({"model": ...}, head.* dropped)
-    _e("convnext_base_22k", "convnext_base", "convnext_base_22k_224.pth",
-       FB_CONVNEXT + "convnext_base_22k_224.pth", MIT, "fb_convnext", None,
-       ("convnext_b_22k",), description="ConvNeXt-B ImageNet-22k"),
-    _e("convnext_base_1k", "convnext_base", "convnext_base_1k_224_ema.pth",
-       FB_CONVNEXT + "convnext_base_1k_224_ema.pth", MIT, "fb_convnext", None,
-       ("convnext_b_1k",), description="ConvNeXt-B ImageNet-1k (EMA)"),
+    WeightsEntry(name="convnext_base_22k", architecture="convnext_base",
+                 file="convnext_base_22k_224.pth", url=FB_CONVNEXT + "convnext_base_22k_224.pth",
+                 licence=MIT, converter="fb_convnext", sha256=None,
+                 publication=("convnext_b_22k",), description="ConvNeXt-B ImageNet-22k"),
+    WeightsEntry(name="convnext_base_1k", architecture="convnext_base",
+                 file="convnext_base_1k_224_ema.pth",
+                 url=FB_CONVNEXT + "convnext_base_1k_224_ema.pth", licence=MIT,
+                 converter="fb_convnext", sha256=None, publication=("convnext_b_1k",),
+                 description="ConvNeXt-B ImageNet-1k (EMA)"),
     # ---- Swin (Microsoft release, {"model": ...} in the original layout)
-    _e("swin_tiny", "swin_tiny", "swin_tiny_patch4_window7_224.pth",
-       SWIN + "swin_tiny_patch4_window7_224.pth", MIT, "msft_swin", None, ("swin_t",)),
-    _e("swin_small", "swin_small", "swin_small_patch4_window7_224.pth",
-       SWIN + "swin_small_patch4_window7_224.pth", MIT, "msft_swin", None),
-    _e("swin_base", "swin_base", "swin_base_patch4_window7_224.pth",
-       SWIN + "swin_base_patch4_window7_224.pth", MIT, "msft_swin", None),
+    WeightsEntry(name="swin_tiny", architecture="swin_tiny",
+                 file="swin_tiny_patch4_window7_224.pth",
+                 url=SWIN + "swin_tiny_patch4_window7_224.pth", licence=MIT, converter="msft_swin",
+                 sha256=None, publication=("swin_t",)),
+    WeightsEntry(name="swin_small", architecture="swin_small",
+                 file="swin_small_patch4_window7_224.pth",
+                 url=SWIN + "swin_small_patch4_window7_224.pth", licence=MIT,
+                 converter="msft_swin", sha256=None),
+    WeightsEntry(name="swin_base", architecture="swin_base",
+                 file="swin_base_patch4_window7_224.pth",
+                 url=SWIN + "swin_base_patch4_window7_224.pth", licence=MIT, converter="msft_swin",
+                 sha256=None),
     # ---- the ViT-B/16 checkpoints RobustViT fine-tunes (hila-chefer/RobustViT@df06c98
     # imagenet_finetune.py:25 / :34 import them; their URLs: ViT/ViT.py:29-32, 42-43). Both
     # are timm's VisionTransformer layout; DeiT's file is {"model": sd} (ViT.py:307).
     # RobustViT normalises every model with mean = std = 0.5 (segmentation_dataset.py:24-25);
     # DeiT was trained with the ImageNet statistics (timm/models/deit.py:146), given here.
     # (RobustViT's third model, AugReg-B, is a JAX .npz (ViT/ViT_new.py:84-86): not listed.)
-    _e("vit_base_patch16_224_in21k_ft_in1k", "vit_base_patch16",
-       "jx_vit_base_p16_224-80ecf9dd.pth", TIMM_VITJX + "jx_vit_base_p16_224-80ecf9dd.pth",
-       APACHE, "timm_vit", "80ecf9dd", pixels="inception_rgb",
-       description="Google ViT-B/16, IN-21k pre-trained, IN-1k fine-tuned (RobustViT's ViT-B)"),
-    _e("deit_base_patch16_224", "vit_base_patch16", "deit_base_patch16_224-b5f2ef4d.pth",
-       FB_DEIT + "deit_base_patch16_224-b5f2ef4d.pth", APACHE, "timm_vit", "b5f2ef4d",
-       description="DeiT-B/16, ImageNet-1k (RobustViT's DeiT-B)"),
+    WeightsEntry(name="vit_base_patch16_224_in21k_ft_in1k", architecture="vit_base_patch16",
+                 file="jx_vit_base_p16_224-80ecf9dd.pth",
+                 url=TIMM_VITJX + "jx_vit_base_p16_224-80ecf9dd.pth", licence=APACHE,
+                 converter="timm_vit", sha256="80ecf9dd", pixels="inception_rgb",
+                 description="Google ViT-B/16, IN-21k pre-trained, IN-1k fine-tuned "
+                             "(RobustViT's ViT-B)"),
+    WeightsEntry(name="deit_base_patch16_224", architecture="vit_base_patch16",
+                 file="deit_base_patch16_224-b5f2ef4d.pth",
+                 url=FB_DEIT + "deit_base_patch16_224-b5f2ef4d.pth", licence=APACHE,
+                 converter="timm_vit", sha256="b5f2ef4d",
+                 description="DeiT-B/16, ImageNet-1k (RobustViT's DeiT-B)"),
     # ---- robust ResNet-50s (Yamada & Otani's list; "module." prefixes)
-    _e("augmix_resnet50", "resnet50", "augmix_resnet.pth.tar",  # the study's name (fpn.py:692)
-       "https://drive.google.com/file/d/1z-1V3rdFiwqSECz7Wkmn4VJVefJGJGiF", APACHE,
-       "module_prefix", None, ("augmix_r50",), description="AugMix ResNet-50 (180 epochs)"),
-    _e("deepaugment_resnet50", "resnet50", "deepaugment.pth.tar",
-       "https://drive.google.com/file/d/1DPRElQnBG66nd7GUphVm1t-5NroL7t7k", MIT,
-       "module_prefix", None),
-    _e("deepaugment_augmix_resnet50", "resnet50", "deepaugment_and_augmix.pth.tar",
-       "https://drive.google.com/file/d/1QKmc_p6-qDkh51WvsaS9HKFv8bX5jLnP", MIT,
-       "module_prefix", None, ("deepaugment_augmix_r50",)),
-    _e("ant_resnet50", "resnet50", "ANT3x3_Model.pth",
-       "https://github.com/bethgelab/game-of-noise/releases/download/v1.0/ANT3x3_Model.pth",
-       MIT, "module_prefix", None, ("ant_r50",)),
-    _e("sin_resnet50", "resnet50", "resnet50_train_60_epochs-c8e5653e.pth.tar",
-       "https://bitbucket.org/robert_geirhos/texture-vs-shape-pretrained-models/raw/"
+    WeightsEntry(name="augmix_resnet50", architecture="resnet50", file="augmix_resnet.pth.tar",
+                 url="https://drive.google.com/file/d/1z-1V3rdFiwqSECz7Wkmn4VJVefJGJGiF",
+                 licence=APACHE, converter="module_prefix", sha256=None,
+                 publication=("augmix_r50",), description="AugMix ResNet-50 (180 epochs)"),
+    WeightsEntry(name="deepaugment_resnet50", architecture="resnet50", file="deepaugment.pth.tar",
+                 url="https://drive.google.com/file/d/1DPRElQnBG66nd7GUphVm1t-5NroL7t7k",
+                 licence=MIT, converter="module_prefix", sha256=None),
+    WeightsEntry(name="deepaugment_augmix_resnet50", architecture="resnet50",
+                 file="deepaugment_and_augmix.pth.tar",
+                 url="https://drive.google.com/file/d/1QKmc_p6-qDkh51WvsaS9HKFv8bX5jLnP",
+                 licence=MIT, converter="module_prefix", sha256=None,
+                 publication=("deepaugment_augmix_r50",)),
+    WeightsEntry(name="ant_resnet50", architecture="resnet50", file="ANT3x3_Model.pth",
+                 url="https://github.com/bethgelab/game-of-noise/releases/download/v1.0/ANT3x3_Model.pth",
+                 licence=MIT, converter="module_prefix", sha256=None, publication=("ant_r50",)),
+    WeightsEntry(name="sin_resnet50", architecture="resnet50",
+                 file="resnet50_train_60_epochs-c8e5653e.pth.tar",
+                 url="https://bitbucket.org/robert_geirhos/texture-vs-shape-pretrained-models/raw/"
        "6f41d2e86fc60566f78de64ecff35cc61eb6436f/resnet50_train_60_epochs-c8e5653e.pth.tar",
-       MIT, "module_prefix", "c8e5653e"),
-    _e("prime_resnet50", "resnet50", "ResNet50_ImageNet_PRIME_noJSD.ckpt",
-       "https://zenodo.org/record/5801872/files/ResNet50_ImageNet_PRIME_noJSD.ckpt", APACHE,
-       "module_prefix", None, ("prime_r50",)),
+                 licence=MIT, converter="module_prefix", sha256="c8e5653e"),
+    WeightsEntry(name="prime_resnet50", architecture="resnet50",
+                 file="ResNet50_ImageNet_PRIME_noJSD.ckpt",
+                 url="https://zenodo.org/record/5801872/files/ResNet50_ImageNet_PRIME_noJSD.ckpt",
+                 licence=APACHE, converter="module_prefix", sha256=None,
+                 publication=("prime_r50",)),
     *(  # madrylab/robust-models-transfer release files (robustness library checkpoints)
-        _e(f"adv_l2_eps{eps.replace('.', '_')}_resnet50", "resnet50",
-           f"resnet50_l2_eps{eps}.ckpt", MADRY + f"resnet50_l2_eps{eps}.ckpt", MIT,
-           "robustness", None, (f"adv_l2_{eps.replace('.', '_')}_r50",),
-           description=f"adversarially trained, L2 eps={eps}")
+        WeightsEntry(name=f"adv_l2_eps{eps.replace('.', '_')}_resnet50", architecture="resnet50",
+                     file=f"resnet50_l2_eps{eps}.ckpt", url=MADRY + f"resnet50_l2_eps{eps}.ckpt",
+                     licence=MIT, converter="robustness", sha256=None,
+                     publication=(f"adv_l2_{eps.replace('.', '_')}_r50",),
+                     description=f"adversarially trained, L2 eps={eps}")
         for eps in ("0.1", "1", "3", "5")
     ),
 )
@@ -222,10 +262,21 @@ def lookup(name: str) -> WeightsEntry | None:
     return _BY_NAME.get(name)
 
 
+def unknown(name: str) -> str:
+    """Why ``name`` is no weights, with the nearest valid value and every choice."""
+    import difflib
+
+    near = difflib.get_close_matches(name, ["imagenet", "none", *names()], n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return (f"unknown weights {name!r} ({hint}known: 'imagenet' (the backbone's default "
+            f"checkpoint), 'none' (from scratch), a file path, or a catalogue name: "
+            f"{', '.join(names())})")
+
+
 def get(name: str) -> WeightsEntry:
     entry = _BY_NAME.get(name)
     if entry is None:
-        raise ConfigError(f"unknown weights {name!r} (known: {', '.join(names())})")
+        raise ConfigError(unknown(name))
     return entry
 
 
