@@ -1,18 +1,29 @@
-"""``python -m benchmark.clean --grid G [--grid H ...] [--dry-run]``: remove what no cell needs.
+"""``python -m benchmark.clean --grid G [--grid H ...] [--dry-run | --yes]``: remove what no
+cell needs — listed first, removed only when confirmed.
 
 Grids change; their old cells leave trainings, evaluations and run directories behind that
-nothing will read again, and killed writes leave temp files. This lists, then removes:
+nothing will read again, and killed writes leave temp files. Removable are:
 
 - trainings under ``<artifacts>/train/`` (and evaluations under their ``eval/``) that no
-  cell of the given grids uses and no run record refers to (records keep the predictions
-  their bootstrap intervals are computed from);
+  cell of the given grids uses, no run record refers to (records keep the predictions their
+  bootstrap intervals are computed from), no kept run directory of any grid (below: running,
+  queued or resumable) will use, and that hold no resumable checkpoint (``last.pt`` /
+  ``previous.pt``: a preempted training resumes from it);
 - run directories under ``<results>/runs/`` without a record that are no cell of the given
-  grids and that no live process runs (abandoned plans, failures of changed grids);
+  grids, that no process or scheduler job runs or queues, and whose training holds no
+  resumable checkpoint (abandoned plans, failures of changed grids);
 - temp files of atomic writes older than 10 minutes, ``*.damaged`` files set aside by
   earlier runs, and lock files of cells that are gone.
 
 Records are never removed. The grids must resolve their data (their fingerprints include
 the datasets' content), so what a grid uses is computed exactly, never guessed.
+
+Everything removable is listed first; then ``clean`` asks (a terminal), or removes with
+``--yes``. Without a terminal and without ``--yes`` it removes nothing and exits 2.
+Exit status: 0 done (or nothing to do, or ``--dry-run``), 1 declined, 2 refused or bad input.
+
+    python -m benchmark.clean --grid demo --dry-run   # what would go, and why
+    python -m benchmark.clean --grid demo --yes       # remove it without asking
 """
 
 from __future__ import annotations
@@ -22,14 +33,37 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.grid import load_grid
-from benchmark.status import cell_states
-from benchmark.store import Cell, artifacts_root, list_cells, results_root
+from benchmark.status import SchedulerView, cell_states
+from benchmark.store import (
+    Cell,
+    TrainingDir,
+    artifacts_root,
+    list_cells,
+    results_root,
+    warn,
+)
 
 TEMP_AGE_S = 600.0
+LIVE = ("running", "pending")  # a process or a scheduler job has the cell
+
+
+@dataclass
+class Needs:
+    """What must stay: cell fingerprints, trainings and (training, evaluation) pairs."""
+
+    cells: set[str] = field(default_factory=set)
+    trainings: set[str] = field(default_factory=set)
+    evals: set[tuple[str, str]] = field(default_factory=set)
+    unknown: list[str] = field(default_factory=list)  # live cells whose training is unknown
+
+    def add_spec(self, spec: Any) -> None:
+        self.trainings.add(spec.train_fingerprint)
+        self.evals.add((spec.train_fingerprint, spec.eval_fingerprint))
 
 
 def _size(path: Path) -> int:
@@ -38,45 +72,89 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _records(results: Path) -> Iterable[dict]:
-    for cell in list_cells(results):
-        record, _ = cell.load_record()
-        if record is not None:
-            yield record
+def _add_record_paths(needs: Needs, record: dict[str, Any]) -> None:
+    artifacts = record.get("artifacts") or {}
+    paths = [artifacts.get("checkpoint", "")]
+    paths += list((artifacts.get("predictions") or {}).values())
+    for rel in paths:
+        parts = Path(str(rel)).parts  # train/<tfp>/... and train/<tfp>/eval/<efp>/...
+        if len(parts) >= 2 and parts[0] == "train":
+            needs.trainings.add(parts[1])
+        if len(parts) >= 4 and parts[2] == "eval":
+            needs.evals.add((parts[1], parts[3]))
 
 
-def removable(grids: list[str]) -> list[tuple[Path, str]]:
-    """(path, why) of everything the grids' cells and the records do not need."""
-    cells = [spec for name in grids for spec in load_grid(name).cells()]
-    results, artifacts = results_root(), artifacts_root()
-    needed_cells = {s.fingerprint for s in cells}
-    needed_trainings = {s.train_fingerprint for s in cells}
-    needed_evals = {(s.train_fingerprint, s.eval_fingerprint) for s in cells}
-    for record in _records(results):
-        paths = [record.get("artifacts", {}).get("checkpoint", "")]
-        paths += list(record.get("artifacts", {}).get("predictions", {}).values())
-        for rel in paths:
-            parts = Path(rel).parts  # train/<tfp>/... and train/<tfp>/eval/<efp>/...
-            if len(parts) >= 2 and parts[0] == "train":
-                needed_trainings.add(parts[1])
-            if len(parts) >= 4 and parts[2] == "eval":
-                needed_evals.add((parts[1], parts[3]))
-    out: list[tuple[Path, str]] = []
-    for training in sorted((artifacts / "train").glob("*")):
-        if training.name not in needed_trainings:
-            out.append((training, "training no grid cell or record uses"))
-            continue
-        for ev in sorted((training / "eval").glob("*")):
-            if (training.name, ev.name) not in needed_evals:
-                out.append((ev, "evaluation setting no grid cell or record uses"))
+def _cell_spec(cell: Cell) -> Any | None:
+    """The run spec a cell directory was written for (``spec.json``); None if unreadable."""
+    from benchmark.spec import spec_from_json
+
+    data = cell.read(Cell.SPEC) or {}
+    try:
+        return spec_from_json(data["spec"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _resumable(training: TrainingDir) -> bool:
+    return training.last.exists() or training.previous.exists()
+
+
+def _no_scheduler(job_ids: Iterable[str]) -> SchedulerView:
+    """clean never asks SLURM: a submitted cell counts as queued (kept)."""
+    return SchedulerView(jobs={}, source="none", complete=False, calls=0,
+                         error="not queried by clean")
+
+
+def removable(grids: list[str], *, results: Path | None = None,
+              artifacts: Path | None = None) -> list[tuple[Path, str]]:
+    """(path, why) of everything that no cell of ``grids``, no record, no cell under the
+    results root that runs, is queued or can resume, and no resumable checkpoint needs."""
+    from benchmark.grid import load_grid  # torch, timm: only once there is work
+
+    results = results_root() if results is None else Path(results)
+    artifacts = artifacts_root() if artifacts is None else Path(artifacts)
+    needs = Needs()
+    for name in grids:
+        for spec in load_grid(name).cells():
+            needs.cells.add(spec.fingerprint)
+            needs.add_spec(spec)
     states = {c.fingerprint: c.state for c in cell_states(results=results, query=_no_scheduler)}
-    kept = set()
+    out: list[tuple[Path, str]] = []
+    kept: set[str] = set()
     for cell in list_cells(results):
         fp = cell.fingerprint
-        if fp in needed_cells or Cell.RECORD in cell.files() or states[fp] == "running":
+        record, _ = cell.load_record()
+        if record is not None:
+            _add_record_paths(needs, record)
             kept.add(fp)
             continue
-        out.append((cell.dir, f"run directory without a record, not in the grids ({states[fp]})"))
+        spec = _cell_spec(cell)  # not done, of any grid: it runs, is queued, or resumes
+        resumable = spec is not None and _resumable(TrainingDir(spec.train_fingerprint,
+                                                                artifacts))
+        live = states[fp] in LIVE
+        if fp in needs.cells or live or resumable or Cell.RECORD in cell.files():
+            kept.add(fp)  # in the grids, live, resumable, or a (damaged) record
+            if spec is not None:
+                needs.add_spec(spec)
+            elif live:
+                needs.unknown.append(fp)
+            continue
+        out.append((cell.dir, f"run directory without a record, not in the grids "
+                              f"({states[fp]})"))
+    trainings = sorted((artifacts / "train").glob("*"))
+    if needs.unknown:  # a live cell whose training cannot be told: keep every training
+        warn(f"cell(s) {', '.join(needs.unknown)} run or are queued but their spec.json is "
+             "unreadable: no training is removed")
+        trainings = []
+    for path in trainings:
+        if path.name not in needs.trainings:
+            if not _resumable(TrainingDir(path.name, artifacts)):
+                out.append((path, "training no grid cell, record or unfinished cell uses"))
+            continue
+        for ev in sorted((path / "eval").glob("*")):
+            if (path.name, ev.name) not in needs.evals:
+                out.append((ev, "evaluation setting no grid cell, record or unfinished cell "
+                                "uses"))
     now = time.time()
     for root in (results / "runs", artifacts):
         for tmp in sorted(root.rglob(".*.tmp")) if root.is_dir() else []:
@@ -85,24 +163,47 @@ def removable(grids: list[str]) -> list[tuple[Path, str]]:
         for damaged in sorted(root.rglob("*.damaged")) if root.is_dir() else []:
             out.append((damaged, "damaged file set aside by an earlier run"))
     for lock in sorted((artifacts / "locks").glob("*.lock")):
-        if lock.stem not in kept | needed_cells:
+        if lock.stem not in kept | needs.cells:
             out.append((lock, "lock of a cell that is gone"))
-    return out
+    return _outermost(out)
 
 
-def _no_scheduler(job_ids: Iterable[str]):  # clean never asks SLURM: queued cells are kept
-    from benchmark.status import SchedulerView
+def _outermost(items: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Drop items inside a directory that is itself listed (removed with it)."""
+    dirs = [p for p, _ in items if p.is_dir()]
+    return [(p, why) for p, why in items
+            if not any(d != p and d in p.parents for d in dirs)]
 
-    return SchedulerView(jobs={}, source="none", complete=False, calls=0,
-                         error="not queried by clean")
+
+def confirm(question: str) -> bool | None:
+    """The user's answer on a terminal; None when stdin is not one (nobody to ask)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        return None
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.clean",
-                                 description=__doc__.split("\n")[0])
+                                 description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[3:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", action="append", required=True,
                     help="a grid whose cells are kept (repeat for several)")
-    ap.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    mode.add_argument("--yes", "-y", action="store_true",
+                      help="remove what is listed without asking")
     args = ap.parse_args(argv)
     try:
         items = removable(args.grid)
@@ -113,16 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     for path, why in items:
         size = _size(path)
         total += size
-        print(f"{'would remove' if args.dry_run else 'removed'} {path} ({size / 1e6:.1f} MB): "
-              f"{why}")
-        if not args.dry_run:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-    verb = "would free" if args.dry_run else "freed"
-    print(f"{len(items)} item(s); {verb} {total / 1e6:.1f} MB")
+        print(f"would remove {path} ({size / 1e6:.1f} MB): {why}")
+    summary = f"{len(items)} item(s), {total / 1e6:.1f} MB"
+    if not items:
+        print("nothing to remove")
+        return 0
+    if args.dry_run:
+        print(f"{summary} would be freed (dry run: nothing removed)")
+        return 0
+    if not args.yes:
+        answer = confirm(f"remove these {summary}? [y/N] ")
+        if answer is None:
+            print(f"error: not removing {summary} without confirmation: stdin is not a "
+                  "terminal (pass --yes to remove them, --dry-run to only list)",
+                  file=sys.stderr)
+            return 2
+        if not answer:
+            print("nothing removed")
+            return 1
+    for path, _ in items:
+        remove(path)
+        print(f"removed {path}")
+    print(f"{summary} freed")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

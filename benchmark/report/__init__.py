@@ -7,7 +7,7 @@ Modules, each one job (imports go down this list, never up):
 * :mod:`~benchmark.report.frames` — records → pandas frames;
 * :mod:`~benchmark.report.options` — what the report was asked for;
 * :mod:`~benchmark.report.names` — short display names ("EfficientNet-Lite0 (IN-1k)", "DP-FT");
-* :mod:`~benchmark.report.tables` — a family's ranked table (:class:`FamilyBuilder`);
+* :mod:`~benchmark.report.tables` — a family's ranked table (:class:`FamilyTable`);
 * :mod:`~benchmark.report.cards` — the protocol cards of a family's runs and publications,
   and whether a published row is comparable (:mod:`benchmark.protocol`);
 * :mod:`~benchmark.report.published` — published rows and RGN next to reproduced ones;

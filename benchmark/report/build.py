@@ -26,8 +26,9 @@ from benchmark.report.published import published_table, rgn_table
 from benchmark.report.reading import corruption_table, how_to_read, spec_table
 from benchmark.report.records import Skipped
 from benchmark.report.render import render_template
-from benchmark.report.tables import FamilyBuilder, Table
+from benchmark.report.tables import FamilyTable, Table
 from benchmark.report.uncertainty import RecordBootstrap, read_cache, uncertainty_tables
+from benchmark.report.wise_figure import wise_ft_jobs
 
 
 @dataclass
@@ -89,6 +90,8 @@ class Report:
 
 
 def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
+    """What produced the records: code, commits, engines, grids, software, devices, CPUs,
+    datasets — each as (value, number of runs)."""
     if runs.empty:
         return {}
     datasets: dict[str, list[tuple[str, int]]] = {}
@@ -99,16 +102,70 @@ def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
     for k in sorted(per_split):
         datasets[k] = counts(per_split[k])
     dirty = int(runs.git_dirty.fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
+    machine = machine_summary(runs)
     return {
         "code": counts(runs.code),
         "commits": counts(c[:10] or "unknown" for c in runs.git_commit),
         "dirty": dirty,
         "datasets": datasets,
         "torch": counts(v or "unknown" for v in runs.torch),
+        "python": counts(v or "unknown" for v in runs.python),
         "devices": counts(v or "unknown" for v in runs.device),
         "engines": counts(runs.engine),
         "grids": counts(v or "—" for v in runs.grid),
+        **machine,
     }
+
+
+#: the run frame's columns that name one software stack on one host
+_STACK = ("hostname", "device", "torch", "python", "git_commit")
+
+
+def machine_summary(runs: pd.DataFrame) -> dict[str, Any]:
+    """CPU (model, kernel instruction sets, pinning), torch threads and package versions,
+    read from one record per host × software stack (reading every record would double the
+    report's JSON parsing) and counted for all the runs of that stack."""
+    cpus: list[tuple[str, int]] = []
+    threads: list[tuple[str, int]] = []
+    packages: list[tuple[str, int]] = []
+    cols = [c for c in _STACK if c in runs]
+    for _, group in runs.groupby(cols, sort=True, dropna=False) if cols else []:
+        prov = _record_provenance(Path(group.record_path.iloc[0]))
+        n = len(group)
+        cpus.append((_cpu_text(prov.get("cpu")), n))
+        threads.append((str(prov.get("num_threads") or "unknown"), n))
+        pkgs = prov.get("packages") or {}
+        packages.append((", ".join(f"{k} {v}" for k, v in sorted(pkgs.items()) if v)
+                         or "unknown", n))
+    return {"cpus": _merge(cpus), "threads": _merge(threads), "packages": _merge(packages)}
+
+
+def _merge(pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    total: dict[str, int] = {}
+    for v, n in pairs:
+        total[v] = total.get(v, 0) + n
+    return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _record_provenance(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        prov = json.loads(path.read_text(encoding="utf-8")).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return prov if isinstance(prov, dict) else {}
+
+
+def _cpu_text(cpu: Any) -> str:
+    """"AMD EPYC (aten avx2, blas avx2,strict, onednn off, opencv native; pinned)"."""
+    if not isinstance(cpu, dict):
+        return "unknown"
+    isa = cpu.get("isa") or {}
+    kernels = ", ".join(f"{k} {v}" for k, v in sorted(isa.items())) if isinstance(isa, dict) \
+        else str(isa)
+    extra = "; ".join(x for x in (kernels, "pinned" if cpu.get("pinned") else "") if x)
+    return f"{cpu.get('model') or 'unknown'}" + (f" ({extra})" if extra else "")
 
 
 def build_report(options: Options) -> Report:
@@ -119,7 +176,7 @@ def build_report(options: Options) -> Report:
     if options.n_resamples > 0:
         unc = RecordBootstrap(options.n_resamples, options.seed, options.level, cache)
     families: list[FamilySection] = []
-    builders: list[FamilyBuilder] = []
+    builders: list[FamilyTable] = []
     plot_jobs: list[tuple[str, Callable[[Path], Any]]] = []
     if not runs.empty:
         runs["code"] = [code_key(r) for r in
@@ -127,7 +184,7 @@ def build_report(options: Options) -> Report:
         runs["er"] = np.nan
         runs["variant"] = assign_variants(runs)
         for name in report_order(set(runs.family)):
-            fb = FamilyBuilder(name, runs[runs.family == name], options)
+            fb = FamilyTable(name, runs[runs.family == name], options)
             builders.append(fb)
             runs.loc[fb.runs.index, "er"] = fb.runs["er"]
             column_notes = fb.column_notes()
@@ -141,7 +198,8 @@ def build_report(options: Options) -> Report:
             sec.corruption = corruption_table(fb)
             sec.specs = spec_table(fb)
             sec.how_to_read = how_to_read(fb, gains)
-            for title, fname, job in plot_jobs_for(fb, gains, options.seed):
+            for title, fname, job in plot_jobs_for(fb, gains, options.seed,
+                                                   sweeps=wise_ft_jobs(fb)):
                 sec.plots.append(Plot(title, fname))
                 plot_jobs.append((fname, job))
             families.append(sec)

@@ -10,10 +10,10 @@ from typing import Any
 
 from benchmark.protocol import CARD_FIELDS, compare_cards, describe_card
 from benchmark.report.aggregation import counts
-from benchmark.report.tables import FamilyBuilder, Table, esc
+from benchmark.report.tables import FamilyTable, Table, esc
 
 
-def row_comparison(fb: FamilyBuilder, row: Mapping[str, Any],
+def row_comparison(fb: FamilyTable, row: Mapping[str, Any],
                    published: Mapping[str, Any] | None) -> tuple[bool, str]:
     """(comparable, text) for a reproduced row against a publication's card: every run of
     the row must carry a card equal to it."""
@@ -28,7 +28,7 @@ def row_comparison(fb: FamilyBuilder, row: Mapping[str, Any],
     return True, verdicts[0][1]
 
 
-def card_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
+def card_table(fb: FamilyTable) -> tuple[Table | None, list[str]]:
     """Field × card: each distinct card of the family's runs (with its number of runs), then
     each distinct card of the family's publications."""
     column = fb.runs["card"] if "card" in fb.runs else [""] * len(fb.runs)

@@ -19,16 +19,19 @@ import numpy as np
 from benchmark.report.bootstrap import er_band
 from benchmark.report.names import corruption_short, recipe_display
 from benchmark.report.published import rgn_ood_change, rgn_source
-from benchmark.report.tables import FamilyBuilder, finite
+from benchmark.report.tables import FamilyTable, finite
 from benchmark.store import atomic_write_bytes
 
 HEATMAP_PANELS = 30  # rows drawn in the corruption heatmap (best ranked first)
+SCRATCH = "none"  # backbone weights of the from-scratch control
 
 
 # ---- plot jobs ----------------------------------------------------------------------------------
-def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed: int
+def plot_jobs_for(fb: FamilyTable, gains: Mapping[tuple[str, str], Any], seed: int,
+                  sweeps: Sequence[tuple[str, str, Callable[[Path], Any]]] = ()
                   ) -> list[tuple[str, str, Callable[[Path], Any]]]:
-    """(title, file name, writer(path)) for the family's figures."""
+    """(title, file name, writer(path)) for the family's figures; ``sweeps`` (the WiSE-FT
+    curve's jobs, :mod:`benchmark.report.wise_figure`) follow the ID-vs-OOD figure."""
     fam, rows = fb.fam, fb.rows
     jobs: list[tuple[str, str, Callable[[Path], Any]]] = []
     x, y = fam.er_x, fam.er_y
@@ -64,9 +67,7 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
                              published=published)
 
         jobs.append((title, f"{fam.name}_id_vs_ood.png", job))
-    from benchmark.report.wise_figure import wise_ft_jobs  # it draws with this module's helpers
-
-    jobs.extend(wise_ft_jobs(fb))
+    jobs.extend(sweeps)
     if fb.corruptions:
         labels, values = [], []
         for _, r in rows.head(HEATMAP_PANELS).iterrows():
@@ -107,7 +108,7 @@ def plot_jobs_for(fb: FamilyBuilder, gains: Mapping[tuple[str, str], Any], seed:
     return jobs
 
 
-def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[[Path], Any]]:
+def rgn_plot_job(builders: Sequence[FamilyTable]) -> tuple[str, str, Callable[[Path], Any]]:
     pts = []
     for fb in builders:
         rows = fb.rows
@@ -120,13 +121,18 @@ def rgn_plot_job(builders: Sequence[FamilyBuilder]) -> tuple[str, str, Callable[
             runs = rgn_source(fb.runs[(fb.runs.backbone_label == label)
                                        & (fb.runs.engine == engine)])
             rgn = runs["rgn"].astype(float).mean() if not runs.empty else float("nan")
+            weights = runs.weights if not runs.empty and "weights" in runs else []
+            scratch = any(str(w) == SCRATCH for w in weights)
             if finite(a[y]) and finite(b[y]) and finite(rgn):
-                pts.append(Point(f"{a.backbone_display} ({fb.fam.name})", fb.fam.name,
-                                 float(rgn), float(a[y]) - float(b[y]), tag=str(len(pts) + 1)))
+                pts.append(Point(f"{a.backbone_display} ({fb.fam.name})",
+                                 "control" if scratch else fb.fam.name, float(rgn),
+                                 float(a[y]) - float(b[y]), tag=str(len(pts) + 1)))
     published = [Point(n, "published", rgn, d, tag=_letter(i))
                  for i, (n, rgn, d) in enumerate(rgn_ood_change())]
     return ("RGN vs OOD change under FT (FT − DP)", "rgn_vs_ood_change.png",
-            lambda p: rgn_vs_ood_change(p, pts, published))
+            lambda p: rgn_vs_ood_change(p, [q for q in pts if q.group != "control"],
+                                        published,
+                                        controls=[q for q in pts if q.group == "control"]))
 
 
 # ---- drawing ------------------------------------------------------------------------------------
@@ -146,7 +152,7 @@ class Point:
     tag: str = ""  # drawn inside the marker and keyed in the legend: labels never overlap
 
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "p", "h", "<", ">")
+MARKERS = ("o", "s", "^", "D", "v", "p", "h", "8", "<", ">", "H")  # solid: tags stay legible
 
 
 def _letter(i: int) -> str:
@@ -158,16 +164,74 @@ def _markers(groups: Sequence[str]) -> dict[str, str]:
     return {g: MARKERS[i % len(MARKERS)] for i, g in enumerate(sorted(set(groups)))}
 
 
+TAG_SIZE = 16.0  # points: the marker a tag is written in
+TAG_FONT = 7.0
+
+
 def _tagged(ax: Any, p: Point, x: float, y: float, *, marker: str, color: str,
             published: bool) -> None:
     """A marker with its tag inside: filled for a reproduced point, hollow (white, black
     edge) for a published one."""
     face, text = ("white", "black") if published else (color, "white")
-    ax.plot([x], [y], marker=marker, markersize=13, markerfacecolor=face,
+    ax.plot([x], [y], marker=marker, markersize=TAG_SIZE, markerfacecolor=face,
             markeredgecolor="black" if published else color, markeredgewidth=1.2,
-            linestyle="", zorder=3)
-    ax.text(x, y, p.tag, ha="center", va="center", fontsize=6.5, color=text,
-            fontweight="bold", zorder=4)
+            linestyle="", zorder=4)
+    ax.text(x, y, p.tag, ha="center", va="center", fontsize=TAG_FONT, color=text,
+            fontweight="bold", zorder=5)
+
+
+def spread(anchors: np.ndarray, radius: float, box: tuple[float, float, float, float],
+           iterations: int = 300) -> np.ndarray:
+    """Positions (pixels) for round labels of ``radius`` near ``anchors`` that do not
+    overlap: overlapping pairs are pushed apart along the line between them (coincident
+    ones along a fixed angle per index), then clamped into ``box`` (x0, y0, x1, y1).
+    Deterministic: the same anchors give the same positions."""
+    pos = np.array(anchors, dtype=float).reshape(-1, 2)
+    x0, y0, x1, y1 = box
+    for _ in range(iterations):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                if dist >= 2 * radius:
+                    continue
+                if dist < 1e-6:
+                    angle = 2.399963 * (j + 1)  # the golden angle: coincident points fan out
+                    d, dist = np.array([math.cos(angle), math.sin(angle)]), 1.0
+                push = (2 * radius - dist) / 2 + 0.25
+                pos[i] -= d / dist * push
+                pos[j] += d / dist * push
+                moved = True
+        pos[:, 0] = np.clip(pos[:, 0], x0 + radius, x1 - radius)
+        pos[:, 1] = np.clip(pos[:, 1], y0 + radius, y1 - radius)
+        if not moved:
+            break
+    return pos
+
+
+def _place_tags(ax: Any, items: Sequence[tuple[Point, float, float, str, str, bool]]) -> None:
+    """Draw each (point, x, y, marker, colour, published) as a tagged marker where it does
+    not overlap another; a moved one gets a small dot at its true position and a leader
+    line to it. Call after everything else is drawn: the axes limits are frozen here."""
+    if not items:
+        return
+    fig = ax.figure
+    fig.canvas.draw()  # lay out (constrained layout): the data → pixel transform is final
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    to_px = ax.transData
+    anchors = to_px.transform(np.array([[x, y] for _, x, y, *_ in items], dtype=float))
+    bb = ax.get_window_extent()
+    radius = 0.7 * TAG_SIZE * fig.dpi / 72  # half the distance kept between centres
+    placed = to_px.inverted().transform(spread(anchors, radius, (bb.x0, bb.y0, bb.x1, bb.y1)))
+    for (p, x, y, marker, color, published), (px, py), a, q in zip(
+            items, placed, anchors, to_px.transform(placed), strict=True):
+        if float(np.hypot(*(q - a))) > radius / 2:
+            ax.plot([x, px], [y, py], color="#555", lw=0.7, zorder=3)
+            ax.plot([x], [y], marker="o", markersize=3, color="black" if published else color,
+                    linestyle="", zorder=3)
+        _tagged(ax, p, px, py, marker=marker, color=color, published=published)
 
 
 def _key(ax: Any, entries: Sequence[tuple[str, str, str, str, bool]]) -> None:
@@ -181,7 +245,7 @@ def _key(ax: Any, entries: Sequence[tuple[str, str, str, str, bool]]) -> None:
                               markeredgecolor="black" if published else color,
                               label=f"{tag}  {text}"))
     if handles:
-        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   borderaxespad=0.0, frameon=False)
 
 
@@ -196,11 +260,16 @@ def _plt() -> Any:
     return plt
 
 
+def _figure(**kw: Any) -> tuple[Any, Any]:
+    """A figure with constrained layout (labels, titles and outside legends never overlap
+    the axes)."""
+    return _plt().subplots(layout="constrained", **kw)
+
+
 def _save(fig: Any, path: Path) -> Path:
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15,
-                metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -226,27 +295,26 @@ def id_vs_ood(
     fit_label: str = "baseline fit",
     published: Sequence[Point] = (),
 ) -> Path:
-    """Scatter of ID vs OOD AP (percent), logit-space baseline line and its bootstrap band."""
+    """Scatter of ID vs OOD AP (percent), logit-space baseline line and its bootstrap band.
+    Each point is a numbered marker keyed in the legend; markers that would overlap are
+    moved apart, with a leader line to their true position."""
     from benchmark.evaluation.robustness import logit, sigmoid
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = _figure(figsize=(9.6, 5.2))
     pts = [p for p in points if _finite(p.x, p.y)]
     groups = [p.group for p in pts] + [p.group for p in published]
     colors, markers = _colors(groups), _markers(groups)
     xs = [p.x for p in pts] + [p.x for p in published]
-    entries = []
+    entries, items = [], []
     for p in pts:
         if p.xerr or p.yerr:
             ax.errorbar([100 * p.x], [100 * p.y], xerr=[100 * p.xerr], yerr=[100 * p.yerr],
-                        fmt="none", ecolor=colors[p.group], capsize=2, zorder=2)
-        _tagged(ax, p, 100 * p.x, 100 * p.y, marker=markers[p.group], color=colors[p.group],
-                published=False)
+                        fmt="none", ecolor=colors[p.group], capsize=2, zorder=2, alpha=0.8)
+        items.append((p, 100 * p.x, 100 * p.y, markers[p.group], colors[p.group], False))
         entries.append((p.tag, f"{p.label} · {p.group}", markers[p.group], colors[p.group],
                         False))
     for p in published:
-        _tagged(ax, p, 100 * p.x, 100 * p.y, marker=markers[p.group], color=colors[p.group],
-                published=True)
+        items.append((p, 100 * p.x, 100 * p.y, markers[p.group], colors[p.group], True))
         entries.append((p.tag, f"{p.label} · {p.group} (published)", markers[p.group],
                         colors[p.group], True))
     if fit is not None and xs:
@@ -259,15 +327,20 @@ def id_vs_ood(
         gx, blo, bhi = (np.asarray(v, dtype=float) for v in band)
         ax.fill_between(100 * gx, 100 * blo, 100 * bhi, color="black", alpha=0.12, lw=0,
                         label="95% bootstrap band")
+    if items:  # room for the markers at the edges
+        ax.plot([x for _, x, *_ in items], [y for _, _, y, *_ in items], linestyle="",
+                marker="")
+        ax.margins(0.08)
     ax.set_xlabel(f"{xlabel} (%)")
     ax.set_ylabel(f"{ylabel} (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     if fit is not None or band is not None:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right")
         ax.add_artist(ax.get_legend())
     if len(entries) <= MAX_LABELS:
         _key(ax, entries)
+    _place_tags(ax, items)
     return _save(fig, path)
 
 
@@ -276,34 +349,59 @@ def rgn_vs_ood_change(
     points: Sequence[Point],
     published: Sequence[Point] = (),
     *,
+    controls: Sequence[Point] = (),
     title: str = "RGN vs OOD change under FT",
     ylabel: str = "OOD AP (FT) − OOD AP (DP), points",
 ) -> Path:
     """The central figure of "Mind the Backbone": backbone RGN (log x) vs what FT does to
-    OOD AP relative to decoder probing."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    OOD AP relative to decoder probing. From-scratch controls (no pretrained weights: their
+    RGN is orders of magnitude larger) get a panel of their own, so they do not stretch the
+    pretrained backbones' axis."""
     pts = [p for p in points if _finite(p.x, p.y) and p.x > 0]
     pubs = [p for p in published if _finite(p.x, p.y) and p.x > 0]
-    entries = []
+    ctrl = [p for p in controls if _finite(p.x, p.y) and p.x > 0]
+    if ctrl:
+        fig, (ax, cax) = _figure(figsize=(10.4, 4.6), ncols=2, sharey=True,
+                                 gridspec_kw={"width_ratios": [3, 1]})
+    else:
+        fig, ax = _figure(figsize=(9.6, 4.6))
+        cax = None
+    entries, items = [], []
     for p in pts:
         if p.yerr:
             ax.errorbar([p.x], [100 * p.y], yerr=[100 * p.yerr], fmt="none", ecolor=PALETTE[0],
                         capsize=2, zorder=2)
-        _tagged(ax, p, p.x, 100 * p.y, marker="o", color=PALETTE[0], published=False)
+        items.append((p, p.x, 100 * p.y, "o", PALETTE[0], False))
         entries.append((p.tag, f"{p.label} (reproduced)", "o", PALETTE[0], False))
     for p in pubs:
-        _tagged(ax, p, p.x, 100 * p.y, marker="D", color="black", published=True)
+        items.append((p, p.x, 100 * p.y, "D", "black", True))
         entries.append((p.tag, f"{p.label} (published, Saito et al.)", "D", "black", True))
-    ax.axhline(0.0, color="black", lw=0.8)
-    if pts or pubs:
+    for p in ctrl:
+        entries.append((p.tag, f"{p.label} (from scratch: control panel)", "s", PALETTE[1],
+                        False))
+    for a in (ax, cax):
+        if a is not None:
+            a.axhline(0.0, color="black", lw=0.8)
+            a.grid(alpha=0.3, which="both")
+    if items:
         ax.set_xscale("log")
-    if len(entries) <= MAX_LABELS:
-        _key(ax, entries)
+        ax.plot([x for _, x, *_ in items], [y for _, _, y, *_ in items], linestyle="")
+        ax.margins(x=0.15, y=0.12)
     ax.set_xlabel("mean RGN (code definition)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, which="both")
+    ax.set_title(title + (" — pretrained backbones" if ctrl else ""), fontsize=10)
+    if cax is not None:
+        cax.set_xscale("log")
+        for p in ctrl:
+            cax.plot([p.x], [100 * p.y], linestyle="")
+        cax.margins(x=0.5, y=0.12)
+        cax.set_xlabel("mean RGN")
+        cax.set_title("from scratch (weights none):\nthe control", fontsize=9)
+    if len(entries) <= MAX_LABELS:
+        _key(cax if cax is not None else ax, entries)
+    _place_tags(ax, items)
+    if cax is not None:
+        _place_tags(cax, [(p, p.x, 100 * p.y, "s", PALETTE[1], False) for p in ctrl])
     return _save(fig, path)
 
 
@@ -320,8 +418,8 @@ def corruption_heatmap(
     grid = 100 * np.asarray(values, dtype=float).reshape(len(rows), len(corruptions))
     finite = grid[np.isfinite(grid)]
     vmax = float(finite.max()) if finite.size else 1.0
-    fig, ax = plt.subplots(figsize=(min(24.0, 3.5 + 0.55 * len(corruptions)),
-                                    1.4 + 0.32 * len(rows)))
+    fig, ax = _figure(figsize=(min(24.0, 5.5 + 0.55 * len(corruptions)),
+                               1.6 + 0.32 * len(rows)))
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
     ax.set_xticks(range(len(corruptions)), list(corruptions), fontsize=7, rotation=45,
@@ -348,8 +446,7 @@ def gain_over_baseline(
 ) -> Path:
     """Grouped bars: per backbone, each recipe's (mean, low, high) gain over the baseline;
     whiskers are the paired-bootstrap interval where one was computed (else none)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(backbones) + 2), 4.2))
+    fig, ax = _figure(figsize=(max(5.0, 1.4 * len(backbones) + 2) + 2.6, 4.4))
     colors = _colors(recipes)
     k = max(1, len(recipes))
     width = 0.8 / k
@@ -372,6 +469,7 @@ def gain_over_baseline(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    if gains:
-        ax.legend(fontsize=7, loc="best")
+    if gains:  # outside the data, to the right of the axes
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                  frameon=False, title="recipe", title_fontsize=8)
     return _save(fig, path)

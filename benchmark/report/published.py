@@ -25,7 +25,7 @@ from benchmark.families import (
 from benchmark.models.weights import catalogue
 from benchmark.report.aggregation import format_cell
 from benchmark.report.cards import row_comparison
-from benchmark.report.tables import FamilyBuilder, Table, esc, finite, fmt_ap
+from benchmark.report.tables import FamilyTable, Table, esc, finite, fmt_ap
 
 SAITO_RGN = 'Saito et al., "Mind the Backbone": mean RGN as their code computes it'
 
@@ -84,7 +84,7 @@ def rgn_ood_change() -> list[tuple[str, float, float]]:
 
 
 # ---- the family's published rows -------------------------------------------------------------
-def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
+def published_table(fb: FamilyTable) -> tuple[Table | None, list[str]]:
     refs = list(fb.fam.published)
     if not refs:
         return None, []
@@ -138,7 +138,7 @@ def published_table(fb: FamilyBuilder) -> tuple[Table | None, list[str]]:
     return t, notes
 
 
-def _reproduced_key(key: str, domain_col: Mapping[str, str | None], fb: FamilyBuilder
+def _reproduced_key(key: str, domain_col: Mapping[str, str | None], fb: FamilyTable
                     ) -> tuple[str | None, str]:
     """The rows' column to compare a published value with, and "†" when the protocols differ
     (published Pascal numbers are VOC-protocol; the others COCO)."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from benchmark.report.names import corruption_short, recipe_display
-from benchmark.report.tables import FamilyBuilder, Table, esc, finite, fmt_ap
+from benchmark.report.tables import FamilyTable, Table, esc, finite, fmt_ap
 
 Gains = Mapping[tuple[str, str], tuple[float, float, float]]  # (backbone, recipe) → Δ, low, high
 
 
-def spec_table(fb: FamilyBuilder) -> Table:
+def spec_table(fb: FamilyTable) -> Table:
     """The full specification behind each row's display names (the footnote)."""
     t = Table(["#", "backbone[weights]", "recipe(parameters)", "engine", "seeds", "runs"],
               text_columns=6)
@@ -27,7 +27,7 @@ def spec_table(fb: FamilyBuilder) -> Table:
     return t
 
 
-def corruption_table(fb: FamilyBuilder) -> Table | None:
+def corruption_table(fb: FamilyTable) -> Table | None:
     """One compact table: rows = the leaderboard's rows, columns = corruptions (AP averaged
     over the severities evaluated), then mPC."""
     if not fb.corruptions:
@@ -47,13 +47,22 @@ def _points(v: float) -> str:
     return fmt_ap(v, signed=True)
 
 
-def findings(fb: FamilyBuilder, gains: Gains) -> list[str]:
+def seed_count(counts: set[int]) -> str:
+    """"1 seed", "3 seeds", "1–2 seeds": the runs behind the compared rows."""
+    lo, hi = min(counts), max(counts)
+    return f"{lo} seed{'s' if lo != 1 else ''}" if lo == hi else f"{lo}–{hi} seeds"
+
+
+def findings(fb: FamilyTable, gains: Gains) -> list[str]:
     """One sentence per recipe compared with the baseline recipe on the headline metric, best
-    recipe first: on how many backbones it is ahead, how many of those the paired bootstrap
-    resolves, and by how much."""
+    recipe first: on how many backbones it is ahead, on how many the paired interval excludes
+    0, and by how much. The interval resamples test images only, so the sentence says so and
+    how many seeds the rows hold: it is no evidence about training noise ("significant" is
+    not said)."""
     base = fb.options.baseline_recipe
     h = f"{fb.fam.headline}|mean"
     per: dict[str, list[tuple[float, float, float, str]]] = {}
+    seeds: dict[str, set[int]] = {}  # per recipe: seeds per compared row (the fewer side)
     for _, r in fb.rows.iterrows():
         b = None if r.recipe == base else fb.baseline_row(r)
         if b is None or not finite(r.get(h)) or not finite(b.get(h)):
@@ -61,6 +70,7 @@ def findings(fb: FamilyBuilder, gains: Gains) -> list[str]:
         est, low, high = gains.get((r.backbone_display, r.recipe_display),
                                    (float(r[h]) - float(b[h]), float("nan"), float("nan")))
         per.setdefault(r.recipe_display, []).append((est, low, high, r.backbone_display))
+        seeds.setdefault(r.recipe_display, set()).add(min(len(r.seeds), len(b.seeds)))
     headline = fb.headline_label
     base_name = recipe_display(base)
     ranked = sorted(per.items(), key=lambda kv: (-sum(x[0] for x in kv[1]) / len(kv[1]), kv[0]))
@@ -74,10 +84,11 @@ def findings(fb: FamilyBuilder, gains: Gains) -> list[str]:
         text = f"{recipe} {verb} {base_name} on {headline} {count}"
         if with_ci:
             up, down = sum(d[1] > 0 for d in with_ci), sum(d[2] < 0 for d in with_ci)
-            parts = ([f"significantly better on {up}"] if up else []) + (
-                [f"significantly worse on {down}"] if down else [])
-            text += (f" ({', '.join(parts)}; paired 95% CI)" if parts
-                     else " (no difference the paired 95% CI resolves)")
+            parts = ([f"above 0 on {up}"] if up else []) + ([f"below 0 on {down}"] if down
+                                                            else [])
+            what = f"test-set bootstrap, {seed_count(seeds[recipe])}"
+            text += (f" (paired 95% CI {', '.join(parts)}; {what})" if parts
+                     else f" (no difference the paired 95% CI resolves; {what})")
         best = max(ds, key=lambda d: d[0])
         shown = _points(best[0]) + (f" [{_points(best[1])}, {_points(best[2])}]"
                                     if finite(best[1]) else "")
@@ -91,7 +102,7 @@ def findings(fb: FamilyBuilder, gains: Gains) -> list[str]:
     return out
 
 
-def how_to_read(fb: FamilyBuilder, gains: Gains) -> str:
+def how_to_read(fb: FamilyTable, gains: Gains) -> str:
     """The family's "how to read this" paragraph: what a row is, what the headline metric
     is, what n and ± mean, then the findings."""
     note = next((c.note for c in fb.columns if c.key == fb.fam.headline and c.note), "")

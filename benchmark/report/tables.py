@@ -1,6 +1,6 @@
 """A benchmark family's table: its runs aggregated into ranked rows, columns, ER and notes.
 
-:class:`FamilyBuilder` reads everything family-specific from :data:`benchmark.families.FAMILIES`
+:class:`FamilyTable` reads everything family-specific from :data:`benchmark.families.FAMILIES`
 and every column from the summary-metric table
 (:data:`benchmark.evaluation.summary_metrics.SUMMARY_METRICS`). It is over 400 lines because
 ranking, variants, ER and the baseline index share one rows frame; the family's other
@@ -125,7 +125,7 @@ def _col_values(frame: pd.DataFrame, prefix: str) -> list[str]:
 
 
 # ---- family tables ----------------------------------------------------------------------------
-class FamilyBuilder:
+class FamilyTable:
     """Aggregates one family's runs into ranked rows, ER, published comparisons and stats."""
 
     def __init__(self, name: str, runs: pd.DataFrame, options: Options) -> None:

@@ -27,7 +27,7 @@ from benchmark.report.bootstrap import (
     mean_of_groups,
     ratio,
 )
-from benchmark.report.tables import FamilyBuilder, Table, esc, finite, fmt_ap
+from benchmark.report.tables import FamilyTable, Table, esc, finite, fmt_ap
 
 CACHE_FILE = "bootstrap_cache.json"
 
@@ -266,20 +266,37 @@ def _iv_text(iv: Any, *, signed: bool = False) -> str:
             f"{fmt_ap(iv.high, signed=signed)}]")
 
 
+def p_floor(n_resamples: int) -> float:
+    """The smallest two-sided p-value B resamples can give (+1 correction): 2 / (B + 1)."""
+    return min(1.0, 2.0 / (n_resamples + 1))
+
+
+def floor_text(floor: float) -> str:
+    """The floor rounded up to one significant digit: 2/1001 → "0.002"."""
+    digits = max(0, -math.floor(math.log10(floor)))
+    bound = math.ceil(floor * 10 ** digits - 1e-9) / 10 ** digits  # 2/201 → 0.010
+    return f"{bound:.{max(0, -math.floor(math.log10(bound) + 1e-9))}f}"  # → "0.01"
+
+
 def _p_text(iv: Any) -> str:
+    """The p-value; at the resampling floor (no resample crossed 0) ``< 0.002`` for B =
+    1000, never an exact-looking number."""
     if iv is None or iv.p_value is None or not finite(iv.p_value):
         return "—"
-    return f"{iv.p_value:.3f}" if iv.p_value >= 0.001 else "<0.001"
+    floor = p_floor(int(iv.n_resamples))
+    if iv.p_value <= floor * (1 + 1e-9):
+        return f"< {floor_text(floor)}"
+    return f"{iv.p_value:.3f}" if iv.p_value >= 0.001 else "< 0.001"
 
 
-def _row_runs(fb: FamilyBuilder, r: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _row_runs(fb: FamilyTable, r: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [fb.run_dicts[fp] for fp in sorted(r["fingerprints"])]
 
 
 Gains = dict[tuple[str, str], tuple[float, float, float]]
 
 
-def uncertainty_tables(fb: FamilyBuilder, unc: Any
+def uncertainty_tables(fb: FamilyTable, unc: Any
                        ) -> tuple[Table | None, Table | None, list[str], Gains]:
     """Row intervals, paired comparisons against the baseline recipe, and the paired gains
     per (backbone, recipe) for the gain plot. ``unc`` is a :class:`RecordBootstrap`
@@ -337,5 +354,10 @@ def uncertainty_tables(fb: FamilyBuilder, unc: Any
     notes.append(f"{int(100 * o.level)}% basic bootstrap intervals of COCO-protocol AP over "
                  f"{o.n_resamples} image-level resamples (seed {o.seed}); paired rows resample "
                  f"the same images for the recipe and its `{o.baseline_recipe}` baseline (same "
-                 "backbone); p: two-sided bootstrap p-value of Δ = 0.")
+                 "backbone); p: two-sided bootstrap p-value of Δ = 0, "
+                 f"`< {floor_text(p_floor(o.n_resamples))}` where no resample crossed 0 (the "
+                 f"resolution of {o.n_resamples} resamples). Only test images are resampled: "
+                 "the intervals say nothing about training noise, and a row of one seed may "
+                 "move by more when trained again (`python -m benchmark.compare` judges "
+                 "against seed noise).")
     return t, (paired_table if paired_table.rows else None), notes, gains

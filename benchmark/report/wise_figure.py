@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.report.tables import FamilyBuilder, finite
+from benchmark.report import figures
+from benchmark.report.tables import FamilyTable, finite
 
 RECIPE = "wise_ft"
 DEFAULT_ALPHA = 0.5  # benchmark.recipes.wise_ft's default
+LABEL_PT = 8.0  # the α labels' font size
 
 
 def _end_points(params: dict[str, Any]) -> dict[float, tuple[str, dict[str, Any]]]:
@@ -27,7 +29,7 @@ def _end_points(params: dict[str, Any]) -> dict[float, tuple[str, dict[str, Any]
     return out
 
 
-def wise_curves(fb: FamilyBuilder) -> dict[str, list[tuple[float, float, float]]]:
+def wise_curves(fb: FamilyTable) -> dict[str, list[tuple[float, float, float]]]:
     """{backbone display name: [(α, ID, OOD), …] sorted by α} over the family's rows, for
     backbones with at least two α points: the sweep's rows, and as α = 0 and α = 1 the DP and
     DP-FT rows its end points are."""
@@ -55,7 +57,7 @@ def wise_curves(fb: FamilyBuilder) -> dict[str, list[tuple[float, float, float]]
     return {b: sorted(pts.values()) for b, pts in sorted(curves.items()) if len(pts) > 1}
 
 
-def wise_ft_jobs(fb: FamilyBuilder) -> list[tuple[str, str, Callable[[Path], Any]]]:
+def wise_ft_jobs(fb: FamilyTable) -> list[tuple[str, str, Callable[[Path], Any]]]:
     curves = wise_curves(fb)
     if not curves:
         return []
@@ -66,21 +68,24 @@ def wise_ft_jobs(fb: FamilyBuilder) -> list[tuple[str, str, Callable[[Path], Any
 
 def alpha_curves(path: Path, title: str, curves: dict[str, list[tuple[float, float, float]]],
                  xlabel: str, ylabel: str) -> Path:
-    """One line per backbone through its (ID, OOD) points in α order, each point labelled."""
-    from benchmark.report.figures import PALETTE, _plt, _save
+    """One line per backbone through its (ID, OOD) points in α order, each point labelled
+    with its α (8 pt, above-left of the point: the curve rises to the right, so the label
+    sits off the line; the axes leave room for it)."""
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = figures._figure(figsize=(8.4, 4.8))
     for i, (backbone, pts) in enumerate(curves.items()):
-        color = PALETTE[i % len(PALETTE)]
+        color = figures.PALETTE[i % len(figures.PALETTE)]
         xs, ys = [100 * p[1] for p in pts], [100 * p[2] for p in pts]
-        ax.plot(xs, ys, "-o", color=color, ms=4, lw=1.2, label=backbone)
+        ax.plot(xs, ys, "-o", color=color, ms=5, lw=1.2, label=backbone)
         for (alpha, *_), px, py in zip(pts, xs, ys, strict=True):
-            ax.annotate(f"α={alpha:g}", (px, py), textcoords="offset points", xytext=(4, 3),
-                        fontsize=6, color=color)
+            ax.annotate(f"α = {alpha:g}", (px, py), textcoords="offset points", xytext=(-6, 5),
+                        ha="right", va="bottom", fontsize=LABEL_PT, color=color,
+                        annotation_clip=False)
+    ax.margins(x=0.12, y=0.12)
     ax.set_xlabel(f"{xlabel} (%)")
     ax.set_ylabel(f"{ylabel} (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False, title="backbone", title_fontsize=8)
+    return figures._save(fig, path)

@@ -214,3 +214,66 @@ def test_leaderboard_page_sorts_filters_and_loads_without_errors(tmp_path: Path)
     finally:
         b.close()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+LAYOUT = """(() => {
+  const t = document.querySelector('#demo-leaderboard'), box = t.parentElement;
+  const head = Array.from(t.tHead.rows[0].cells);
+  const before = head[0].getBoundingClientRect().left;
+  box.scrollLeft = box.scrollWidth;
+  const r = box.getBoundingClientRect();
+  return {page: document.documentElement.scrollWidth, window: window.innerWidth,
+          boxLeft: r.left, boxRight: r.right, boxWidth: box.clientWidth,
+          scrolls: box.scrollWidth > box.clientWidth, reach: box.scrollWidth >= t.offsetWidth,
+          lastRight: head[head.length - 1].getBoundingClientRect().right,
+          firstLeft: head[0].getBoundingClientRect().left, firstBefore: before,
+          stuck: head.slice(0, 3).map(h => getComputedStyle(h).position)};
+})()"""
+
+
+def _at_width(page: Path, profile: Path, width: int) -> DevTools:
+    b = DevTools(profile, width=width)
+    for domain in ("Page", "Runtime", "Log"):
+        b.page(f"{domain}.enable")
+    b.page("Emulation.setDeviceMetricsOverride", width=width, height=1000,
+           deviceScaleFactor=1, mobile=False)
+    b.page("Page.navigate", url=page.resolve().as_uri())
+    b.wait_for("Page.loadEventFired")
+    return b
+
+
+@pytest.mark.parametrize("width", [1400, 1000, 760])
+def test_the_page_fits_the_window_and_its_tables_scroll_inside(tmp_path: Path,
+                                                               width: int) -> None:
+    """No fixed page width: the main table gets the window's width, and where it is wider
+    than that (760 px here) it scrolls inside its own container with its name columns
+    pinned, while the page itself never scrolls sideways: no column is cut, at 1400 and
+    1000 px either. Prose is rendered markdown (no stray backticks or asterisks), and the
+    page has a provenance section."""
+    _chromium_or_skip()
+    _grid(tmp_path)
+    opts = _options(tmp_path, n_resamples=0)
+    output.write_outputs(build.build_report(opts), opts)
+    b = _at_width(tmp_path / "results" / "leaderboard.html", tmp_path / "profile", width)
+    try:
+        assert b.js("window.innerWidth") == width
+        shot = screenshot(b, tmp_path / f"leaderboard_{width}.png")
+        print(f"screenshot: {shot}")
+        lay = b.js(LAYOUT)
+        assert lay["page"] <= lay["window"], lay  # the page itself has no sideways scroll
+        assert lay["boxRight"] <= lay["window"] and lay["reach"], lay  # nothing cut off
+        assert lay["boxWidth"] >= width - 100, lay  # the table gets the window's width
+        if lay["scrolls"]:  # scrolled to its end: the last column in view, names pinned
+            assert lay["lastRight"] <= lay["boxRight"] + 1, lay
+            assert abs(lay["firstLeft"] - lay["firstBefore"]) <= 1, lay
+        assert width > 800 or lay["scrolls"], lay  # this table is wider than 760 px
+        assert lay["stuck"] == ["sticky"] * 3, lay
+        text = b.js("document.body.innerText")
+        assert "`" not in text and "**" not in text and "*published*" not in text
+        assert b.js("!!document.querySelector('#provenance')")
+        prov = b.js("document.querySelector('dl.prov').innerText")
+        assert "Git commits" in prov and "CPU" in prov and "Python" in prov
+        assert b.errors() == [], b.errors()
+    finally:
+        b.close()
+        shutil.rmtree(tmp_path / "profile", ignore_errors=True)

@@ -40,7 +40,7 @@ def _table_rows(markdown: str, heading: str) -> list[list[str]]:
     return rows
 
 
-def _family(tmp_path: Path, name: str, **kw: Any) -> tables.FamilyBuilder:
+def _family(tmp_path: Path, name: str, **kw: Any) -> tables.FamilyTable:
     from benchmark.report import aggregation as agg
     from benchmark.report.frames import load_frames
 
@@ -48,7 +48,7 @@ def _family(tmp_path: Path, name: str, **kw: Any) -> tables.FamilyBuilder:
     runs = frames.runs.copy()
     runs["code"] = [agg.code_key(r) for r in runs.to_dict("records")]
     runs["variant"] = agg.assign_variants(runs)
-    return tables.FamilyBuilder(name, runs[runs.family == name], _options(tmp_path, **kw))
+    return tables.FamilyTable(name, runs[runs.family == name], _options(tmp_path, **kw))
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_exports_and_deterministic_render(tmp_path: Path) -> None:
     assert pd.read_parquet(res / "leaderboard.parquet").shape == board.shape
     html = (res / "leaderboard.html").read_text()
     # one self-contained page: the plots are inlined (it works offline, copied anywhere)
-    assert '<table class="lb" id="demo-leaderboard">' in html
+    assert '<table class="lb" id="demo-leaderboard" data-sticky="3">' in html
     import base64
 
     png = (res / "plots" / "demo_id_vs_ood.png").read_bytes()
