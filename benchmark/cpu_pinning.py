@@ -16,7 +16,7 @@ types therefore take different — chaotic — trajectories from the same seed. 
   fixes its cache-dependent blocking (its 1x1 convolutions choose their reduction blocking
   from the L2 size, so two AVX2 CPUs with different caches sum in different orders). The
   price on a 2-core AMD EPYC: the demo's training step 1.3-1.4x and its evaluation 1.4-1.9x
-  slower than oneDNN at the machine's best level (``benchmarks/bench_demo_cell.py``);
+  slower than oneDNN at the machine's best level (``perf/bench_demo_cell.py``);
 * one torch thread (reductions split by thread count).
 
 OpenCV and numpy's transcendental functions are pinned for the data by

@@ -23,8 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmark.errors import BenchmarkError
 from benchmark.protocol import card_of, describe_card, split_protocols
 from benchmark.spec import BackboneSpec, RunSpec
@@ -75,6 +73,7 @@ def random_backbone(backbone: BackboneSpec, tmp: Path) -> BackboneSpec:
         return replace(backbone, weights="none")
     path = tmp / f"{backbone.name}.pth"
     if not path.is_file():
+        import torch
         import torchvision
 
         net = getattr(torchvision.models, TORCHVISION[backbone.name][0])(weights=None)
@@ -96,11 +95,19 @@ def build(spec: RunSpec, num_classes: int, tmp: Path) -> Any:
     return model
 
 
-@torch.no_grad()
 def anchors(model: Any, height: int, width: int, device: str = "cpu") -> dict[str, Any] | None:
     """FPN levels and anchors of a torchvision-engine detector for an ``height × width``
     image, as its eval-mode transform resizes and pads it; None for other engines. On the
     ``meta`` device (a model moved there) only shapes are computed: no arithmetic."""
+    import torch
+
+    with torch.no_grad():
+        return _anchors(model, height, width, device)
+
+
+def _anchors(model: Any, height: int, width: int, device: str) -> dict[str, Any] | None:
+    import torch
+
     net = getattr(model, "model", None)
     generator = getattr(getattr(net, "rpn", None), "anchor_generator", None)
     if generator is None:

@@ -187,7 +187,12 @@ def plan_arrays(
 # ---------------------------------------------------------------------- submitit glue
 class _SubmititSlurm(submitit.SlurmExecutor):
     """submitit's SlurmExecutor with a time bound on sbatch, kept for array submissions
-    (submitit builds a plain SlurmExecutor for arrays, dropping overrides and ``python``)."""
+    (submitit builds a plain SlurmExecutor for arrays, dropping overrides and ``python``).
+
+    ``_internal_process_submissions`` is submitit 1.5.4's own (submitit/slurm/slurm.py,
+    ``SlurmExecutor._internal_process_submissions``) with one change: the array executor is
+    ``type(self)`` with ``python`` kept. submitit has no public hook for it, so
+    ``tests/test_submitit_pin.py`` pins the version and the source this copies."""
 
     def _make_submission_command(self, submission_file_path: Path) -> list[str]:
         return ["timeout", str(SBATCH_TIMEOUT_S), "sbatch", str(submission_file_path)]
@@ -210,6 +215,7 @@ class _SubmititSlurm(submitit.SlurmExecutor):
         array_ex = type(self)(self.folder, self.max_num_timeout, python=self.python)
         array_ex.update_parameters(**self.parameters)
         array_ex.parameters["map_count"] = n
+        self._throttle()
         first = array_ex._submit_command(self._submitit_command_str)
         tasks = list(range(first.num_tasks))
         jobs: list[core.Job[Any]] = [

@@ -1,6 +1,6 @@
 """Throughput of the corrupted-split builder against a bare ``imagecorruptions.corrupt`` loop.
 
-    python benchmarks/bench_corrupt.py [--images 6] [--size 480x640] [--severities 3]
+    python perf/bench_corrupt.py [--images 6] [--size 480x640] [--severities 3]
                                        [--corruptions benchmark] [--workers 2] [--repeat 3]
 
 Prints, on the same COCO-sized images (JPEG sources, like COCO) in the same run:

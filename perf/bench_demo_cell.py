@@ -1,6 +1,6 @@
 """Benchmark: a demo cell's training step and evaluation, pinned vs native, in one run.
 
-    python benchmarks/bench_demo_cell.py [--steps 8] [--images 40]
+    python perf/bench_demo_cell.py [--steps 8] [--images 40]
 
 Each variant runs in a fresh process (the pins are read when torch starts), on the demo
 grid's first EfficientNet-Lite0 and ResNet-18 cells (data: ``python -m benchmark.prepare

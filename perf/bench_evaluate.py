@@ -1,6 +1,6 @@
 """Time ``coco_summary`` on a COCO-val-sized synthetic case; compare with faster-coco-eval.
 
-    .venv/bin/python benchmarks/bench_evaluate.py [--images 5000] [--dets-per-image 100]
+    .venv/bin/python perf/bench_evaluate.py [--images 5000] [--dets-per-image 100]
 
 The case mimics COCO val2017: 5,000 images of 640×480, 80 classes, ~7.3 boxes per image
 (~36k), sizes spread over small/medium/large, and ~100 detections per image (jittered copies

@@ -1,6 +1,6 @@
 """Expanding, validating and planning a 10,000-cell grid (target < 5 s on 2 cores).
 
-    python benchmarks/bench_grid.py [--seeds 250]
+    python perf/bench_grid.py [--seeds 250]
 
 The grid crosses the demo's splits (prepared under $BENCH_DATA / datasets/data: run
 `python -m benchmark.prepare demo` first) with 8 backbones × 5 recipes × N seeds, so every

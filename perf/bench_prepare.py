@@ -1,6 +1,6 @@
 """Benchmark: converting an annotation set the size of COCO val2017 (5,000 images, ~36k boxes).
 
-    python benchmarks/bench_prepare.py [--formats voc,coco,bdd100k,cityscapes]
+    python perf/bench_prepare.py [--formats voc,coco,bdd100k,cityscapes]
                                        [--images 5000] [--boxes 36000] [--workdir DIR]
 
 For each native format it generates a synthetic raw dataset of that size (annotation files in

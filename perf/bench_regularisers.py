@@ -1,6 +1,6 @@
 """Benchmark: what a regularised recipe adds to a training step, in the same run.
 
-    python benchmarks/bench_regularisers.py [--steps 8]
+    python perf/bench_regularisers.py [--steps 8]
 
 On the demo model (torchvision Faster R-CNN, EfficientNet-Lite0, batch of 2 demo images,
 one torch thread) it times, per weighting (``distance``, ``ewc``, ``rgn``):
@@ -10,7 +10,7 @@ one torch thread) it times, per weighting (``distance``, ``ewc``, ``rgn``):
   ``torch._foreach_*`` calls);
 * the same step plus the per-tensor Python loop the suite used before (reference);
 
-and prints medians and the overhead of each over FT. The target (issue 12) is ≤ 5 % over FT
+and prints medians and the overhead of each over FT. The target is ≤ 5 % over FT
 on the CPU. Then, in the same run, the distilling recipes' steps against FT (interleaved):
 ``ft_kd`` (a student and a frozen teacher body pass on the batch) and ``cf_kd`` (the same on
 the counterfactual batch, plus building it); reported as measured.

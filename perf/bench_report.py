@@ -1,6 +1,6 @@
 """Benchmark: aggregate and render 10,000 synthetic run records; bootstrap a COCO-val-sized set.
 
-    python benchmarks/bench_report.py [--records 10000] [--images 5000] [--resamples 1000]
+    python perf/bench_report.py [--records 10000] [--images 5000] [--resamples 1000]
                                       [--skip-bootstrap] [--skip-report]
 
 Targets (issue): report over 10,000 records < 10 s; 1,000 bootstrap resamples over a

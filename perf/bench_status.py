@@ -1,6 +1,6 @@
 """Benchmark: ``status`` over 10,000 cells, and sbatch accounting for 1,000 runs.
 
-    python benchmarks/bench_status.py [--cells 10000] [--runs 1000] [--live] [--workdir DIR]
+    python perf/bench_status.py [--cells 10000] [--runs 1000] [--live] [--workdir DIR]
 
 1. Status: builds a synthetic result store of ``--cells`` cells (¼ done, ¼ failed with a log,
    ½ submitted to SLURM in arrays of 1,000) and times

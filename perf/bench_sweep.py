@@ -2,7 +2,7 @@
 sweep (``pipeline.evaluate_stage``: images decoded and corrupted in loader workers while the
 model predicts, each split scored in a process of its own), in the same run.
 
-    python benchmarks/bench_sweep.py [--workers 2] [--splits 19] [--on-the-fly] [--repeat 1]
+    python perf/bench_sweep.py [--workers 2] [--splits 19] [--on-the-fly] [--repeat 1]
                                      [--threads 0]
 
 Both sides predict the demo grid's first cell (untrained, seeded: the checkpoint's weights

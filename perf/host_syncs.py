@@ -1,6 +1,6 @@
 """Benchmark: host reads (device syncs on a GPU) per training step, suite vs stock torchvision.
 
-    python benchmarks/host_syncs.py [--steps 3]
+    python perf/host_syncs.py [--steps 3]
 
 Every ``.item()``, ``int(t)``, ``bool(t)`` is an ``aten::_local_scalar_dense`` call, which on a
 GPU waits for the device. This counts them with the torch profiler, in the same run, for one

@@ -1,7 +1,7 @@
-"""Inference throughput, issue 13's reference setup (see ``_throughput.py``): each engine's
+"""Inference throughput at the reference setup (see ``_throughput.py``): each engine's
 eval-mode prediction of a batch (no gradients), under ``torch.autocast`` for AMP.
 
-    python benchmarks/infer_throughput.py [--small] [--precisions fp32,fp16,bf16]
+    python perf/infer_throughput.py [--small] [--precisions fp32,fp16,bf16]
                                           [--channels-last off,on]
 """
 

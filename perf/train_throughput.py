@@ -1,8 +1,8 @@
-"""Training throughput, issue 13's reference setup (see ``_throughput.py``): one SGD step
+"""Training throughput at the reference setup (see ``_throughput.py``): one SGD step
 (momentum 0.9, lr 0: nothing diverges) of each engine, forward under ``torch.autocast`` for
 AMP and a ``GradScaler`` for fp16, as the suite's training loop does (``schedule.amp``).
 
-    python benchmarks/train_throughput.py [--small] [--precisions fp32,fp16,bf16]
+    python perf/train_throughput.py [--small] [--precisions fp32,fp16,bf16]
                                           [--channels-last off,on]
 """
 

@@ -1,4 +1,4 @@
-"""CI smoke test of the throughput benchmarks (issue 13): ``--small`` runs on the CPU and
+"""CI smoke test of the throughput scripts (perf/): ``--small`` runs on the CPU and
 prints one table with the suite's engine, stock torchvision and the ratio between them."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import pytest
 
 from tests.conftest import TESTS
 
-BENCHMARKS = TESTS.parent / "benchmarks"
+PERF = TESTS.parent / "perf"
 
 
 @pytest.mark.parametrize("script", ["train_throughput.py", "infer_throughput.py"])
 def test_small_setting_prints_both_engines_and_their_ratio(script: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--small", "--precisions", "fp32",
+        [sys.executable, str(PERF / script), "--small", "--precisions", "fp32",
          "--channels-last", "off", "--iters", "0,1"],
-        capture_output=True, text=True, timeout=600, cwd=BENCHMARKS,
+        capture_output=True, text=True, timeout=600, cwd=PERF,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()

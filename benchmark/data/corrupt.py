@@ -40,6 +40,7 @@ from benchmark.data import (
     write_png,
 )
 from benchmark.data.split import (
+    CORRUPTION_CODE,
     MANIFEST,
     PreparedSplit,
     load_if_complete,
@@ -69,11 +70,6 @@ CORRUPTION_GROUPS: dict[str, tuple[str, ...]] = {
 # Corruptions that ignore numpy's global RNG and take an explicit seed instead.
 _SEED_ARGUMENT = frozenset({"impulse_noise", "glass_blur"})
 _BUILD_STATE = "build.json"  # params of an unfinished build; removed when the manifest is written
-
-
-#: Bump when the pixels of a corrupted image change for the same package version (recorded in
-#: the params of materialised splits, so that older ones are rebuilt, not reused).
-CORRUPTION_CODE = "benchmark.data.corrupt/2"  # 2: SIMD-independent (benchmark.data.isa)
 
 
 def _use_isa_independent_taps() -> None:

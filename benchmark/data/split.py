@@ -253,6 +253,13 @@ def load_if_complete(
         else None
 
 
+#: The version of the code that makes corrupted pixels (:mod:`benchmark.data.corrupt`): bump
+#: when the pixels of a corrupted image change for the same package version (recorded in the
+#: params of materialised splits, so that older ones are rebuilt, not reused; part of an
+#: on-the-fly split's fingerprint).
+CORRUPTION_CODE = "benchmark.data.corrupt/2"  # 2: SIMD-independent (benchmark.data.isa)
+
+
 @dataclass(frozen=True)
 class ResolvedSplit:
     """What an eval split name reads: a prepared split, corrupted on the fly when the
@@ -266,8 +273,6 @@ class ResolvedSplit:
     def fingerprint(self) -> str:
         if self.corruption is None:
             return self.split.fingerprint
-        from benchmark.data.corrupt import CORRUPTION_CODE  # corrupt imports this module
-
         c, sev, order = self.corruption
         key = f"on-the-fly/{self.split.fingerprint}/{c}/{sev}/global_seed=0"
         if order != "rgb":  # the default is left out: earlier fingerprints hold

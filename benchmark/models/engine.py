@@ -42,6 +42,7 @@ from benchmark.registry import Registry
 if TYPE_CHECKING:
     from benchmark.spec import RunSpec
 
+#: images and targets, as a detector's ``losses`` takes them (0-based labels)
 Batch = tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
 
 

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
-from benchmark.recipes import ALIASES, RECIPES, Recipe
+from benchmark.recipes.base import ALIASES, RECIPES, Recipe
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 from benchmark.recipes.patches import BatchCapture, box_mask, patch_coverage, to_pixels
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 
 if TYPE_CHECKING:
     from benchmark.models import Detector

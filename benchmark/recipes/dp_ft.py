@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.spec import RecipeSpec
 
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 
 if TYPE_CHECKING:
     from benchmark.models import Detector

@@ -1,6 +1,6 @@
 """FT: fine-tune everything (past the backbone's freeze point) from the pretrained weights."""
 
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 
 
 @RECIPES.register("ft")

@@ -17,7 +17,7 @@ import torch
 
 from benchmark.data.prime import VARIANTS, prime
 from benchmark.errors import ConfigError
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.spec import RecipeSpec
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from benchmark.errors import ConfigError
-from benchmark.recipes import RECIPES
+from benchmark.recipes.base import RECIPES
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 
 if TYPE_CHECKING:

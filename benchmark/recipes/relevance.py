@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.recipes.patches import BatchCapture, box_mask, patch_coverage
 from benchmark.spec import RecipeSpec
 

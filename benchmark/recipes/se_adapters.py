@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.recipes.reg_ft import PullToStart, RegularisedFineTune, check_weighting
 from benchmark.spec import RecipeSpec, RunSpec
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from benchmark.recipes import RECIPES, Recipe
+from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.spec import RecipeSpec
 
 if TYPE_CHECKING:

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+import benchmark.training.checkpoint as checkpoint
 from benchmark.data.labels import LabelMap
 from benchmark.data.loader import DetectionDataset, study_crop
 from benchmark.data.split import PreparedSplit
 from benchmark.errors import BenchmarkError, Interrupted
 from benchmark.models import Detector
-from benchmark.models.engine import engine_needs_masks
+from benchmark.models.engine import Batch, engine_needs_masks
 from benchmark.recipes import get_recipe, parent_of
 from benchmark.rgn import measure_rgn
 from benchmark.runtime import (
@@ -35,12 +36,9 @@ from benchmark.runtime import (
 )
 from benchmark.spec import RunSpec, derive_seed
 from benchmark.store import TrainingDir
-from benchmark.training import checkpoint
 from benchmark.training.norm_decay import with_norm_decay
 from benchmark.training.precision import Precision
 from benchmark.training.schedule import batch_indices, lr_factor
-
-Batch = tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
 
 
 class TrainingDiverged(BenchmarkError):
