@@ -72,7 +72,7 @@ def test_describe_json_gives_detectron2s_r50_fpn(empty_roots: Path, capsys) -> N
 def test_describe_text_on_the_demo_grid(empty_roots: Path, capsys) -> None:
     assert main(["--grid", "demo"]) == 0  # no demo data generated under the tmp roots
     out = capsys.readouterr().out
-    assert out.startswith("grid 'demo': 15 cells")
+    assert out.startswith("grid 'demo': 9 cells")
     # frcnn_fpn_small on a 160 × 160 test image: P3–P5 + P6, one size per level 16–128
     assert ("anchors: p3 (stride 8, sizes 16) 1,200, p4 (stride 16, sizes 32) 300, "
             "p5 (stride 32, sizes 64) 75, p6 (stride 64, sizes 128) 27; total 1,602") in out
