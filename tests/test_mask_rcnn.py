@@ -16,6 +16,7 @@ from benchmark.data.labels import LabelMap
 from benchmark.data.loader import DetectionDataset
 from benchmark.data.sources import Options, prepare_cityscapes
 from benchmark.data.split import ResolvedSplit
+from benchmark.errors import DataError
 from benchmark.evaluation import evaluate_split
 from benchmark.evaluation.coco import MASK_KEYS, mask_summary
 from benchmark.evaluation.masks import encode_masks
@@ -100,6 +101,29 @@ def test_perfect_masks_score_mask_ap_one(val_split) -> None:
                           "counts": p["segmentation"]["counts"].encode()})).float(),
         shifts=int(p["bbox"][2]) // 2 + 1, dims=1)[None])[0]} for p in preds]
     assert mask_summary(val_split.annotation_path, shifted)["mask_AP"] < 0.5
+
+
+def test_a_box_only_split_scores_a_mask_engine_on_boxes(val_split, tmp_path: Path) -> None:
+    """Cityscapes-trained Mask R-CNN evaluated on BDD100K (boxes only): box AP, no mask AP —
+    the published grid's OOD split stopped every cell at evaluation before. A split with masks
+    on some annotations only is refused."""
+    import json
+
+    spec = _spec("mrcnn_fpn_small", BackboneSpec("resnet18", "none"), size=96, iterations=2)
+    coco = json.loads(Path(val_split.annotation_path).read_text())
+    ann = coco["annotations"][0]
+    x, y, w, h = ann["bbox"]
+    pred = {"image_id": ann["image_id"], "category_id": ann["category_id"], "bbox": [x, y, w, h],
+            "score": 1.0, "segmentation": {"size": [4, 4], "counts": "0@"}}
+    boxes_only = {**coco, "annotations": [{k: v for k, v in a.items() if k != "segmentation"}
+                                          for a in coco["annotations"]]}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes_only))
+    metrics = evaluate_split(spec, "bdd100k_val", tmp_path / "boxes.json", [pred])
+    assert metrics["AP"] > 0 and "mask_AP" not in metrics
+    mixed = {**coco, "annotations": [boxes_only["annotations"][0], *coco["annotations"][1:]]}
+    (tmp_path / "mixed.json").write_text(json.dumps(mixed))
+    with pytest.raises(DataError, match="has no segmentation"):
+        evaluate_split(spec, "cityscapes_val", tmp_path / "mixed.json", [pred])
 
 
 def test_mask_engine_trains_and_reports_box_and_mask_ap(val_split, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ConfigError, field_error
-from benchmark.evaluation.coco import coco_summary, mask_summary
+from benchmark.evaluation.coco import coco_summary, gt_has_masks, mask_summary
 from benchmark.evaluation.summary_metrics import CellMetrics, metric_entries
 from benchmark.evaluation.voc import VOC_PROTOCOLS, voc_protocol_summary
 from benchmark.families import FAMILIES
@@ -37,9 +37,11 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """The metrics of one eval split: COCO's 12 numbers, plus VOC-style AP where the
     family's protocol asks for it (:meth:`benchmark.families.Family.ap_protocol`). The COCO
-    numbers come from the schedule's ``eval_backend`` (pycocotools unless set)."""
+    numbers come from the schedule's ``eval_backend`` (pycocotools unless set). An
+    instance-mask engine also gets mask AP on splits whose ground truth has masks; a box-only
+    split (BDD100K) records none, so the cell's OOD mask mean is undefined there."""
     metrics = coco_summary(gt, predictions, backend=spec.schedule.eval_backend)
-    if any("segmentation" in p for p in predictions):  # an instance-mask engine
+    if any("segmentation" in p for p in predictions) and gt_has_masks(gt):
         metrics.update(mask_summary(gt, predictions))
     protocol = FAMILIES.get(spec.family).ap_protocol(split)
     if protocol is not None:

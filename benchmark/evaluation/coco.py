@@ -135,6 +135,20 @@ def _faster_stats(gt_data: dict[str, Any], preds: list[dict[str, Any]]) -> np.nd
 MASK_KEYS = tuple(f"mask_{k}" for k in COCO_KEYS)
 
 
+def gt_has_masks(gt: Path | str | dict[str, Any]) -> bool:
+    """Whether a split's ground truth carries instance masks: every annotation has a
+    ``segmentation`` (True) or none has (False: a box-only split such as BDD100K, where an
+    instance-mask engine is scored on boxes only); a split with some is refused."""
+    anns = load_gt(gt)[0]["annotations"]
+    with_masks = sum("segmentation" in a for a in anns)
+    if 0 < with_masks < len(anns):
+        a = next(a for a in anns if "segmentation" not in a)
+        raise DataError(f"mask AP: ground-truth annotation {a.get('id')} of image "
+                        f"{a.get('image_id')} has no segmentation ({with_masks} of "
+                        f"{len(anns)} annotations have one)")
+    return bool(anns) and with_masks == len(anns)
+
+
 def mask_summary(
     gt: Path | str | dict[str, Any],
     predictions: Path | str | Sequence[dict[str, Any]],
