@@ -4,7 +4,9 @@ built once per session."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    """Say, in the last lines of the output, which tests were NOT RUN and why, grouped: CI's
+    log then shows that the detectron2 tests (and any other skipped group) did not run,
+    instead of a pass that hides them among the dots."""
+    groups: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = _skip_reason(report)
+        if "detectron2" in reason:
+            reason = "detectron2 not importable"
+        elif reason.startswith("slow:"):
+            reason = "slow (run with --runslow; `bash scripts/dev.sh test` runs them next)"
+        groups[reason] = groups.get(reason, 0) + 1
+    if not groups:
+        return
+    terminalreporter.section("tests NOT RUN")
+    for reason, n in sorted(groups.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"NOT RUN: {reason} ({n} test{'s' if n != 1 else ''})")
+
+
+def fail_under_ci_else_skip(why: str) -> None:
+    """A test that needs a privilege or a tool this machine lacks: skipped with the reason,
+    except under CI=true, where it must run, so the skip is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true: this test must run here, but {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

@@ -88,12 +88,57 @@ def test_boxes_follow_a_translation():
     assert box.tolist() == [[13.0, 10.0, 23.0, 20.0]]
 
 
-def test_temperature_range_matches_prime():
-    # diffeomorphism.py:195-196 at n = 224, cut = 10
-    t1, t2 = P.temperature_range(224, 10)
-    log = math.log(10 + 1e-6)
-    assert t1 == pytest.approx(1 / (math.pi * 224**2 * log))
-    assert t2 == pytest.approx(4 / (math.pi**3 * 100 * log))
+def _prime_temperature_range(n, cut):
+    """amodas/PRIME-augmentations@0290f6b utils/diffeomorphism.py:183-197, transcribed
+    verbatim (the print of a zero cut left out)."""
+    if isinstance(cut, (float, int)):
+        cut = cut + 1e-6
+        log = math.log(cut)
+    else:
+        log = cut.log()
+    T1 = 1 / (math.pi * n ** 2 * log)
+    T2 = 4 / (math.pi ** 3 * cut ** 2 * log)
+    return T1, T2
+
+
+@pytest.mark.parametrize(("n", "cut"), [(224, 10), (32, 2), (600, 500), (24, 3)])
+def test_temperature_range_is_primes(n: int, cut: int):
+    assert P.temperature_range(n, cut) == pytest.approx(_prime_temperature_range(n, cut),
+                                                         rel=1e-12)
+
+
+def test_mix_by_hand():
+    """PRIME's mix (utils/prime.py:82-83): (1 − m)·x + m·Σ w_i chain_i. x = 0.5, chains 0
+    and 1 with weights 0.25 / 0.75, m = 0.4: 0.6·0.5 + 0.4·0.75 = 0.6."""
+    img = torch.full((1, 2, 2), 0.5)
+    chains = [torch.zeros_like(img), torch.ones_like(img)]
+    out = P.mix(img, chains, torch.tensor([0.25, 0.75]), 0.4)
+    assert out.flatten().tolist() == pytest.approx([0.6] * 4)
+
+
+@pytest.mark.parametrize("variant", P.VARIANTS)
+def test_identity_primitives_give_back_the_image(monkeypatch, variant: str):
+    """With every primitive (and the displacement) the identity, PRIME returns its input:
+    the Dirichlet weights sum to one (PRIME's ``Dirichlet``, prime.py:55) and the mix is
+    affine in them."""
+    monkeypatch.setattr(P, "_primitive", lambda x, gen, scale=1.0: x)
+    monkeypatch.setattr(P, "draw_diffeo", lambda gen, h, w: (torch.zeros(h, w),
+                                                            torch.zeros(h, w)))
+    img = _image(4)
+    for seed in range(5):
+        out, boxes = P.prime(img, BOXES, _gen(seed), variant=variant)
+        torch.testing.assert_close(out, img, rtol=0, atol=1e-6)
+        assert torch.equal(boxes, BOXES)
+
+
+def test_spectral_kernel_at_sigma_0_leaves_image_and_boxes_in_place():
+    """σ = 0: the kernel is the δ alone. Here it sits at the kernel's centre, so the filtered
+    image is the image; PRIME's ``ceil(k / 2)`` (rand_filter.py:31-32) would move it by a
+    pixel against its boxes (a documented deviation, benchmark/data/prime.py)."""
+    kernel = P.draw_kernel(_gen(0), sigma_max=0.0)
+    assert kernel.abs().sum() == 1 and kernel[1, 1] == 1
+    img = _image(2)
+    assert torch.equal(P.spectral_filter(img, kernel), img)
 
 
 def test_prime_ft_recipe_transforms_with_the_given_generator():

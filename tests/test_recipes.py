@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -45,20 +47,72 @@ def test_reg_ft_distance_adds_unclipped_pull_to_start_weights():
     assert w.grad.tolist() == pytest.approx([0.6, 0.3])
 
 
-@pytest.mark.parametrize("lr", [0.01, 0.02, 0.0025, 1e-5])
-def test_unclipped_distance_is_bit_for_bit_the_clipped_one_while_c_lr_le_1(lr: float) -> None:
-    """Below c·lr = 1 the clip at 1/lr never acts: dropping it moves no number of a grid whose
-    reg_ft runs at c = 0.1 and lr ≤ 0.02 (the demo: lr 0.01 times a factor ≤ 1)."""
-    g = torch.Generator().manual_seed(1)
-    p = nn.Parameter(torch.randn(3, 4, generator=g))
-    start = torch.randn(3, 4, generator=g)
-    grad = torch.randn(3, 4, generator=g)
-    p.grad = grad.clone()
-    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting="distance"))
-    recipe.configure(_Body(w=p), _start(w=start), None)
-    recipe.after_backward(_Body(w=p), lr=lr)
-    clipped = torch._foreach_mul([p.detach() - start], [min(max(0.1, 0.0), 1.0 / lr)])[0]
-    assert torch.equal(p.grad, grad + clipped)
+def _mind_back_gradient_modifier(cfg, model, model_ref, scale_param_task, lr):
+    """VisionLearningGroup/mind_back@5e6694f tools/utils.py:84-98, transcribed verbatim
+    (the zip wrapped over two lines)."""
+    for (name, p_tgt), (_, p_src) in zip(model.named_parameters(),  # noqa: B905 (verbatim)
+                                         model_ref.named_parameters()):
+        if 'bottom_up' in name and 'se_module' not in name:
+            if p_tgt.grad is not None:
+                if cfg.TRAIN.REG.PLAIN_DIST:
+                    scaling = cfg.SOLVER.COEFF
+                else:
+                    value = scale_param_task[name]
+                    scale_unclip = value
+                    if not cfg.TRAIN.REG.EWC:
+                        if len(p_src.shape) == 4:
+                            h, w, _, _ = p_src.shape
+                            scale_unclip = value.view(h, w, 1, 1)
+                    scaling = torch.clip(cfg.SOLVER.COEFF * scale_unclip, min=0, max=1. / lr)
+                p_tgt.grad += (p_tgt - p_src) * scaling
+
+
+def _study_net(tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """mind_back's naming: the backbone's tensors under ``bottom_up``."""
+    net = nn.Module()
+    net.bottom_up = nn.Module()
+    for k, v in tensors.items():
+        net.bottom_up.register_parameter(k, nn.Parameter(v.clone()))
+    return net
+
+
+@pytest.mark.parametrize(("weighting", "c", "lr"), [
+    ("distance", 0.1, 0.01), ("distance", 5.0, 0.5),  # c·lr > 1: PLAIN_DIST has no clip
+    ("ewc", 0.1, 0.01), ("ewc", 5.0, 0.5),  # c·s above 1/lr = 2 for some weights: clipped
+    ("rgn", 0.1, 0.01), ("rgn", 5.0, 0.5),
+])
+def test_reg_ft_pull_equals_mind_backs_gradient_modifier(weighting: str, c: float, lr: float):
+    """The pull on a conv kernel and a linear weight equals the study's own
+    ``gradient_modifier`` (transcribed above): sign, the unclipped PLAIN_DIST, the clip of
+    COEFF · s to [0, 1/lr], the RGN map per (out, in) pair broadcast over the kernel's taps,
+    the EWC map element-wise."""
+    g = torch.Generator().manual_seed(3)
+    shapes = {"conv": (3, 2, 3, 3), "lin": (4, 5)}
+    theta = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+    theta0 = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+    grad = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+    maps = {"rgn": {"conv": 50 * torch.rand(3, 2, generator=g),
+                    "lin": 50 * torch.rand(4, 5, generator=g)},
+            "ewc": {k: 50 * torch.rand(s, generator=g) for k, s in shapes.items()}}
+    params = {k: nn.Parameter(v.clone()) for k, v in theta.items()}
+    for k, p in params.items():
+        p.grad = grad[k].clone()
+    recipe = get_recipe(RecipeSpec.make("reg_ft", weighting=weighting, c=c))
+    recipe.configure(_Body(**params), _start(**theta0), None if weighting == "distance"
+                     else {weighting: maps[weighting]})
+    recipe.after_backward(_Body(**params), lr=lr)
+
+    model, ref = _study_net(theta), _study_net(theta0)
+    for k, p in model.bottom_up.named_parameters():
+        p.grad = grad[k].clone()
+    reg = SimpleNamespace(PLAIN_DIST=weighting == "distance", EWC=weighting == "ewc")
+    cfg = SimpleNamespace(TRAIN=SimpleNamespace(REG=reg), SOLVER=SimpleNamespace(COEFF=c))
+    scale = {f"bottom_up.{k}": v for k, v in maps.get(weighting, {}).items()}
+    with torch.no_grad():
+        _mind_back_gradient_modifier(cfg, model, ref, scale, lr)
+    for k, p in model.bottom_up.named_parameters():
+        torch.testing.assert_close(params[k].grad, p.grad, rtol=1e-6, atol=1e-6)
+        assert not torch.equal(p.grad, grad[k])  # the pull acted
 
 
 def test_reg_ft_rgn_weighting_broadcasts_per_pair_over_kernel_taps():

@@ -3,8 +3,11 @@ few training steps on a tiny ViT."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from torch import nn
 
 from benchmark.data.split import load_split
 from benchmark.errors import ConfigError
@@ -163,8 +166,8 @@ def test_bad_relevance_schedule_parameters_are_named(params, match):
 def test_the_robustvit_grid_runs_relevance_against_ft_on_both_vits(capsys, tmp_path,
                                                                    monkeypatch):
     """benchmark/grids/robustvit_pascal.yaml: FT and relevance on RobustViT's ViT-B and
-    DeiT-B checkpoints (the README's learning rates); without the files the dry run names
-    the first one missing and where it is published."""
+    DeiT-B checkpoints (the README's learning rates); without the files the dry run lists
+    both missing checkpoints, where each is published and the command that fetches it."""
     from benchmark.run import main as run_main
 
     grid = load_grid("robustvit_pascal", resolve_data=False, check_weights=False)
@@ -177,6 +180,121 @@ def test_the_robustvit_grid_runs_relevance_against_ft_on_both_vits(capsys, tmp_p
     assert {r.backbone.name for r in grid.runs} == {"vit_base_patch16"}
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path / "weights"))
-    assert run_main(["--grid", "robustvit_pascal", "--dry-run"]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert str(tmp_path / "weights") in line and "not found" in line and "https://" in line
+    assert run_main(["--grid", "robustvit_pascal", "--dry-run"]) == 1
+    out = capsys.readouterr().out
+    missing = [ln for ln in out.splitlines() if ln.strip().startswith("missing    weights")]
+    assert len(missing) == 2 and all(str(tmp_path / "weights") in ln for ln in missing)
+    assert {"vit_base_patch16_224_in21k_ft_in1k", "deit_base_patch16_224"} == {
+        ln.split()[2] for ln in missing}
+    assert out.count("https://") >= 2 and "benchmark.weights fetch --grid robustvit_pascal" in out
+
+
+# ---- the recipe's loss on a stub detector, against a hand computation -------------------------
+class _Attention(nn.Module):
+    """The slice of timm's ``Attention`` the recipe touches: ``fused_attn`` and the
+    ``attn_drop`` module whose output is the attention map (hooked by the recipe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fused_attn = True
+        self.attn_drop = nn.Identity()
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attention()
+
+
+class _Net(nn.Module):
+    """A 2-block "ViT" of 16-px patches, no prefix token: what ``_trunk_net`` returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([_Block(), _Block()])
+        self.patch_embed = SimpleNamespace(patch_size=(16, 16))
+        self.num_prefix_tokens = 0
+
+
+class _StubDetector(nn.Module):
+    """Two 16 × 48 images (3 patches each, one head, two blocks). The attention maps are
+    parameters A (every entry 1/3); the detection loss is L = Σ W ⊙ A, so the explained score
+    −L has the gradient −W with respect to each map."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.body = nn.Module()
+        self.body.stages = nn.ModuleList([nn.Identity()])
+        self.body.channel_order = "RGB"
+        self.body.net = _Net()
+        self.att = nn.Parameter(torch.full((2, 2, 1, 3, 3), 1 / 3))  # (block, N, heads, T, T)
+        self.w = w  # (block, N, heads, T, T)
+
+    def losses(self, images, targets):
+        self.body.stages[0](torch.stack(images))  # the tensor the body sees (captured)
+        loss = torch.zeros(())
+        for b, blk in enumerate(self.body.net.blocks):
+            a = blk.attn.attn_drop(self.att[b] * 1.0)
+            loss = loss + (self.w[b] * a).sum()
+        return {"loss_stub": loss}
+
+
+def _stub_case(monkeypatch):
+    """Block 1 rewards (W < 0) attention to the box's patch: image 0's rows of −W are
+    [−3, 3, 1.5] (box on the middle patch), image 1's [3, −3, 1.5] (box on the left patch).
+    Block 2's W is 0: no relevance from it."""
+    import benchmark.recipes.relevance as relevance
+
+    monkeypatch.setattr(relevance, "_trunk_net", lambda body: body.net)
+    w = torch.zeros(2, 2, 1, 3, 3)
+    w[0, 0, 0] = -torch.tensor([-3.0, 3.0, 1.5])  # every row the same
+    w[0, 1, 0] = -torch.tensor([3.0, -3.0, 1.5])
+    model = _StubDetector(w)
+    images = [torch.zeros(3, 16, 48), torch.zeros(3, 16, 48)]
+    targets = [{"boxes": torch.tensor([[16.0, 0.0, 32.0, 16.0]]), "labels": torch.tensor([0])},
+               {"boxes": torch.tensor([[0.0, 0.0, 16.0, 16.0]]), "labels": torch.tensor([0])}]
+    recipe = get_recipe(RecipeSpec.make("relevance"))
+    recipe.configure(model, {}, None)
+    return recipe, model, images, targets
+
+
+def test_relevance_loss_of_a_stub_detector_by_hand(monkeypatch):
+    """The relevance of the score −L (rv explains the true class's logit, what the model is
+    rewarded for; here minus the detection loss), by rules 5 and 6 and the loss of
+    rv imagenet_finetune.py:328-335, 349, worked by hand:
+
+    image 0, block 1: C = clamp(−W ⊙ A, 0) has every row [0, 1, 0.5]; R = I + C (block 2
+    adds nothing) has column sums [1, 4, 2.5], means over the rows [1/3, 4/3, 5/6], min-max
+    normalised [0, 1, 0.5]. The box covers patch 1: fg = [0, 1, 0], so the background error
+    is 0.5 at patch 2, the foreground error 0.
+    image 1: rows of C [1, 0, 0.5]: relevance [1, 0, 0.5]; the box covers patch 0: again a
+    background error 0.5 at patch 2, no foreground error.
+    MSE over the 6 patches: bg 2·0.25/6 = 1/12, fg 0; seg = λ_bg·1/12 = 1/6; the term is
+    λ_seg/λ_acc · seg = 4/6.
+
+    With the score's sign flipped (explaining the loss), image 0's rows of C are [1, 0, 0] →
+    relevance [1, 0, 0], image 1's [0, 1, 0]: every patch's error flips, bg 2/6, fg 2/6,
+    4·(2/3 + 0.1) = 3.07. Without the 4, 1/6."""
+    recipe, model, images, targets = _stub_case(monkeypatch)
+    loss = recipe.extra_losses(model, images, targets)["loss_relevance"]
+    assert loss.item() == pytest.approx(4 / 6, rel=1e-6)
+    assert [m.fused_attn for m in recipe.attn_modules] == [True, True]  # restored
+
+
+def test_relevance_gradient_pulls_attention_onto_the_box(monkeypatch):
+    """The term trains through the attention maps (rv: gradients taken without a graph,
+    explainer.py:49, so the relevance map is differentiable in A with ∇A fixed). By hand, for
+    image 0: the loss is 4·2·(rel₂·bg₂)²/6 with rel₂ = (m₂ − m₀)/(m₁ − m₀), m_j the
+    column means of R; ∂loss/∂rel₂ = 4·2·2·0.5/6 = 4/3; ∂rel₂/∂m₂ = 1, ∂rel₂/∂m₁ = −0.5;
+    ∂m_j/∂A[i, j] = (−W)[i, j]/3 where clamp(−W ⊙ A) > 0: ∂m₁/∂A = 1, ∂m₂/∂A = 0.5, and 0 at
+    the clamped patch 0. So every row of ∂loss/∂A is [0, −2/3, 2/3]: more attention to the
+    box's patch lowers the loss, to the background patch raises it. Image 1 (box on patch 0,
+    min at patch 1): [−2/3, 0, 2/3]. Block 2 (no relevance): 0."""
+    recipe, model, images, targets = _stub_case(monkeypatch)
+    recipe.extra_losses(model, images, targets)["loss_relevance"].backward()
+    grad = model.att.grad
+    expected0 = torch.tensor([0.0, -2 / 3, 2 / 3]).expand(3, 3)
+    expected1 = torch.tensor([-2 / 3, 0.0, 2 / 3]).expand(3, 3)
+    torch.testing.assert_close(grad[0, 0, 0], expected0)
+    torch.testing.assert_close(grad[0, 1, 0], expected1)
+    assert torch.equal(grad[1], torch.zeros_like(grad[1]))

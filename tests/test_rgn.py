@@ -70,7 +70,6 @@ def test_importance_maps_use_their_own_batch_count(bench_env) -> None:
 
     from benchmark.data.split import load_split
     from benchmark.grid import load_grid
-    from benchmark.rgn import measure_rgn
     from benchmark.spec import RecipeSpec, derive_seed
     from benchmark.store import TrainingDir
     from benchmark.training import Trainer
@@ -89,11 +88,24 @@ def test_importance_maps_use_their_own_batch_count(bench_env) -> None:
         torch.manual_seed(derive_seed(trainer.seed, "rgn-step", it))
         return sum(model.losses(images, targets).values())
 
+    # the maps by hand (torch.autograd.grad, not measure_rgn): mind_back's EWC importance is
+    # Σ_batches |G| / ITER_GRAD_COMP (tools/utils.py:70-72), i.e. the mean |G| over the 3
+    # batches, not over the 1 batch RGN used
     params = model.body_parameters()
-    over_3 = measure_rgn(loss, params, range(3)).importance()["ewc"]
-    over_1 = measure_rgn(loss, params, range(1)).importance()["ewc"]
-    assert all(torch.equal(importance["ewc"][k], over_3[k]) for k in over_3)
-    assert any(not torch.equal(over_3[k], over_1[k]) for k in over_3)
+    grads = [torch.autograd.grad(loss(it), [p for _, p in params], allow_unused=True)
+             for it in range(3)]
+    assert set(importance["ewc"]) == {n for i, (n, _) in enumerate(params)
+                                      if grads[0][i] is not None}
+    for i, (name, _) in enumerate(params):
+        if grads[0][i] is None:
+            continue
+        by_hand = sum(g[i].double().abs() for g in grads) / 3
+        torch.testing.assert_close(importance["ewc"][name], by_hand.float(), rtol=1e-5,
+                                   atol=1e-12)
+        one = grads[0][i].abs()
+        assert importance["ewc"][name].shape == one.shape
+    assert any(not torch.allclose(importance["ewc"][n], grads[0][i].abs())
+               for i, (n, _) in enumerate(params) if grads[0][i] is not None)
 
 
 # ---- the study's tensor set ------------------------------------------------------------------

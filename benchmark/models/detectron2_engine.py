@@ -112,27 +112,44 @@ def geometry_cfg(g: Geometry, num_classes: int, body: Body) -> Any:
     return cfg
 
 
+def body_level_outputs(body: Body, x: torch.Tensor, levels: tuple[str, ...],
+                       detach: bool) -> dict[str, torch.Tensor]:
+    """``body.levels(x)`` renamed res2…res5, the ``levels`` of them; with ``detach`` (DP)
+    detached, so no gradient reaches the body. Needs no detectron2 (tested without it)."""
+    feats = dict(zip(LEVEL_NAMES, body.levels(x).values(), strict=True))
+    return {n: (feats[n].detach() if detach else feats[n]) for n in levels}
+
+
+class BodyLevels(nn.Module):
+    """What the detectron2 ``Backbone`` around the suite's body computes
+    (:func:`body_level_outputs`), as a plain module: ``body`` (its tensors keep the names
+    ``body.*``), ``detach_body`` (set by :meth:`Detectron2FasterRCNN.set_detach_body`)."""
+
+    def __init__(self, body: Body, levels: tuple[str, ...]) -> None:
+        super().__init__()
+        self.body = body
+        self.detach_body = False
+        self.out_levels = tuple(levels)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return body_level_outputs(self.body, x, self.out_levels, self.detach_body)
+
+
 def _body_backbone(body: Body, levels: tuple[str, ...]) -> nn.Module:
     """The suite's body as a detectron2 ``Backbone`` with ``levels`` (res2…res5) outputs."""
     from detectron2.layers import ShapeSpec
     from detectron2.modeling import Backbone
 
-    class BodyBackbone(Backbone):
+    class BodyBackbone(BodyLevels, Backbone):
         """Body.levels() renamed res2…res5; ``detach_body`` detaches them (DP)."""
 
         def __init__(self) -> None:
-            super().__init__()
-            self.body = body
-            self.detach_body = False
+            super().__init__(body, levels)  # BodyLevels, then Backbone's (no arguments)
             assert body.level_channels is not None
             channels = dict(zip(LEVEL_NAMES, body.level_channels, strict=True))
             self._shapes = {
                 n: ShapeSpec(channels=channels[n], stride=2 ** int(n[3:])) for n in levels
             }
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            feats = dict(zip(LEVEL_NAMES, self.body.levels(x).values(), strict=True))
-            return {n: (feats[n].detach() if self.detach_body else feats[n]) for n in levels}
 
         def output_shape(self) -> dict[str, Any]:
             return dict(self._shapes)

@@ -276,3 +276,26 @@ def test_a_pair_on_other_cpus_says_so(tmp_path: Path, capsys: Any) -> None:
         "CPU differs: isa.aten avx512≠avx2, isa.blas AVX512≠AVX2, isa.onednn avx512≠avx2, "
         "model AMD EPYC 9R14≠Intel Xeon Platinum 8375C",
         "CPU differs: not recorded ≠ Intel Xeon Platinum 8375C"]
+
+
+@pytest.mark.parametrize(("delta", "expected"), [
+    (0.0, "test"), (0.03, "test"), (-0.03, "test"),  # |Δ| ≤ test noise 0.03
+    (0.0301, "seed"), (0.05, "seed"), (-0.05, "seed"),  # ≤ √(0.03² + 0.04²) = 0.05
+    (0.0501, "beyond"), (-0.0501, "beyond"),
+])
+def test_classify_at_the_boundaries_by_hand(delta: float, expected: str) -> None:
+    """Known answer on a 3-4-5 triangle: test-set noise 0.03, seed bound 0.04, so the
+    combined yardstick is exactly 0.05; without a seed bound the same Δ beyond 0.03 is
+    "1 seed" (undetermined), never "beyond"."""
+    from benchmark.report.seed_noise import SeedNoise, classify
+
+    seed = SeedNoise(bound=0.04, sd=0.02, df=1, seeds=2, cells=1, pooled=False)
+    assert classify(delta, 0.03, seed) == expected
+    assert classify(delta, 0.03, None) == ("test" if expected == "test" else "1 seed")
+
+
+@pytest.mark.parametrize(("delta", "within"), [(0.0199, True), (-0.0199, True),
+                                               (0.0201, False), (-0.0201, False), (0.0, True)])
+def test_within_test_set_noise_at_the_boundary(delta: float, within: bool) -> None:
+    d = vd.Delta("AP", "AP", reference=0.5, candidate=0.5 + delta, noise=0.02)
+    assert d.within is within
