@@ -73,8 +73,8 @@ case "$verb" in
     exec python scripts/slurm_local.py run --if-possible -- bash -c '
       python -m pytest -q "$@" || exit $?
       [ "$BENCH_SLOW_STAGE" = 1 ] || exit 0
-      echo "== second stage: the slow tests (python -m pytest -q --runslow -m slow)"
-      exec python -m pytest -q --runslow -m slow' dev-sh-test "$@"
+      echo "== second stage: the slow tests (python -m pytest -q --runslow -m \"slow and not rehearsal\")"
+      exec python -m pytest -q --runslow -m "slow and not rehearsal"' dev-sh-test "$@"
     ;;
   *)
     echo "usage: bash scripts/dev.sh demo|test [args...]" >&2; exit 2

@@ -1,6 +1,8 @@
-"""The smoke of every published grid (slow: `--runslow`).
+"""The smoke of every published grid (marked ``rehearsal``: ``pytest --runslow -m rehearsal``).
 
-At kind granularity every grid is rehearsed with input sizes and stand-in images shrunk to
+Hours on 2 cores (251 kinds, each evaluating every split of its family), so neither the
+default run nor CI's slow stage runs them; CI's default run rehearses one kind end to end
+(``test_smoke_run.py``). At kind granularity every grid is rehearsed with input sizes and stand-in images shrunk to
 0.16 × (800 px → 128 px: CI's 2 cores cannot run hundreds of kinds at true size), one
 iteration and one image per split; one cell per family runs at its true size. The
 detectron2 grid runs only where detectron2 is importable.
@@ -28,6 +30,7 @@ def _smoke(grid: str, root: Path, scale: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize("grid", PUBLISHED)
 def test_every_kind_of_every_published_grid(grid: str, bench_env: Path,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -38,6 +41,7 @@ def test_every_kind_of_every_published_grid(grid: str, bench_env: Path,
 
 
 @pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize("family", ["pascal", "cityscapes", "coco_c", "coco_o"])
 def test_one_cell_per_family_at_true_size(family: str, bench_env: Path, tmp_path: Path,
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
