@@ -16,7 +16,10 @@ nothing will read again, and killed writes leave temp files. Removable are:
   earlier runs, and lock files of cells that are gone.
 
 Records are never removed. The grids must resolve their data (their fingerprints include
-the datasets' content), so what a grid uses is computed exactly, never guessed.
+the datasets' content), so what a grid uses is computed exactly, never guessed. The root is
+the one ``run`` uses for the same grid (``--root``, ``$BENCH_RESULTS``, ``runs/<grid>/`` for
+a grid other than the committed demo); ``--set`` and ``--only`` narrow what is kept the way
+they narrow what ``run`` runs.
 
 Everything removable is listed first; then ``clean`` asks (a terminal), or removes with
 ``--yes``. Without a terminal and without ``--yes`` it removes nothing and exits 2.
@@ -32,7 +35,7 @@ import argparse
 import shutil
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ from benchmark.store import (
     results_root,
     warn,
 )
+from benchmark.store.files import rooted, work_root
 
 TEMP_AGE_S = 600.0
 LIVE = ("running", "pending")  # a process or a scheduler job has the cell
@@ -106,7 +110,8 @@ def _no_scheduler(job_ids: Iterable[str]) -> SchedulerView:
 
 
 def removable(grids: list[str], *, results: Path | None = None,
-              artifacts: Path | None = None) -> list[tuple[Path, str]]:
+              artifacts: Path | None = None, overrides: Sequence[str] = (),
+              only: Sequence[str] = ()) -> list[tuple[Path, str]]:
     """(path, why) of everything that no cell of ``grids``, no record, no cell under the
     results root that runs, is queued or can resume, and no resumable checkpoint needs."""
     from benchmark.grid import load_grid  # torch, timm: only once there is work
@@ -115,7 +120,7 @@ def removable(grids: list[str], *, results: Path | None = None,
     artifacts = artifacts_root() if artifacts is None else Path(artifacts)
     needs = Needs()
     for name in grids:
-        for spec in load_grid(name).cells():
+        for spec in load_grid(name, overrides=overrides, only=only).cells():
             needs.cells.add(spec.fingerprint)
             needs.add_spec(spec)
     states = {c.fingerprint: c.state for c in cell_states(results=results, query=_no_scheduler)}
@@ -175,6 +180,19 @@ def _outermost(items: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
             if not any(d != p and d in p.parents for d in dirs)]
 
 
+def _root(args: argparse.Namespace) -> Path | None:
+    """The root ``run`` uses for these grids (one rule: :func:`benchmark.store.files.work_root`);
+    grids that write into different roots need ``--root``."""
+    from benchmark.grid import grid_path
+
+    roots = {work_root(args.root, grid_path(g), variant=bool(args.overrides)) for g in args.grid}
+    if len(roots) > 1:
+        shown = ", ".join(sorted(str(r or "results/") for r in roots))
+        raise BenchmarkError(f"--grid {' '.join(args.grid)}: these grids write into different "
+                             f"roots ({shown}); clean one root at a time, or name it with --root")
+    return roots.pop()
+
+
 def confirm(question: str) -> bool | None:
     """The user's answer on a terminal; None when stdin is not one (nobody to ask)."""
     if not sys.stdin or not sys.stdin.isatty():
@@ -194,21 +212,29 @@ def remove(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.clean",
-                                 description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[3:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmark.commandline import add_grid_selection, add_root, parser
+
+    parts = __doc__.split("\n\n")
+    ap = parser("python -m benchmark.clean", __doc__, description="\n\n".join(parts[:5]),
+                example=parts[-1].strip().splitlines()[0].split("#")[0].strip(),
+                exits="0 done (or nothing to do, or --dry-run); 1 declined; 2 refused or bad "
+                      "input")
     ap.add_argument("--grid", action="append", required=True,
                     help="a grid whose cells are kept (repeat for several)")
+    add_grid_selection(ap)
+    add_root(ap)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     mode.add_argument("--yes", "-y", action="store_true",
                       help="remove what is listed without asking")
     args = ap.parse_args(argv)
     try:
-        items = removable(args.grid)
+        root = _root(args)
+        with rooted(root):
+            items = removable(args.grid, overrides=args.overrides, only=args.only)
     except BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     total = 0
     for path, why in items:

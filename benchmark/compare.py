@@ -35,19 +35,18 @@ pass; the summary line and `--json`'s "status" tell "undetermined" from "NOT rep
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.report.matching import ACROSS_KEYS
-from benchmark.report.records import SMOKE_ROOT_MARK
-from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
-
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.compare", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmark.commandline import parser
+
+    ap = parser("python -m benchmark.compare", __doc__.rsplit("\n\nExit status:", 1)[0],
+                example="python -m benchmark.compare results runs/demo/results",
+                exits="0 every run reproduced and none missing; 1 otherwise (undetermined "
+                      "included); 2 bad input")
     ap.add_argument("reference", type=Path, help="results root A (the reference)")
     ap.add_argument("candidate", type=Path, help="results root B (the rerun)")
     ap.add_argument("--artifacts-a", type=Path,
@@ -61,10 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--names", nargs=2, default=("reference", "candidate"),
                     metavar=("A", "B"), help="what to call the two roots in the output")
     ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    ap.add_argument("--across", action="append", default=[], choices=ACROSS_KEYS,
-                    help="match runs that differ in this spec key (e.g. `--across engine`: "
-                         "the same cells on the torchvision and the detectron2 engine)")
+    ap.add_argument("--across", action="append", default=[], metavar="KEY",
+                    help="match runs that differ in this spec key, one of: engine (e.g. "
+                         "--across engine: the same cells on the torchvision and the "
+                         "detectron2 engine)")
     args = ap.parse_args(argv)
+    # pandas and the report: only once the arguments parsed (--help stays instant)
+    from benchmark.report.matching import ACROSS_KEYS
+    from benchmark.report.records import SMOKE_ROOT_MARK
+    from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
+
+    for key in args.across:
+        if key not in ACROSS_KEYS:
+            ap.error(f"argument --across: invalid choice: {key!r} (choose from "
+                     f"{', '.join(ACROSS_KEYS)})")
     for root in (args.reference, args.candidate):
         if not (root / "runs").is_dir():
             print(f"error: {root}: not a results root (no runs/ directory)", file=sys.stderr)

@@ -1,13 +1,15 @@
-"""python -m benchmark.describe --grid G [--input HxW] [--json]: what each cell will run.
+"""python -m benchmark.describe --grid G [--input HxW] [--only ...] [--json]: what each cell
+will run.
 
 Before a GPU-hour is spent: per cell of the grid (its runs and their parents), the protocol
 card (:mod:`benchmark.protocol`), the detector's FPN levels and anchors for one input size,
 its parameter counts (total / trainable after the recipe's ``configure``), the number of
 trainable backbone tensors and each evaluation split's AP protocol. Everything is read off
 the detector itself, built with random weights: no data and no weight files are needed (a
-cell's weights file is replaced by a random stand-in of the same architecture).
+cell's weights file is replaced by a random stand-in of the same architecture). Each cell
+is printed as soon as it is built.
 
-Exit status 0, or 2 with a one-line error for a bad grid or input.
+Exit status 0, or 2 with one error line per problem of a bad grid or input.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,15 @@ from benchmark.spec import BackboneSpec, RunSpec
 
 
 # ---- the grid's cells, without data or weight files -------------------------------------------
-def grid_cells(name_or_path: str) -> tuple[str, list[RunSpec]]:
-    """(grid name, cells): the grid expanded and validated, without data or weight files."""
+def grid_cells(name_or_path: str, overrides: Sequence[str] = (),
+               only: Sequence[str] = ()) -> tuple[str, list[RunSpec]]:
+    """(grid name, cells): the grid expanded and validated, without data or weight files;
+    ``overrides`` and ``only`` as ``--set`` and ``--only``."""
     from benchmark.grid import load_grid
 
-    grid = load_grid(name_or_path, resolve_data=False, check_weights=False)
-    return grid.name, grid.cells()
+    grid = load_grid(name_or_path, resolve_data=False, check_weights=False,
+                     overrides=overrides, only=only)
+    return grid.title, grid.cells()
 
 
 # ---- classes ----------------------------------------------------------------------------------
@@ -157,13 +162,20 @@ def describe_cell(spec: RunSpec, size: tuple[int, int] | None, tmp: Path,
             **cache[key], "splits": split_protocols(spec)}
 
 
-def describe_grid(grid: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """``{"grid": name, "cells": [...]}`` for every cell of ``grid``."""
-    name, cells = grid_cells(grid)
+def describe_cells(cells: list[RunSpec], size: tuple[int, int] | None = None
+                   ) -> Iterator[dict[str, Any]]:
+    """Each cell's description, yielded as soon as its detector is built."""
     cache: dict[Any, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="describe-") as tmp:
-        described = [describe_cell(spec, size, Path(tmp), cache) for spec in cells]
-    return {"grid": name, "cells": described}
+        for spec in cells:
+            yield describe_cell(spec, size, Path(tmp), cache)
+
+
+def describe_grid(grid: str, size: tuple[int, int] | None = None, *,
+                  overrides: Sequence[str] = (), only: Sequence[str] = ()) -> dict[str, Any]:
+    """``{"grid": name, "cells": [...]}`` for every cell of ``grid``."""
+    name, cells = grid_cells(grid, overrides, only)
+    return {"grid": name, "cells": list(describe_cells(cells, size))}
 
 
 # ---- text -------------------------------------------------------------------------------------
@@ -196,25 +208,32 @@ def parse_input(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.describe",
-                                 description=__doc__.split("\n")[0])
+    from benchmark.commandline import add_grid_selection, parser
+
+    ap = parser("python -m benchmark.describe", __doc__,
+                description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                example="python -m benchmark.describe --grid mind_back_pascal --input 800x1216 "
+                        "--only backbone=resnet50,seed=0",
+                exits="0 described; 2 invalid grid, input size or arguments (one line each)")
     ap.add_argument("--grid", required=True, help="grid name (benchmark/grids/NAME.yaml) or path")
+    add_grid_selection(ap)
     ap.add_argument("--input", type=parse_input, metavar="HxW",
                     help="image size for the anchor count (default: test_size square)")
     ap.add_argument("--json", action="store_true", help='print {"cells": [...]} as JSON')
     args = ap.parse_args(argv)
     try:
-        out = describe_grid(args.grid, args.input)
+        name, cells = grid_cells(args.grid, args.overrides, args.only)
+        if args.json:
+            print(json.dumps({"grid": name, "cells": list(describe_cells(cells, args.input))},
+                             indent=1))
+            return 0
+        print(f"grid {name!r}: {len(cells)} cells", flush=True)
+        for i, cell in enumerate(describe_cells(cells, args.input), 1):
+            print(format_cell(i, len(cells), cell), flush=True)
     except BenchmarkError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        for line in str(e).splitlines():
+            print(f"error: {' '.join(line.split())}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(out, indent=1))
-        return 0
-    cells = out["cells"]
-    print(f"grid {out['grid']!r}: {len(cells)} cells")
-    for i, cell in enumerate(cells, 1):
-        print(format_cell(i, len(cells), cell))
     return 0
 
 

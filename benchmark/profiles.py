@@ -296,3 +296,22 @@ def _test_submit(profile: Profile) -> None:
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().replace("\n", " ")
         raise ConfigError(f"{profile.source}: sbatch --test-only rejects this profile: {msg}")
+
+
+# ------------------------------------------------------------------------ before any work
+def profile_problems(name: str | None, *, cluster: bool | None = None) -> list[str]:
+    """Everything wrong with ``run --executor slurm --profile NAME``, found before any work
+    (data preparation, image hashing): no profile named, a profile file that does not exist
+    (the known ones named) or does not validate, and — with ``cluster`` (None: where
+    ``sinfo`` is on PATH) — a partition or GPU request the live cluster does not have. An
+    empty list: nothing found."""
+    if not name:
+        known = ", ".join(available_profiles()) or "none"
+        return [f"--executor slurm needs --profile NAME (profiles in {PROFILES_DIR}: {known})"]
+    try:
+        profile = load_profile(name)
+        if cluster or (cluster is None and shutil.which("sinfo") is not None):
+            check_cluster(profile, test_submit=False)
+    except ConfigError as e:
+        return [" ".join(str(e).split())]
+    return []

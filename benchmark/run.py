@@ -1,8 +1,10 @@
 """python -m benchmark.run --grid NAME [--executor local|slurm] [--dry-run] ...
 
-Expands the grid, validates everything (specs, splits, class lists) before running or
-submitting anything, prepares generated datasets the grid asks for, then runs the cells
-that are not done. Finished cells are never recomputed.
+Expands the grid, validates everything (specs, splits, class lists, the SLURM profile)
+before running or submitting anything, listing every problem in one pass, prepares
+generated datasets the grid asks for, then runs the cells that are not done. Finished cells
+are never recomputed. A grid other than the committed demo writes into runs/<grid>/ unless
+--root or $BENCH_RESULTS says where.
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ import argparse
 import sys
 import time
 
+from benchmark.commandline import add_grid_selection, add_root, parser
 from benchmark.errors import BenchmarkError, DataError, Interrupted
-from benchmark.grid import Grid, load_grid
+from benchmark.grid import Grid, grid_path, load_grid
 from benchmark.runtime import interrupt_on_sigterm
 from benchmark.spec import RunSpec
+from benchmark.store.files import rooted, work_root
+
+EXAMPLE = ("python -m benchmark.run --grid demo --dry-run --set schedule.iterations=10 "
+           "--only recipe=ft|dp")
+EXITS = ("0 done (dry run: nothing missing); 1 a cell failed, or (dry run) inputs missing; "
+         "2 invalid grid, profile or arguments (every problem listed); 130 interrupted")
 
 
 def prepare_generated(names: tuple[str, ...], workers: int) -> None:
@@ -44,7 +53,7 @@ def plan(grid: Grid) -> list[tuple[RunSpec, str]]:
 def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
     from benchmark.recipes import parent_of
 
-    print(f"grid {grid.name!r} ({grid.path}): {len(cells)} cells", file=file)
+    print(f"grid {grid.title!r} ({grid.path}): {len(cells)} cells", file=file)
     for spec, state in cells:
         p = parent_of(spec)
         parent = f"  from {p.fingerprint}" if p is not None else ""
@@ -56,8 +65,10 @@ def print_plan(grid: Grid, cells: list[tuple[RunSpec, str]], file=None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
+    ap = parser("python -m benchmark.run", __doc__, example=EXAMPLE, exits=EXITS)
     ap.add_argument("--grid", required=True, help="grid name (benchmark/grids/NAME.yaml) or path")
+    add_grid_selection(ap)
+    add_root(ap)
     ap.add_argument("--executor", choices=("local", "slurm"), default="local")
     ap.add_argument("--profile", help="SLURM cluster profile (slurm/NAME.yaml)")
     ap.add_argument("--workers", type=int, default=1, help="local: cells run in parallel")
@@ -78,14 +89,49 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     interrupt_on_sigterm()
     try:
-        return _run(args)
+        if args.smoke:  # a rehearsal in a scratch root of its own (benchmark.smoke)
+            return _run(args)
+        root = work_root(args.root, grid_path(args.grid), variant=bool(args.overrides))
+        if root is not None:
+            why = "--root" if args.root else (
+                f"grid {args.grid!r} is not the committed demo grid as it is; --root DIR "
+                "chooses another")
+            print(f"results and artifacts in {root}/ ({why})", flush=True)
+        with rooted(root):
+            return _run(args)
     except BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted) as e:
         why = str(e) if isinstance(e, Interrupted) else "interrupted"
         print(f"{why}; finished work is kept: rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def _load(args: argparse.Namespace, **kwargs: bool) -> Grid:
+    return load_grid(args.grid, overrides=args.overrides, only=args.only, **kwargs)
+
+
+def preflight(args: argparse.Namespace) -> Grid:
+    """Every check that needs no data and no weight file, all problems at once, before any
+    work: the SLURM profile (its file and, where the cluster answers, its partition) and the
+    grid itself (keys, schedule, backbones, recipes and their parameters, --set, --only)."""
+    from benchmark.grid import GridErrors
+
+    problems: list[str] = []
+    if args.executor == "slurm" or args.profile:
+        from benchmark.profiles import profile_problems
+
+        problems += profile_problems(args.profile, cluster=None if args.dry_run else True)
+    grid = None
+    try:
+        grid = _load(args, resolve_data=False, check_weights=False)
+    except BenchmarkError as e:
+        problems += str(e).splitlines()
+    if problems or grid is None:
+        raise GridErrors(problems) if len(problems) > 1 else BenchmarkError(problems[0])
+    return grid
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,12 +140,13 @@ def _run(args: argparse.Namespace) -> int:
 
         return smoke_main(args)
     t0 = time.time()
+    preflight(args)
     if args.dry_run:
         return _dry_run(args)
-    grid = load_grid(args.grid, resolve_data=False)  # validate the grid itself first
+    grid = _load(args, resolve_data=False)  # the weights files exist and fit
     if grid.prepare:
         prepare_generated(grid.prepare, max(1, args.workers))
-    grid = load_grid(args.grid)
+    grid = _load(args)
     cells = plan(grid)
     print_plan(grid, cells)
     _verify(cells, args.verify)
@@ -146,7 +193,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     missing or wrong; otherwise the full validation and image check of a run."""
     from benchmark.acquire.inputs import fetch_commands, grid_inputs, print_inputs
 
-    grid = load_grid(args.grid, resolve_data=False, check_weights=False)
+    grid = _load(args, resolve_data=False, check_weights=False)
     inputs = grid_inputs(grid, args.grid)
     blocking = [i for i in inputs if i.blocking]
     print(f"inputs of grid {grid.name!r}: {len(inputs) - len(blocking)} of {len(inputs)} "
@@ -154,10 +201,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     print_inputs(inputs)
     data_ok = not blocking
     if not any(i.kind == "weights" for i in blocking):
-        grid = load_grid(args.grid, resolve_data=False)  # the weights fit their backbones
+        grid = _load(args, resolve_data=False)  # the weights fit their backbones
     if data_ok:
         try:
-            grid = load_grid(args.grid)
+            grid = _load(args)
         except DataError as e:  # a generated dataset the run makes first
             data_ok = False
             print(f"note: {e}")
@@ -186,8 +233,9 @@ def _failed_summary(grid: Grid, args: argparse.Namespace) -> int:
     names = "; ".join(f"{s.fingerprint} ({s.label})" for s in failed[:5])
     more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
     hint = "" if args.retry_failed else " — rerun them with --retry-failed"
+    root = f" --root {args.root}" if args.root else ""
     print(f"{len(failed)} cell(s) of grid {grid.name!r} failed: {names}{more}"
-          f" (python -m benchmark.status --grid {args.grid}){hint}", file=sys.stderr)
+          f" (python -m benchmark.status --grid {args.grid}{root}){hint}", file=sys.stderr)
     return 1
 
 

@@ -1,5 +1,8 @@
 """Where every grid cell stands: ``python -m benchmark.status [--grid NAME] [--json]``.
 
+Without ``--grid``: every cell under the results root, grouped by the grid that wrote it, each
+labelled with the backbone, recipe and seed its stored spec names.
+
 States come from the result store (``results/runs/<fp>/``) plus at most ONE scheduler
 query per invocation (``sacct``; ``squeue`` only where accounting is disabled):
 
@@ -336,15 +339,39 @@ def _from_scheduler(
 
 
 # --------------------------------------------------------------------------------- CLI
-def _grid_cells(name: str) -> tuple[str, dict[str, str]]:
+EXAMPLE = "python -m benchmark.status --grid demo --only recipe=ft --state failed"
+EXITS = "0 shown; 2 invalid grid or arguments"
+NO_SPEC = "(no spec.json)"
+
+
+def _label(spec: Any) -> str:
+    return f"{spec.family} {spec.backbone.label} {spec.recipe.label} seed {spec.seed}"
+
+
+def _grid_cells(name: str, overrides: list[str] | None = None,
+                only: list[str] | None = None) -> tuple[str, dict[str, str]]:
     """The grid's name and {fingerprint: short label} of every cell it runs (parents too)."""
     from benchmark.grid import load_grid
 
-    grid = load_grid(name)
-    return grid.name, {
-        s.fingerprint: f"{s.family} {s.backbone.name} {s.recipe.name} s{s.seed}"
-        for s in grid.cells()
-    }
+    grid = load_grid(name, overrides=overrides or (), only=only or ())
+    return grid.title, {s.fingerprint: _label(s) for s in grid.cells()}
+
+
+def stored_cells(results: Path | None = None) -> dict[str, tuple[str, str]]:
+    """{fingerprint: (grid, label)} of every cell under the results root, read from its
+    ``spec.json`` (the grid that wrote it; backbone, recipe, seed)."""
+    from benchmark.spec import spec_from_json
+
+    out = {}
+    for cell in list_cells(results):
+        data = cell.read(Cell.SPEC) or {}
+        try:
+            label = _label(spec_from_json(data["spec"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            out[cell.fingerprint] = (NO_SPEC, "")
+            continue
+        out[cell.fingerprint] = (str(data.get("grid") or "?"), label)
+    return out
 
 
 def render(states: list[CellState], title: str = "", labels: dict[str, str] | None = None) -> str:
@@ -367,30 +394,76 @@ def render(states: list[CellState], title: str = "", labels: dict[str, str] | No
     return "\n".join(lines)
 
 
+def render_by_grid(states: list[CellState], stored: dict[str, tuple[str, str]]) -> str:
+    """One table per grid that wrote cells (cells without a spec last)."""
+    groups: dict[str, list[CellState]] = {}
+    for s in states:
+        groups.setdefault(stored.get(s.fingerprint, (NO_SPEC, ""))[0], []).append(s)
+    order = sorted(groups, key=lambda g: (g == NO_SPEC, g))
+    labels = {fp: label for fp, (_, label) in stored.items()}
+    if not order:
+        return render([])
+    return "\n\n".join(render(groups[g], title=f"grid {g}: ", labels=labels) for g in order)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmark.status", description=__doc__.split("\n")[0]
-    )
+    from benchmark.commandline import add_grid_selection, add_root, parser
+
+    ap = parser("python -m benchmark.status", __doc__, example=EXAMPLE, exits=EXITS,
+                description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
     ap.add_argument("--grid", help="only the cells of this grid (name or YAML path)")
+    add_grid_selection(ap)
+    add_root(ap)
     ap.add_argument("--json", action="store_true", help="one JSON list of cell states")
     ap.add_argument("--state", choices=STATES, action="append", help="only cells in this state")
     ap.add_argument("--tail", type=int, default=5, help="log lines shown per failed cell")
     args = ap.parse_args(argv)
+    if (args.overrides or args.only) and not args.grid:
+        ap.error("--set and --only need --grid")
+    try:
+        root = _root(args)
+    except Exception as e:  # noqa: BLE001 — report a bad grid as one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from benchmark.store.files import rooted
+
+    with rooted(root):
+        return _show(args)
+
+
+def _root(args: argparse.Namespace) -> Path | None:
+    from benchmark.store.files import work_root
+
+    grid = None
+    if args.grid:
+        from benchmark.grid import grid_path
+
+        grid = grid_path(args.grid)
+    return work_root(args.root, grid, variant=bool(args.overrides))
+
+
+def _show(args: argparse.Namespace) -> int:
     title, fps, labels = "", None, None
     if args.grid:
         try:
-            name, labels = _grid_cells(args.grid)
+            name, labels = _grid_cells(args.grid, args.overrides, args.only)
             fps = list(labels)
-        except Exception as e:  # noqa: BLE001 — report a bad grid as one line
-            print(f"error: {e}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 — report a bad grid as one line each problem
+            for line in str(e).splitlines():
+                print(f"error: {line}", file=sys.stderr)
             return 2
         title = f"grid {name}: "
     states = cell_states(fps, tail=args.tail)
     if args.state:
         states = [s for s in states if s.state in args.state]
-    text = json.dumps([s.to_json() for s in states], indent=1) if args.json else None
+    if args.json:
+        text = json.dumps([s.to_json() for s in states], indent=1)
+    elif fps is None:
+        text = render_by_grid(states, stored_cells())
+    else:
+        text = render(states, title=title, labels=labels)
     try:
-        print(text if text is not None else render(states, title=title, labels=labels))
+        print(text)
     except BrokenPipeError:  # `status | head`
         sys.stderr.close()
     return 0

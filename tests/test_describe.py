@@ -90,10 +90,40 @@ def test_bad_grid_is_one_line_error(empty_roots: Path, capsys, text: str, proble
     grid.write_text(text)
     assert main(["--grid", str(grid)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and problem in err and err.count("\n") == 1
+    lines = err.splitlines()  # one line per problem of the grid, each an error line
+    assert lines and all(ln.startswith("error: ") for ln in lines) and problem in err
 
 
 def test_bad_input_size_is_refused(empty_roots: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--grid", "demo", "--input", "800by1216"])
     assert e.value.code == 2
+
+
+def test_each_cell_is_printed_as_soon_as_it_is_built(empty_roots: Path, capsys,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """mind_back_pascal has 168 cells: the first must not wait for the last."""
+    import benchmark.describe as describe
+
+    real, built = describe.describe_cell, []
+
+    def second_cell_interrupts(spec, *args):
+        if built:
+            assert "cell 1/" in capsys.readouterr().out  # already on the terminal
+            raise KeyboardInterrupt
+        built.append(spec)
+        return real(spec, *args)
+
+    monkeypatch.setattr(describe, "describe_cell", second_cell_interrupts)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--grid", "demo"])
+    assert len(built) == 1
+
+
+def test_only_and_set_narrow_and_change_what_is_described(empty_roots: Path, capsys) -> None:
+    assert main(["--grid", "demo", "--only", "backbone=resnet18", "--set",
+                 "schedule.test_size=128", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "--only backbone=resnet18" in out["grid"]
+    assert [c["label"].split(" × ")[0] for c in out["cells"]] == ["resnet18[none]"]
+    assert out["cells"][0]["anchors"]["input"] == [128, 128]

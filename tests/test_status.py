@@ -223,4 +223,26 @@ def test_status_of_a_grid_names_every_cell(bench_env, capsys) -> None:
     out = capsys.readouterr().out
     assert "6 cells: unsubmitted 6" in out
     for recipe in ("ft", "dp", "dp_ft"):
-        assert f"demo resnet18 {recipe} s0" in out
+        assert f"demo resnet18[none] {recipe} seed 0" in out
+
+
+def test_status_without_grid_labels_cells_from_their_specs_grouped_by_grid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from benchmark.grid import load_grid
+    from tests.conftest import TINY_GRID
+
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path))
+    ft, dp = load_grid(str(TINY_GRID), resolve_data=False, check_weights=False,
+                       only="backbone=resnet18,recipe=ft|dp").runs
+    _cell(tmp_path, ft.fingerprint, spec={"grid": "tiny", "spec": ft.to_json()})
+    _cell(tmp_path, dp.fingerprint, spec={"grid": "other", "spec": dp.to_json()},
+          record={})
+    _cell(tmp_path, "c" * 16)  # a directory without a spec
+    assert status.main([]) == 0
+    out = capsys.readouterr().out
+    blocks = out.strip().split("\n\n")
+    assert [b.splitlines()[0].split(":")[0] for b in blocks] == [
+        "grid other", "grid tiny", "grid (no spec.json)"]
+    assert "demo resnet18[none] dp seed 0" in blocks[0] and "done" in blocks[0]
+    assert "demo resnet18[none] ft seed 0" in blocks[1] and "unsubmitted" in blocks[1]
+    assert "c" * 14 in blocks[2]

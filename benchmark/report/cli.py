@@ -55,10 +55,20 @@ def refusal(results: Path) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=None,
-                        help="results directory (default: $BENCH_RESULTS or results/)")
+    from benchmark.commandline import parser as make_parser
+    from benchmark.store.files import rooted
+
+    doc = __doc__.rsplit("\n\nExit status:", 1)[0]
+    parser = make_parser("python -m benchmark.report", doc,
+                         example="python -m benchmark.report --root runs/my_grid",
+                         exits="0 written / up to date; 1 stale (--check); 2 refused or not "
+                               "writable")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--results", type=Path, default=None,
+                       help="results directory (default: $BENCH_RESULTS or results/)")
+    where.add_argument("--root", type=Path, default=None, metavar="DIR",
+                       help="work root: results DIR/results, artifacts DIR/artifacts, "
+                            "markdown DIR/BENCHMARKS.md (what run --root DIR wrote)")
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown output (default: BENCHMARKS.md next to the results "
                              "directory; see above for the committed one)")
@@ -72,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bootstrap < 0:
         parser.error("--bootstrap must be >= 0")
+    with rooted(args.root):
+        return _report(args)
+
+
+def _report(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results is not None else results_root()
     why = refusal(results)
     if why is not None:

@@ -2,7 +2,8 @@
 
 Records (small JSON, committed) live under ``results/runs/<fingerprint>/``; heavy artifacts
 (checkpoints, predictions, logs) under the artifacts root (``artifacts/`` by default,
-``$BENCH_ARTIFACTS`` to move it).
+``$BENCH_ARTIFACTS`` to move it). A command's ``--root DIR`` puts both under DIR
+(:func:`work_root` decides, :func:`rooted` sets them for the command and its children).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from typing import Any
 from benchmark.errors import BenchmarkError, StorageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: where grids other than the committed one write by default (git-ignored)
+RUNS_ROOT = REPO_ROOT / "runs"
+#: the grid whose records are the committed results/ and ./BENCHMARKS.md
+COMMITTED_GRID = REPO_ROOT / "benchmark" / "grids" / "demo.yaml"
 
 
 def results_root() -> Path:
@@ -31,6 +36,44 @@ def results_root() -> Path:
 
 def artifacts_root() -> Path:
     return Path(os.environ.get("BENCH_ARTIFACTS", REPO_ROOT / "artifacts"))
+
+
+def work_root(root: str | Path | None, grid: Path | None = None, *,
+              variant: bool = False) -> Path | None:
+    """The one rule every command follows for where results and artifacts go: ``root`` (a
+    command's ``--root``) when given; else None (``$BENCH_RESULTS`` / ``$BENCH_ARTIFACTS``,
+    or the committed results/ and artifacts/) when ``$BENCH_RESULTS`` is set, when no grid
+    file is named, or for the committed grid as it is; else ``runs/<grid file stem>/``, so a
+    user's grid, or the committed one changed by ``--set`` (``variant``), never writes into
+    the committed leaderboard."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("BENCH_RESULTS") or grid is None:
+        return None
+    committed = Path(grid).resolve() == COMMITTED_GRID.resolve()
+    return None if committed and not variant else RUNS_ROOT / Path(grid).stem
+
+
+@contextlib.contextmanager
+def rooted(root: Path | None) -> Iterator[None]:
+    """Inside the block, ``$BENCH_RESULTS`` = ``root/results`` and ``$BENCH_ARTIFACTS`` =
+    ``root/artifacts`` (child processes and SLURM jobs inherit them); restored after it.
+    ``None`` changes nothing."""
+    if root is None:
+        yield
+        return
+    keys = ("BENCH_RESULTS", "BENCH_ARTIFACTS")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["BENCH_RESULTS"] = str(Path(root) / "results")
+    os.environ["BENCH_ARTIFACTS"] = str(Path(root) / "artifacts")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def data_root() -> Path:
