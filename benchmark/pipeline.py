@@ -1,4 +1,6 @@
-"""Stages of one cell: train once, evaluate every split, write the record.
+"""Stages of one cell, in order: train (the training stages it needs), predict every eval
+split (:mod:`benchmark.inference`), score the predictions, write the record
+(:func:`benchmark.evaluation.record.make_record`).
 
 Every stage is idempotent (its output present → skipped) and atomic (temp file + rename),
 so a killed cell leaves only a resumable checkpoint and rerunning continues it. Where the
@@ -18,35 +20,50 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
 
 from benchmark.data.labels import LabelMap
-from benchmark.data.loader import DetectionDataset
 from benchmark.data.split import ResolvedSplit, load_split, resolve_split
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation.masks import encode_masks
-from benchmark.models import Detector
-from benchmark.recipes import get_recipe, parent_of
-from benchmark.runtime import device, loader_workers, world
+from benchmark.evaluation.record import make_record
+from benchmark.inference import predict_splits
+from benchmark.recipes import get_recipe
+from benchmark.recipes.base import stages
+from benchmark.runtime import loader_workers, world
 from benchmark.spec import RunSpec
-from benchmark.store import Cell, TrainingDir, file_lock, remove_stray_temp_files
+from benchmark.store import Cell, EvaluationDir, TrainingDir, file_lock, remove_stray_temp_files
 
-#: How long a cell waits for another cell's training of the same run (e.g. a shared DP
-#: parent) before giving up with an error; $BENCH_LOCK_TIMEOUT_S overrides.
+#: How long a cell waits for another process holding a lock it needs — the training of the
+#: same run (e.g. a shared DP parent), the same cell run elsewhere — before giving up with
+#: an error; $BENCH_LOCK_TIMEOUT_S overrides.
 LOCK_TIMEOUT_S = 7 * 24 * 3600.0
 #: set to "1" by a smoke test (``python -m benchmark.run --smoke``): its records carry
 #: ``"smoke": true`` and are never counted as results (report, compare, status)
 SMOKE_ENV = "BENCH_SMOKE"
 
 
-def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
-    """So concurrent processes never train (or run) the same thing twice (bounded wait, then
-    an error naming the holder)."""
+def _bounded_lock(path: Path, timeout_s: float | None) -> contextlib.AbstractContextManager:
+    """An exclusive file lock: a bounded wait (:data:`LOCK_TIMEOUT_S`), then an error naming
+    the holder."""
     if timeout_s is None:
         timeout_s = float(os.environ.get("BENCH_LOCK_TIMEOUT_S", LOCK_TIMEOUT_S))
     return file_lock(path, timeout_s, poll_s=1.0)
+
+
+def training_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
+    """Guards one stage's weights (``TrainingDir.lock``): concurrent processes never train
+    (or mix) the same run twice — a cell that needs a training another process runs waits
+    for its final checkpoint."""
+    return _bounded_lock(path, timeout_s)
+
+
+def cell_lock(path: Path, timeout_s: float | None = None) -> contextlib.AbstractContextManager:
+    """Guards one cell (``Cell.lock``), from its record check to its record write: a second
+    process asked for the same cell waits for the first and returns its record."""
+    return _bounded_lock(path, timeout_s)
 
 
 class WorkClock:
@@ -71,23 +88,57 @@ class WorkClock:
 
 # ---------------------------------------------------------------------------------- train
 def train_stage(spec: RunSpec, *, progress: bool = True, clock: WorkClock | None = None) -> Path:
-    """Train ``spec`` (its parent first), returning the final checkpoint path."""
-    from benchmark.training import Trainer, checkpoint
+    """``spec``'s final weights, returning their path: every stage they come from
+    (:func:`benchmark.recipes.base.stages`) that they need and that has no final weights yet
+    runs first, in order — a training reads the final weights of the stage before it; a
+    mixing stage (a recipe that trains nothing) those and the weights that stage started
+    from (:func:`mix_stage`)."""
+    chain = stages(spec)
+    needed, finals = {len(chain) - 1}, {}
+    for i in reversed(range(len(chain))):  # newest first: present weights end the walk
+        if i in needed:
+            finals[i] = _final_weights(chain[i])
+            if finals[i] is None:
+                needed.update(_reads(chain, i))
+    for i in sorted(needed):
+        if finals[i] is None:
+            finals[i] = _run_stage(chain, i, finals, progress=progress, clock=clock)
+    return finals[len(chain) - 1]
+
+
+def _reads(chain: list[RunSpec], i: int) -> list[int]:
+    """The stages whose final weights stage ``i`` of ``chain`` reads: the one before it, and
+    for a mixing stage also the one before that (the weights its parent started from)."""
+    back = 1 if get_recipe(chain[i].recipe).trains else 2
+    return [j for j in range(i - back, i) if j >= 0]
+
+
+def _final_weights(spec: RunSpec) -> Path | None:
+    """The stage's final checkpoint when it is there and intact (a damaged one is set aside:
+    the stage runs again)."""
+    from benchmark.training import checkpoint
 
     out = TrainingDir(spec.train_fingerprint)
     if out.final.is_file() and not checkpoint.is_intact(out.final):
         checkpoint.set_aside(out.final, "damaged final checkpoint; training again")
-    if out.final.is_file():
-        return out.final
-    parent = parent_of(spec)
-    init_from = (
-        train_stage(parent, progress=progress, clock=clock) if parent is not None else None
-    )
-    if parent is not None and not get_recipe(spec.recipe).trains and parent_of(parent):
-        # a stage that trains nothing (WiSE-FT) also reads the weights its parent started
-        # from: make sure they exist even where the parent's final outlived them
-        train_stage(parent_of(parent), progress=progress, clock=clock)
+    return out.final if out.final.is_file() else None
+
+
+def _run_stage(chain: list[RunSpec], i: int, finals: dict[int, Path | None], *,
+               progress: bool, clock: WorkClock | None) -> Path:
+    """Stage ``i`` of ``chain``, its inputs' final weights in ``finals``: a training
+    (:class:`benchmark.training.Trainer`) or a mixing stage, under the stage's lock."""
+    from benchmark.training import Trainer
+
+    spec = chain[i]
+    init_from = finals[i - 1] if i > 0 else None
+    trains = get_recipe(spec.recipe).trains
+    if not trains and init_from is None:
+        raise BenchmarkError(f"recipe {spec.recipe.name!r} trains nothing: it needs a parent")
+    out = TrainingDir(spec.train_fingerprint)
     if world()[0] != 0:  # a DDP worker: rank 0 holds the lock and writes the outputs
+        if not trains:
+            return out.final  # a mix is rank 0's alone
         return Trainer(spec, load_split(spec.train_split), out).run(init_from, progress=False)
     with contextlib.ExitStack() as stack:
         with clock.waiting() if clock is not None else contextlib.nullcontext():
@@ -95,153 +146,83 @@ def train_stage(spec: RunSpec, *, progress: bool = True, clock: WorkClock | None
         if out.final.is_file():
             return out.final
         remove_stray_temp_files(out.dir, recursive=False)  # of a write killed mid-way
+        if not trains:
+            assert init_from is not None
+            return mix_stage(spec, chain[i - 1], init_from, finals[i - 2] if i > 1 else None)
         trainer = Trainer(spec, load_split(spec.train_split), out)
         return trainer.run(init_from=init_from, progress=progress)
 
 
-# ---------------------------------------------------------------------------------- evaluate
-def coco_detections(
-    targets: list[dict[str, Any]], outputs: list[dict[str, torch.Tensor]], labels: LabelMap
-) -> list[dict[str, Any]]:
-    """A batch's detections as COCO results in the split's own ids, read from the device
-    once: boxes, label and score of every detection as float64 (exact for float32 values and
-    class indices). One dict per detection; an engine with more outputs adds its keys here."""
-    packed = torch.cat([
-        torch.cat([o["boxes"].double(), o["labels"].double()[:, None],
-                   o["scores"].double()[:, None]], dim=1)
-        for o in outputs
-    ]).tolist()
-    rows = iter(packed)
-    results: list[dict[str, Any]] = []
-    for target, out in zip(targets, outputs, strict=True):
-        image_id = int(target["image_id"])
-        segms = iter(encode_masks(out["masks"])) if "masks" in out else None  # Mask R-CNN
-        for _ in range(out["scores"].shape[0]):
-            x0, y0, x1, y1, label, score = next(rows)
-            results.append(
-                {
-                    "image_id": image_id,
-                    "category_id": labels.cat_ids[int(label)],
-                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                    "score": round(score, 5),
-                }
-            )
-            if segms is not None:
-                results[-1]["segmentation"] = next(segms)
-    return results
+def mix_stage(spec: RunSpec, parent: RunSpec, parent_final: Path,
+              parent_start: Path | None) -> Path:
+    """The weights of a stage that trains nothing (:attr:`Recipe.trains` False, WiSE-FT):
+    :meth:`Recipe.finalize` applied to ``parent``'s final weights, with the weights
+    ``parent`` started from as ``start_state`` — rebuilt from ``parent_start`` as its
+    training built them (:func:`benchmark.training.loop.start_detector`), so the mix's ends
+    are bit for bit its two inputs. Its RGN is that of the training it mixes. Writes and
+    returns the stage's final checkpoint."""
+    from benchmark.training import checkpoint
+    from benchmark.training.loop import start_detector
+
+    num_classes = len(LabelMap(load_split(spec.train_split)))
+    start_state = start_detector(parent, num_classes, parent_start).state_dict()
+    model = start_detector(spec, num_classes, parent_final)
+    get_recipe(spec.recipe).finalize(model, start_state)
+    out = TrainingDir(spec.train_fingerprint)
+    rgn = checkpoint.read(parent_final).get("rgn")
+    out.write_final(checkpoint.to_bytes({"model": model.state_dict(), "rgn": rgn, "log": []}))
+    return out.final
 
 
-def predict_split(
-    model: Detector, split: ResolvedSplit, labels: LabelMap, batch_size: int, progress: bool = True
-) -> list[dict[str, Any]]:
-    """Run the detector over one split in this process, batch after batch (corrupted on the
-    fly if so resolved); COCO results in the split's own ids. :func:`predict_splits` gives
-    the same results for many splits with the images made ahead in worker processes."""
-    from tqdm import tqdm
+# ---------------------------------------------------------------------------------- predict, score
+class Scoring:
+    """Scores each split's predictions and writes its metrics, in split order (a killed sweep
+    resumes at the first split without metrics). ``pooled``: each split is scored in a
+    process of its own while the model predicts the next (scoring COCO-C's 75 splits in line
+    would hold the GPU up for minutes); else in line. Splits predicted before a failure keep
+    their metrics."""
 
-    dataset = DetectionDataset(split.split, corruption=split.corruption)
-    dev = device()
-    results: list[dict[str, Any]] = []
-    for start in tqdm(
-        range(0, len(dataset), batch_size),
-        desc=f"eval {split.name}",
-        disable=not progress,
-        leave=False,
-    ):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        outputs = model.predict([img.to(dev) for img, _ in items])
-        results.extend(coco_detections([t for _, t in items], outputs, labels))
-    return results
+    def __init__(self, spec: RunSpec, out: EvaluationDir, metrics: dict[str, dict],
+                 pooled: bool) -> None:
+        self.spec, self.out, self.metrics = spec, out, metrics
+        self.pool = ProcessPoolExecutor(1, mp_context=get_context("forkserver")) if pooled else None
+        self.pending: deque[tuple[str, Future]] = deque()
 
+    def __enter__(self) -> Scoring:
+        return self
 
-class _SweepImages(torch.utils.data.Dataset):
-    """The images of several eval splits as one dataset, item ``(split index, image index)``,
-    so that one loader decodes (and corrupts) ahead across split boundaries. Splits that
-    read the same prepared split share its object, so the annotations travel to a worker
-    once, not once per corruption; each worker builds its own datasets."""
+    def score(self, split: ResolvedSplit, predictions: list[dict[str, Any]]) -> None:
+        from benchmark.evaluation import evaluate_split
 
-    def __init__(self, splits: list[ResolvedSplit]) -> None:
-        shared: dict[Path, Any] = {}
-        self.splits = [ResolvedSplit(s.name, shared.setdefault(s.split.root, s.split),
-                                     s.corruption) for s in splits]
-        self._datasets: dict[int, DetectionDataset] = {}
+        gt = split.split.annotation_path  # a corruption keeps the base split's boxes
+        if self.pool is None:
+            self.metrics[split.name] = evaluate_split(self.spec, split.name, gt, predictions)
+            self.out.write_metrics(split.name, self.metrics[split.name])
+        else:
+            self.pending.append((split.name, self.pool.submit(
+                evaluate_split, self.spec, split.name, gt, predictions)))
+            self._record(block=False)
 
-    def sizes(self) -> list[int]:
-        return [len(s.split.coco["images"]) for s in self.splits]
+    def _record(self, block: bool) -> None:  # in split order: resuming starts at the first gap
+        while self.pending and (block or self.pending[0][1].done()):
+            name, scored = self.pending.popleft()
+            self.metrics[name] = scored.result()
+            self.out.write_metrics(name, self.metrics[name])
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, dict[str, Any]]:
-        job, index = key
-        if job not in self._datasets:
-            split = self.splits[job]
-            self._datasets[job] = DetectionDataset(split.split, corruption=split.corruption)
-        return self._datasets[job][index]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_datasets": {}}
-
-
-def predict_splits(
-    model: Detector,
-    splits: list[ResolvedSplit],
-    labels: LabelMap,
-    batch_size: int,
-    *,
-    workers: int | None = None,
-    progress: bool = True,
-) -> Iterator[tuple[ResolvedSplit, list[dict[str, Any]]]]:
-    """(split, its COCO results) for each split in order, as soon as its last batch is
-    predicted — one pass over the model, with ``workers`` processes (default
-    ``$BENCH_LOADER_WORKERS``, :func:`benchmark.runtime.loader_workers`) decoding and
-    corrupting the next batches while the model predicts. The batches, the pixels and so
-    the results are those of :func:`predict_split` on each split."""
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from benchmark.data.loader import collate
-
-    workers = loader_workers() if workers is None else workers
-    sweep = _SweepImages(splits)
-    sizes = sweep.sizes()
-    batches = [[(job, i) for i in range(start, min(start + batch_size, n))]
-               for job, n in enumerate(sizes) for start in range(0, n, batch_size)]
-    left = [-(-n // batch_size) for n in sizes]  # batches still to predict, per split
-    dev = device()
-    loader = DataLoader(
-        sweep,
-        batch_sampler=batches,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=dev.type == "cuda",
-        **({"multiprocessing_context": "forkserver", "prefetch_factor": 4} if workers else {}),
-    )
-    results: list[dict[str, Any]] = []
-    done = 0
-    bar = tqdm(total=sum(sizes), desc=f"eval {len(splits)} splits", disable=not progress,
-               leave=False)
-    for (images, targets), batch in zip(loader, batches, strict=True):
-        while left[done] == 0:  # an empty split before this batch's
-            yield sweep.splits[done], []
-            done += 1
-        outputs = model.predict([img.to(dev, non_blocking=True) for img in images])
-        results.extend(coco_detections(targets, outputs, labels))
-        bar.update(len(images))
-        left[batch[0][0]] -= 1
-        if left[done] == 0:
-            yield sweep.splits[done], results
-            results, done = [], done + 1
-    bar.close()
-    for job in range(done, len(splits)):  # empty splits at the end
-        yield sweep.splits[job], []
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self._record(block=True)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
 
 
 def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) -> dict[str, dict]:
-    """Evaluate every eval split not yet evaluated, in one pass over the checkpoint
-    (:func:`predict_splits`); each split's predictions and metrics are written as soon as
-    it is done, so a killed sweep resumes at the first split without metrics. With loader
-    workers, a split is scored in a process of its own while the model predicts the next
-    (scoring COCO-C's 75 splits in line would hold the GPU up for minutes). Returns
-    {split: its metrics}."""
-    from benchmark.evaluation import evaluate_split
+    """Predict and score every eval split not yet evaluated, in one pass over the checkpoint
+    (:func:`benchmark.inference.predict_splits`); each split's predictions and metrics are
+    written as soon as it is done (:class:`Scoring`), so a killed sweep resumes at the first
+    split without metrics. Returns {split: its metrics}."""
     from benchmark.training import load_detector
 
     out = TrainingDir(spec.train_fingerprint).evaluation(spec.eval_fingerprint)
@@ -259,31 +240,12 @@ def evaluate_stage(spec: RunSpec, checkpoint: Path, *, progress: bool = True) ->
     model = load_detector(spec, len(labels), checkpoint)
     splits = [resolve_split(name) for name in todo]
     workers = loader_workers()
-    pending: deque[tuple[str, Future]] = deque()
-
-    def record(block: bool) -> None:  # in split order: resuming starts at the first gap
-        while pending and (block or pending[0][1].done()):
-            name, scored = pending.popleft()
-            metrics[name] = scored.result()
-            out.write_metrics(name, metrics[name])
-
-    with (ProcessPoolExecutor(1, mp_context=get_context("forkserver")) if workers
-          else contextlib.nullcontext()) as pool:
-        try:
-            for split, preds in predict_splits(model, splits, labels,
-                                               spec.schedule.eval_batch_size,
-                                               workers=workers, progress=progress):
-                out.write_predictions(split.name, preds)
-                gt = split.split.annotation_path  # a corruption keeps the base split's boxes
-                if pool is None:
-                    metrics[split.name] = evaluate_split(spec, split.name, gt, preds)
-                    out.write_metrics(split.name, metrics[split.name])
-                else:
-                    pending.append((split.name,
-                                    pool.submit(evaluate_split, spec, split.name, gt, preds)))
-                    record(block=False)
-        finally:  # splits predicted before a failure keep their metrics
-            record(block=True)
+    with Scoring(spec, out, metrics, pooled=bool(workers)) as scoring:
+        for split, predictions in predict_splits(model, splits, labels,
+                                                 spec.schedule.eval_batch_size,
+                                                 workers=workers, progress=progress):
+            out.write_predictions(split.name, predictions)
+            scoring.score(split, predictions)
     return {name: metrics[name] for name in spec.eval_splits}
 
 
@@ -308,7 +270,7 @@ def run_cell(
     clock = WorkClock()
     with contextlib.ExitStack() as stack:
         with clock.waiting():
-            stack.enter_context(training_lock(cell.lock))
+            stack.enter_context(cell_lock(cell.lock))
         done = cell.read_record()  # another process may have finished it meanwhile
         if done is not None:
             return done
@@ -350,24 +312,18 @@ def _run_locked(
         )
         out = TrainingDir(spec.train_fingerprint)
         evals = out.evaluation(spec.eval_fingerprint)
-        record = {
-            "schema": 1,
-            "fingerprint": spec.fingerprint,
-            "train_fingerprint": spec.train_fingerprint,
-            "grid": grid,
-            "spec": spec.to_json(),
-            "protocol": card_of(spec).to_json(),  # the card it ran with (benchmark.protocol)
-            "metrics": metrics,
-            "summary": summarize(spec, metrics),
-            "rgn": state.get("rgn"),
-            "provenance": prov,
-            "artifacts": {
-                "checkpoint": out.relative(out.final),
-                "predictions": {s: out.relative(evals.predictions(s)) for s in spec.eval_splits},
-            },
-        }
-        if os.environ.get(SMOKE_ENV) == "1":  # only when true: other records keep their bytes
-            record["smoke"] = True
+        record = make_record(
+            spec,
+            grid=grid,
+            protocol=card_of(spec).to_json(),  # the card it ran with (benchmark.protocol)
+            metrics=metrics,
+            summary=summarize(spec, metrics),
+            rgn=state.get("rgn"),
+            provenance=prov,
+            checkpoint=out.relative(out.final),
+            predictions={s: out.relative(evals.predictions(s)) for s in spec.eval_splits},
+            smoke=os.environ.get(SMOKE_ENV) == "1",
+        )
     except Exception as e:  # not SystemExit / Interrupted: a requeue or a Ctrl-C is no failure
         tail = traceback.format_exc().splitlines()[-15:]
         cell.write_failed(

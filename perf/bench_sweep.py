@@ -60,7 +60,8 @@ def main() -> None:
         from benchmark.data.split import load_split, resolve_split
         from benchmark.evaluation import evaluate_split
         from benchmark.grid import load_grid
-        from benchmark.pipeline import evaluate_stage, predict_split
+        from benchmark.inference import predict_split
+        from benchmark.pipeline import evaluate_stage
         from benchmark.store import TrainingDir
         from benchmark.training import checkpoint
 

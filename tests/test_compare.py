@@ -1,4 +1,4 @@
-"""python -m benchmark.compare / benchmark.report.verdict on hand-made results roots: identical,
+"""python -m benchmark.compare / benchmark.compare.verdict on hand-made results roots: identical,
 shifted within test-set noise, shifted beyond it, runs on one side only, matched by
 configuration when the fingerprints differ, intervals from the report's cache."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmark import compare
-from benchmark.report import verdict as vd
+from benchmark.compare import verdict as vd
 from tests.report.test_frames import make_record, set_metrics, write_record
 from tests.report.test_report import _detect, write_gt_splits
 

@@ -20,9 +20,9 @@ from benchmark.errors import DataError
 from benchmark.evaluation import evaluate_split
 from benchmark.evaluation.coco import MASK_KEYS, mask_summary
 from benchmark.evaluation.masks import encode_masks
+from benchmark.inference import predict_split
 from benchmark.models import build_detector
 from benchmark.models.engine import engine_needs_masks
-from benchmark.pipeline import predict_split
 from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
 from benchmark.store import TrainingDir
 from benchmark.training import Trainer

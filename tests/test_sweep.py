@@ -1,6 +1,7 @@
-"""The evaluation sweep (``pipeline.predict_splits`` / ``evaluate_stage``): all splits of a
-cell in one pass, images made in worker processes, predictions identical to the one-split
-path, each split's metrics written as it finishes (a failed sweep resumes where it stopped)."""
+"""The evaluation sweep (``inference.predict_splits`` / ``pipeline.evaluate_stage``): all
+splits of a cell in one pass, images made in worker processes, predictions identical to the
+one-split path, each split's metrics written as it finishes (a failed sweep resumes where it
+stopped)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 from benchmark.data.labels import LabelMap
 from benchmark.data.split import load_split, resolve_split, split_dir
 from benchmark.grid import load_grid
-from benchmark.pipeline import evaluate_stage, predict_split, predict_splits
+from benchmark.inference import predict_split, predict_splits
+from benchmark.pipeline import evaluate_stage
 from benchmark.spec import RunSpec
 from benchmark.store import TrainingDir
 from benchmark.training import checkpoint

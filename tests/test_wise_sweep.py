@@ -113,7 +113,7 @@ def test_report_draws_one_alpha_curve_per_backbone(tmp_path: Path):
 
     import pandas as pd
 
-    from benchmark.report.wise_figure import alpha_curves, wise_curves
+    from benchmark.report.wise_figure import alpha_curves, sweep_curves
 
     rows = pd.DataFrame({
         "recipe": ["dp_ft", "dp", "wise_ft", "ft", "wise_ft", "dp"],
@@ -126,7 +126,7 @@ def test_report_draws_one_alpha_curve_per_backbone(tmp_path: Path):
     fb = SimpleNamespace(fam=SimpleNamespace(er_x="id", er_y="ood"), rows=rows)
     # A: its α = 0.5 row, and as the ends the DP / DP-FT rows with its parameters; B: its
     # α = 0.5 (the default) and its DP (dp_lr unset: plain dp) — but no DP-FT row
-    curves = wise_curves(fb)
+    curves = sweep_curves(fb, "wise_ft")
     assert curves == {"A": [(0.0, 0.4, 0.25), (0.5, 0.5, 0.3), (1.0, 0.6, 0.2)],
                       "B": [(0.0, 0.2, 0.1), (0.5, 0.3, 0.2)]}
     png = alpha_curves(tmp_path / "c.png", "t", curves, "ID AP", "OOD AP")

@@ -12,6 +12,7 @@ Layout (each module one job; none imports the report, training or models):
 * :mod:`~benchmark.evaluation.robustness` — P / mPC / rPC, OOD mean and gap, effective
   robustness;
 * :mod:`~benchmark.evaluation.summary_metrics` — the summary-metric table;
+* :mod:`~benchmark.evaluation.record` — the run record: schema, construction, validation;
 * this module — :func:`evaluate_split` and :func:`summarize` (the pipeline's entry points)
   and :func:`evaluate_predictions` (the ``python -m benchmark.evaluate`` dispatch).
 """

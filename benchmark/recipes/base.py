@@ -1,5 +1,6 @@
 """The recipe interface and its registry: :class:`Recipe`, ``RECIPES``, :func:`get_recipe`,
-:func:`parent_of`, the optimizers and the parameter ranges every recipe checks against.
+:func:`parent_of`, :func:`stages`, the optimizers and the parameter ranges every recipe
+checks against.
 
 A recipe decides (a) which parameters train and with what lr, (b) extra loss terms,
 (c) gradient changes after backward, (d) stage structure (the run it starts from),
@@ -110,8 +111,13 @@ class Recipe:
 
     #: False: this stage trains nothing; its weights are :meth:`finalize` applied to the
     #: parent's final weights with the parent's start weights as ``start_state`` (WiSE-FT:
-    #: one DP-FT training, any number of mixing coefficients)
+    #: one DP-FT training, any number of mixing coefficients): the pipeline's mixing stage
     trains = True
+
+    #: the parameter a grid sweeps to trace a curve between two cells (WiSE-FT's ``alpha``),
+    #: or None: the report draws one curve per backbone through its values, its default in
+    #: :attr:`PARAMS` and its end points the ends of its range in :attr:`RANGES`
+    SWEEP: str | None = None
 
     # (a) what trains
     def configure(
@@ -198,3 +204,15 @@ def parent_of(spec: RunSpec) -> RunSpec | None:
     cell with the recipe's ``parent_recipe``."""
     parent_recipe = get_recipe(spec.recipe).parent_recipe()
     return None if parent_recipe is None else replace(spec, recipe=parent_recipe)
+
+
+def stages(spec: RunSpec) -> list[RunSpec]:
+    """The stages ``spec``'s weights come from, in the order they run: its ancestors
+    (:func:`parent_of`, the oldest first), then ``spec`` itself — DP-FT: [DP, DP-FT];
+    WiSE-FT: [DP, DP-FT, the mix]. A stage whose recipe :attr:`~Recipe.trains` is a training
+    started from the final weights of the stage before it; one that trains nothing mixes the
+    stage before it with the weights that stage started from."""
+    chain = [spec]
+    while (parent := parent_of(chain[0])) is not None:
+        chain.insert(0, parent)
+    return chain

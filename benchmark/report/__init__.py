@@ -20,8 +20,8 @@ Modules, each one job (imports go down this list, never up):
 * :mod:`~benchmark.report.build` — the whole report (:func:`build_report`);
 * :mod:`~benchmark.report.output` — write the outputs, ``--check``;
 * :mod:`~benchmark.report.cli` — ``python -m benchmark.report``;
-* :mod:`~benchmark.report.verdict` — did one results root reproduce another
-  (``python -m benchmark.compare``, the demo's verdict).
+* :mod:`~benchmark.compare.verdict` (the compare package) — did one results root reproduce
+  another (``python -m benchmark.compare``, the demo's verdict).
 
 Families come from :mod:`benchmark.families`, metrics from
 :mod:`benchmark.evaluation.summary_metrics`.

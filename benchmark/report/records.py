@@ -1,4 +1,5 @@
-"""Run records: read and validate ``<results>/runs/*/record.json``.
+"""Run records as the report reads them: every ``<results>/runs/*/record.json`` of a results
+root, validated (:func:`benchmark.evaluation.record.validate_record`, the record's owner).
 
 A file that cannot be read or does not validate is skipped with a named reason
 (:class:`Skipped`), never fatal. This module owns the results directory layout the report
@@ -9,24 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.evaluation.coco import COCO_KEYS
-from benchmark.evaluation.summary_metrics import metric_entries
-from benchmark.store import Cell, list_cells, record_checksum
+from benchmark.evaluation.record import RecordError, is_number, validate_record
+from benchmark.store import Cell, list_cells
 
-SCHEMA = 1
+__all__ = ["SMOKE_ROOT_MARK", "Loaded", "Record", "RecordError", "Skipped", "display_path",
+           "is_number", "load_records", "read_record", "scan", "validate_record"]
+
 #: a results root a smoke test writes (``python -m benchmark.run --smoke``) holds this file;
 #: only there are records marked ``"smoke": true`` read — anywhere else they are skipped,
 #: so a rehearsal never counts as a result
 SMOKE_ROOT_MARK = "SMOKE_ROOT"
-
-
-class RecordError(ValueError):
-    """A record that cannot be used; the message is the reason shown in the report."""
 
 
 @dataclass(frozen=True)
@@ -52,117 +49,6 @@ class Loaded:
     skipped: list[Skipped]
     pending: int = 0  # run directories without a record and without failed.json
     failed: int = 0  # run directories with failed.json and no record
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _check_ap(value: Any, where: str) -> None:
-    if value is None:
-        return
-    if not is_number(value) or math.isnan(value):
-        raise RecordError(f"{where}={value!r}: not a number")
-    if value != -1 and not (0.0 <= value <= 1.0):
-        raise RecordError(f"{where}={value!r}: outside [0, 1] (AP values are fractions)")
-
-
-def validate_record(d: Any, directory: str | None = None) -> None:
-    """Raise :class:`RecordError` naming the first field that makes a record unusable."""
-    if not isinstance(d, dict):
-        raise RecordError(f"expected a JSON object, got {type(d).__name__}")
-    if d.get("schema") != SCHEMA:
-        raise RecordError(f"schema={d.get('schema')!r}: unsupported (expected {SCHEMA})")
-    for key in ("fingerprint", "spec", "metrics"):
-        if key not in d:
-            raise RecordError(f"missing key {key!r}")
-    if not isinstance(d["fingerprint"], str) or not d["fingerprint"]:
-        raise RecordError(f"fingerprint={d['fingerprint']!r}: expected a non-empty string")
-    if directory is not None and d["fingerprint"] != directory:
-        raise RecordError(
-            f"fingerprint={d['fingerprint']!r}: does not match its directory {directory!r}"
-        )
-    if "checksum" in d and d["checksum"] != record_checksum(d):
-        raise RecordError("checksum mismatch: the file was changed after it was written")
-    spec = d["spec"]
-    if not isinstance(spec, dict):
-        raise RecordError(f"spec: expected an object, got {type(spec).__name__}")
-    for key in ("benchmark", "id_split"):
-        if not isinstance(spec.get(key), str) or not spec.get(key):
-            raise RecordError(f"spec.{key}={spec.get(key)!r}: expected a non-empty string")
-    for key in ("backbone", "recipe"):
-        part = spec.get(key)
-        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
-            raise RecordError(f"spec.{key}={part!r}: expected an object with a name")
-    if not isinstance(spec.get("seed"), int) or isinstance(spec.get("seed"), bool):
-        raise RecordError(f"spec.seed={spec.get('seed')!r}: expected an int")
-    params = spec["recipe"].get("params")
-    if params is not None and not isinstance(params, dict):
-        raise RecordError(f"spec.recipe.params={params!r}: expected an object")
-    ood = spec.get("ood_splits")
-    if ood is not None and not (isinstance(ood, list) and all(isinstance(x, str) for x in ood)):
-        raise RecordError(f"spec.ood_splits={ood!r}: expected a list of split names")
-    corruption = spec.get("corruption")
-    if corruption is not None and not (isinstance(corruption, dict)
-                                       and isinstance(corruption.get("base"), str)):
-        raise RecordError(f"spec.corruption={corruption!r}: expected an object with a base")
-    metrics = d["metrics"]
-    if not isinstance(metrics, dict):
-        raise RecordError(f"metrics: expected an object, got {type(metrics).__name__}")
-    for split, m in metrics.items():
-        if not isinstance(m, dict):
-            raise RecordError(f"metrics.{split}: expected an object, got {type(m).__name__}")
-        for k in COCO_KEYS:  # hot loop over every record: the fast path first
-            v = m.get(k)
-            t = type(v)
-            if v is None or ((t is float or t is int) and (0.0 <= v <= 1.0 or v == -1)):
-                continue
-            _check_ap(v, f"metrics.{split}.{k}")
-    summary = d.get("summary")
-    if summary is not None:
-        _validate_summary(summary)
-    rgn = d.get("rgn")
-    if rgn is not None and not isinstance(rgn, dict):
-        raise RecordError(f"rgn: expected an object or null, got {type(rgn).__name__}")
-    for key in ("provenance", "artifacts", "protocol"):
-        v = d.get(key)
-        if v is not None and not isinstance(v, dict):
-            raise RecordError(f"{key}: expected an object or null, got {type(v).__name__}")
-    for key, sub in (("provenance", "datasets"), ("artifacts", "predictions")):
-        v = (d.get(key) or {}).get(sub)
-        if v is not None and not (isinstance(v, dict)
-                                  and all(isinstance(x, str) for x in v.values())):
-            raise RecordError(f"{key}.{sub}: expected an object of split → string")
-
-
-def _validate_summary(summary: Any) -> None:
-    """The summary's values, by the unit and shape the metric table declares for each key."""
-    if not isinstance(summary, dict):
-        raise RecordError(f"summary: expected an object, got {type(summary).__name__}")
-    for m in metric_entries("summary", scalar=True):
-        v = summary.get(m.key)
-        if m.unit == "ap":
-            _check_ap(v, f"summary.{m.key}")
-        elif v is not None and not is_number(v):
-            raise RecordError(f"summary.{m.key}={v!r}: not a number")
-    for m in metric_entries("summary", scalar=False):
-        v = summary.get(m.key)
-        if v is not None and not isinstance(v, dict):
-            raise RecordError(f"summary.{m.key}: expected an object or null")
-    if summary.get("protocol") not in (None, "coco", "voc"):
-        raise RecordError(f"summary.protocol={summary.get('protocol')!r}: expected "
-                          "'coco' or 'voc'")
-    for m in metric_entries("summary", scalar=False):
-        for name, v in (summary.get(m.key) or {}).items():
-            if m.per == "domain":
-                _check_ap(v, f"summary.{m.key}.{name}")
-                continue
-            if not isinstance(v, dict):
-                raise RecordError(f"summary.{m.key}.{name}: expected an object")
-            for sev, x in v.items():
-                if not str(sev).isdigit():
-                    raise RecordError(f"summary.{m.key}.{name}: severity {sev!r} is not an int")
-                _check_ap(x, f"summary.{m.key}.{name}.{sev}")
 
 
 def read_record(path: Path) -> Record:

@@ -48,7 +48,7 @@ class RecordBootstrap:
     ``predictions`` ({split: path under the artifacts root}) and ``datasets`` ({split:
     content fingerprint}); optionally ``artifacts_root`` (default: ``$BENCH_ARTIFACTS``) and
     ``side`` (a prefix of its table names, so that two results roots holding the same
-    fingerprint can be compared: :mod:`benchmark.report.verdict`). Predictions are matched
+    fingerprint can be compared: :mod:`benchmark.compare.verdict`). Predictions are matched
     once against the prepared split's ground truth (:func:`benchmark.data.split.load_split`);
     a split whose content changed since the run is refused. Cache keys hash the statistic,
     the record files, B, the seed and the level, so a cached interval is reused only for

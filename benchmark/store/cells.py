@@ -41,6 +41,16 @@ def record_checksum(record: dict[str, Any]) -> str:
                         .encode())
 
 
+def checksum_problem(record: dict[str, Any]) -> str | None:
+    """Why ``record``'s checksum does not vouch for it (none, or not its content's); None
+    when it does. The one check of a record's checksum, for the store and the report."""
+    if "checksum" not in record:
+        return "no checksum (written by an older version, or by hand)"
+    if record["checksum"] != record_checksum(record):
+        return "checksum mismatch: the file was changed after it was written"
+    return None
+
+
 def record_problem(record: Any, fingerprint: str) -> str | None:
     """Why ``record`` (parsed JSON) is not an intact record of cell ``fingerprint``; None
     when it is."""
@@ -48,11 +58,7 @@ def record_problem(record: Any, fingerprint: str) -> str | None:
         return f"expected a JSON object, found {type(record).__name__}"
     if record.get("fingerprint") != fingerprint:
         return f"fingerprint={record.get('fingerprint')!r}: not this cell's ({fingerprint})"
-    if "checksum" not in record:
-        return "no checksum (written by an older version, or by hand)"
-    if record["checksum"] != record_checksum(record):
-        return "checksum mismatch: the file was changed after it was written"
-    return None
+    return checksum_problem(record)
 
 
 class Cell:

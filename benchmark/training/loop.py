@@ -45,6 +45,15 @@ class TrainingDiverged(BenchmarkError):
     pass
 
 
+def start_detector(spec: RunSpec, num_classes: int, init_from: Path | None) -> Detector:
+    """The detector a training of ``spec`` starts from (θ0): ``init_from``'s weights (its
+    parent's final checkpoint) over a decoder initialised from the run's seed. The loop
+    builds it so; a mixing stage rebuilds a training's θ0 with it, bit for bit."""
+    seed = derive_seed(spec.seed, spec.seed_fingerprint, "train")  # as Trainer.seed
+    torch.manual_seed(derive_seed(seed, "init"))  # the decoder's initial weights
+    return checkpoint.load_detector(spec, num_classes, init_from)
+
+
 def _hflip(image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
     width = image.shape[-1]
     boxes = target["boxes"].clone()
@@ -171,8 +180,7 @@ class Trainer:
 
     # ---- model -----------------------------------------------------------------------------
     def build(self, init_from: Path | None) -> Detector:
-        torch.manual_seed(derive_seed(self.seed, "init"))  # the decoder's initial weights
-        return checkpoint.load_detector(self.spec, len(self.labels), init_from)
+        return start_detector(self.spec, len(self.labels), init_from)
 
     def _save(self, model: Detector, optimizer: torch.optim.Optimizer) -> None:
         state = {
@@ -192,19 +200,9 @@ class Trainer:
     def run(self, init_from: Path | None = None, progress: bool = True) -> Path:
         if self.out.final.is_file():
             return self.out.final
-        if not self.recipe.trains:  # WiSE-FT: finalize the parent's final weights against
-            parent = parent_of(self.spec)  # the parent's start, rebuilt as its trainer did
-            assert parent is not None and init_from is not None, "trains nothing: needs a parent"
-            grand, parent_out = parent_of(parent), TrainingDir(parent.train_fingerprint)
-            start_state = Trainer(parent, self.split, parent_out).build(
-                grand if grand is None else TrainingDir(grand.train_fingerprint).final).state_dict()
-            self.model = model = self.build(init_from)
-            self.recipe.finalize(model, start_state)
-            rgn = checkpoint.read(init_from).get("rgn")  # that of the fine-tuning it mixes
-            if self.rank == 0:
-                self.out.write_final(checkpoint.to_bytes({"model": model.state_dict(),
-                                                          "rgn": rgn, "log": []}))
-            return self.out.final
+        if not self.recipe.trains:
+            raise BenchmarkError(f"recipe {self.spec.recipe.name!r} trains nothing: its weights "
+                                 "are a mixing stage's (benchmark.pipeline.mix_stage)")
         sched = self.spec.schedule
         model = self.build(init_from)
         start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

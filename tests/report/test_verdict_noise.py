@@ -1,4 +1,4 @@
-"""The reproduction verdict against training noise (benchmark.report.seed_noise, .verdict,
+"""The reproduction verdict against training noise (benchmark.compare.seed_noise, .verdict,
 python -m benchmark.compare) on hand-written results roots: a Δ beyond test-set noise but
 within the reference's seed spread is reproduced, beyond it is not, with one seed it is
 undetermined (never "NOT reproduced"), a one-seed cell borrows the pooled spread of its family
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from benchmark import compare
-from benchmark.report import verdict as vd
-from benchmark.report.matching import cpu_difference
+from benchmark.compare import verdict as vd
+from benchmark.compare.pairing import cpu_difference
+from benchmark.compare.seed_noise import SeedNoiseTable
 from benchmark.report.records import load_records
-from benchmark.report.seed_noise import SeedNoiseTable
 from benchmark.report.uncertainty import RecordBootstrap, cache_json
 from tests.report.test_frames import make_record, write_record
 
@@ -287,7 +287,7 @@ def test_classify_at_the_boundaries_by_hand(delta: float, expected: str) -> None
     """Known answer on a 3-4-5 triangle: test-set noise 0.03, seed bound 0.04, so the
     combined yardstick is exactly 0.05; without a seed bound the same Δ beyond 0.03 is
     "1 seed" (undetermined), never "beyond"."""
-    from benchmark.report.seed_noise import SeedNoise, classify
+    from benchmark.compare.seed_noise import SeedNoise, classify
 
     seed = SeedNoise(bound=0.04, sd=0.02, df=1, seeds=2, cells=1, pooled=False)
     assert classify(delta, 0.03, seed) == expected

@@ -6,7 +6,7 @@
 A rerun on another cluster, with another torch version or another engine, against a
 published leaderboard: the runs are matched by fingerprint, else by configuration (the pair
 says what differs: versions, device, threads, CPU), and each pair is judged
-(:mod:`benchmark.report.verdict`):
+(:mod:`benchmark.compare.verdict`):
 
   bit-identical
   reproduced within test-set noise   every |Δ| within the reference's 95% bootstrap interval
@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "detectron2 engine)")
     args = ap.parse_args(argv)
     # pandas and the report: only once the arguments parsed (--help stays instant)
-    from benchmark.report.matching import ACROSS_KEYS
+    from benchmark.compare.pairing import ACROSS_KEYS
+    from benchmark.compare.verdict import Root, compare_roots, comparison_json, format_comparison
     from benchmark.report.records import SMOKE_ROOT_MARK
-    from benchmark.report.verdict import Root, compare_roots, comparison_json, format_comparison
 
     for key in args.across:
         if key not in ACROSS_KEYS:
@@ -89,7 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                       n_resamples=args.bootstrap, seed=args.seed, across=args.across)
     print(comparison_json(c) if args.json else format_comparison(c, names=tuple(args.names)))
     return 0 if c.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

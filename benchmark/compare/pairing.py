@@ -1,6 +1,7 @@
-"""How two runs of two results roots are paired (``compare``, the demo's verdict): the
-configuration a run is matched by when fingerprints differ, and what differs between a pair
-besides its numbers (versions, device, threads, CPU)."""
+"""Compare's run pairing (runs ↔ runs): which run of one results root is paired with which
+of another (``compare``, the demo's verdict) — by fingerprint, else by the configuration a
+run is matched by when fingerprints differ — and what differs between a pair besides its
+numbers (versions, device, threads, CPU)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 
 from benchmark.report.aggregation import backbone_label, canonical, recipe_label
 from benchmark.report.records import Record
-
-BOOKKEEPING = ("checkpoint_every",)  # schedule keys that change no number
+from benchmark.spec import BOOKKEEPING_KEYS
 
 #: spec keys a comparison may match across (``compare --across engine``: the same cell on
 #: the torchvision and the detectron2 engine)
@@ -25,7 +25,7 @@ def configuration(record: Record, across: Sequence[str] = ()) -> str:
     """The run's configuration: its spec without dataset content and bookkeeping keys (and
     without the ``across`` keys)."""
     spec = {k: v for k, v in record.data["spec"].items() if k != "data" and k not in across}
-    schedule = {k: v for k, v in (spec.get("schedule") or {}).items() if k not in BOOKKEEPING}
+    schedule = {k: v for k, v in (spec.get("schedule") or {}).items() if k not in BOOKKEEPING_KEYS}
     return canonical({**spec, "schedule": schedule})
 
 

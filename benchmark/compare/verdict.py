@@ -13,7 +13,7 @@ Each judged Δ (ID AP, OOD mean, mPC, rPC) meets two yardsticks: the *test-set n
 half-width of the reference's 95% bootstrap interval over test images (the candidate's where
 the reference has none: neither cache nor predictions), and the *seed noise* √(h² + b²), b the
 95% prediction bound for the difference of two trainings from the reference's between-seed
-spread of the cell, or pooled over its family and engine (:mod:`~benchmark.report.seed_noise`
+spread of the cell, or pooled over its family and engine (:mod:`~benchmark.compare.seed_noise`
 defines and justifies both). Trainings whose arithmetic differs in the last bit (another CPU
 or GPU type) differ about as much as two seeds do, which h does not contain. Per pair:
 
@@ -35,7 +35,7 @@ they differ by more than the test set and training noise explain.
 
 It is over 400 lines because matching, judging and the printed table of one comparison
 share the per-pair state (:class:`Match`); the yardsticks live in
-:mod:`benchmark.report.seed_noise` and :mod:`benchmark.report.uncertainty`.
+:mod:`benchmark.compare.seed_noise` and :mod:`benchmark.report.uncertainty`.
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.compare.pairing import CPU_DIFFERS, datasets_of, differences, pair, run_label
+from benchmark.compare.seed_noise import SeedNoise, SeedNoiseTable, classify, combined, describe
+from benchmark.compare.seed_noise import number as _number
 from benchmark.report.aggregation import canonical
 from benchmark.report.bootstrap import Interval
-from benchmark.report.matching import CPU_DIFFERS, datasets_of, differences, pair, run_label
 from benchmark.report.records import Record, Skipped, load_records
-from benchmark.report.seed_noise import SeedNoise, SeedNoiseTable, classify, combined, describe
-from benchmark.report.seed_noise import number as _number
 from benchmark.report.uncertainty import (
     RecordBootstrap,
     Unavailable,
@@ -125,7 +125,7 @@ class Delta:
 
     @property
     def status(self) -> str:
-        """:func:`~benchmark.report.seed_noise.classify`: test, seed, beyond, 1 seed, …"""
+        """:func:`~benchmark.compare.seed_noise.classify`: test, seed, beyond, 1 seed, …"""
         return classify(self.delta, self.noise, self.seed)
 
 
@@ -190,7 +190,7 @@ class Comparison:
 # ---- matching ---------------------------------------------------------------------------------
 def match_records(reference: Sequence[Record], candidate: Sequence[Record],
                   across: Sequence[str] = ()) -> tuple[list[Match], list[Record], list[Record]]:
-    """(matches, reference only, candidate only): :func:`~benchmark.report.matching.pair`."""
+    """(matches, reference only, candidate only): :func:`~benchmark.compare.pairing.pair`."""
     pairs, only_a, only_b = pair(reference, candidate, across)
     return [Match(a, b, how, differences(a, b)) for a, b, how in pairs], only_a, only_b
 

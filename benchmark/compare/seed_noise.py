@@ -6,7 +6,7 @@ hardware is another draw from the cell's distribution of trained models. The boo
 test images does not contain that spread; the reference's seeds do.
 
 **The yardstick.** For one cell (the records of the *reference* root equal in configuration
-except ``seed``: :func:`benchmark.report.matching.configuration` without ``seed``) and one
+except ``seed``: :func:`benchmark.compare.pairing.configuration` without ``seed``) and one
 judged statistic (ID AP, OOD mean, mPC, rPC) with values x₁ … xₙ over n ≥ 2 seeds, with
 sample SD s (n − 1 degrees of freedom), the seed-noise bound is
 
@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.report.matching import configuration
+from benchmark.compare.pairing import configuration
 from benchmark.report.records import Record
 
 #: the summary keys whose training noise is measured (those the verdict judges)
