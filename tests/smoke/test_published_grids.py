@@ -2,9 +2,9 @@
 
 Hours on 2 cores (251 kinds, each evaluating every split of its family), so neither the
 default run nor CI's slow stage runs them; CI's default run rehearses one kind end to end
-(``test_smoke_run.py``). At kind granularity every grid is rehearsed with input sizes and stand-in images shrunk to
-0.16 × (800 px → 128 px: CI's 2 cores cannot run hundreds of kinds at true size), one
-iteration and one image per split; one cell per family runs at its true size. The
+(``test_smoke_run.py``). At kind granularity every grid is rehearsed with input sizes and
+stand-in images shrunk to 0.16 × (800 px → 128 px), one iteration and one image per split;
+one cell per family runs at its true size. The
 detectron2 grid runs only where detectron2 is importable.
 """
 
