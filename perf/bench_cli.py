@@ -5,8 +5,8 @@
 Wall time (median of ``--repeat`` fresh processes) of ``--help`` of every command and of
 ``run --grid demo --dry-run`` (no data, no weights: a scratch BENCH_DATA / BENCH_RESULTS /
 BENCH_ARTIFACTS, so the plan is computed from the grid alone), beside the reference measured
-in the same run: the interpreter starting and exiting (``python -c pass``). Targets
-(issue 23): ``--help`` ≤ 0.5 s, the dry run ≤ 2 s. Prints one table; exits 0 (speed is
+in the same run: the interpreter starting and exiting (``python -c pass``). Targets:
+``--help`` ≤ 0.5 s, the dry run ≤ 2 s. Prints one table; exits 0 (speed is
 measured here, not asserted in tests).
 """
 

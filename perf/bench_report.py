@@ -3,7 +3,7 @@
     python perf/bench_report.py [--records 10000] [--images 5000] [--resamples 1000]
                                       [--skip-bootstrap] [--skip-report]
 
-Targets (issue): report over 10,000 records < 10 s; 1,000 bootstrap resamples over a
+Targets: report over 10,000 records < 10 s; 1,000 bootstrap resamples over a
 COCO-val-sized prediction set (5,000 images, 80 classes, 100 detections per image) < 60 s
 on 2 cores. Everything is generated in a temporary directory; nothing under the repository
 is touched. The records mix the demo (20 splits each), Pascal (4) and COCO-C (76) families,

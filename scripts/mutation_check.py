@@ -47,15 +47,14 @@ class Mutation:
     new: tuple[str, ...]  # the replacement of each alternative (same length as ``old``)
     description: str
     tests: tuple[str, ...]  # test files (or node ids) that should catch it
-    known: str = ""  # provenance of the mutation (e.g. "issue 24: survived")
 
 
 def M(name: str, file: str, old: str | tuple[str, ...], new: str | tuple[str, ...],
-      description: str, tests: tuple[str, ...] | list[str], known: str = "") -> Mutation:
+      description: str, tests: tuple[str, ...] | list[str]) -> Mutation:
     olds = (old,) if isinstance(old, str) else tuple(old)
     news = (new,) * len(olds) if isinstance(new, str) else tuple(new)
     assert len(olds) == len(news), name
-    return Mutation(name, file, olds, news, description, tuple(tests), known)
+    return Mutation(name, file, olds, news, description, tuple(tests))
 
 
 REL = ("tests/test_recipes_relevance.py",)
@@ -71,10 +70,10 @@ MUTATIONS: list[Mutation] = [
     # ---- relevance (RobustViT) ----------------------------------------------------------------
     M("relevance-sign", "benchmark/recipes/relevance.py",
       "score = -sum(losses.values())", "score = sum(losses.values())",
-      "the explained score is the detection loss, not minus it", REL, "issue 24: survived"),
+      "the explained score is the detection loss, not minus it", REL),
     M("relevance-lambda-scale", "benchmark/recipes/relevance.py",
       'float(p["lambda_seg"]) / float(p["lambda_acc"]) * seg', "seg",
-      "the λ_seg / λ_acc = 4 scale of the relevance term dropped", REL, "issue 24: survived"),
+      "the λ_seg / λ_acc = 4 scale of the relevance term dropped", REL),
     M("relevance-rule5-clamp", "benchmark/recipes/relevance.py",
       "(g * a).clamp(min=0).mean(dim=1)", "(g * a).mean(dim=1)",
       "rule 5 without the clamp at 0", REL),
@@ -88,12 +87,10 @@ MUTATIONS: list[Mutation] = [
     # ---- cf_kd / ft_kd (Masked images are counterfactual samples) -----------------------------
     M("cf_kd-shift-0", "benchmark/recipes/distill.py",
       "shift = int(torch.randint(1, n, ()))", "shift = 0",
-      "the counterfactual filled from the image itself (cf_kd = ft_kd)", KD,
-      "issue 24: survived"),
+      "the counterfactual filled from the image itself (cf_kd = ft_kd)", KD),
     M("cf_kd-relative-dropped", "benchmark/recipes/distill.py",
       "F.mse_loss(s, reference[k]) / reference[k].pow(2).mean()", "F.mse_loss(s, reference[k])",
-      "the relative normalisation of the distillation MSE dropped", KD,
-      "issue 24: caught only by a loose bound"),
+      "the relative normalisation of the distillation MSE dropped", KD),
     M("cf_kd-context-not-inverted", "benchmark/recipes/distill.py",
       "return ~chosen if context else chosen", "return chosen",
       "context masking refills the object patches", KD),
@@ -110,14 +107,14 @@ MUTATIONS: list[Mutation] = [
     M("reg-sign", "benchmark/recipes/reg_ft.py",
       "torch._foreach_add_([self.params_[i].grad for i in idx], diffs)",
       "torch._foreach_sub_([self.params_[i].grad for i in idx], diffs)",
-      "the regulariser pushes away from θ0", REG, "issue 24: caught"),
+      "the regulariser pushes away from θ0", REG),
     M("reg-no-clip", "benchmark/recipes/reg_ft.py",
       "torch._foreach_clamp_max_(coefs, 1.0 / lr)", "pass",
       "the importance-weighted pull not clipped at 1/lr", REG),
     M("wise-alpha", "benchmark/recipes/wise_ft.py",
       "(1 - alpha) * start_state[k].to(v.device) + alpha * v",
       "alpha * start_state[k].to(v.device) + (1 - alpha) * v",
-      "WiSE-FT's α applied to the start weights", REG, "issue 24: caught"),
+      "WiSE-FT's α applied to the start weights", REG),
     M("se-reduction", "benchmark/recipes/se_adapters.py",
       "REDUCTIONS = (4, 8, 16, 32)", "REDUCTIONS = (16, 16, 16, 16)",
       "SE reduction 16 at every level", SE),
@@ -154,11 +151,10 @@ MUTATIONS: list[Mutation] = [
     M("rgn-elementwise", "benchmark/rgn.py",
       "ratio = _abs_reduced(g) / (_abs_reduced(w) + EPS)",
       "ratio = g.detach().abs().double() / (w.detach().abs().double() + EPS)",
-      "the code definition without the spatial sums (mean of element-wise ratios)", RGN,
-      "issue 24: caught"),
+      "the code definition without the spatial sums (mean of element-wise ratios)", RGN),
     M("rgn-l2-not-averaged", "benchmark/rgn.py",
       '"rgn_l2": self.l2[name] / n}', '"rgn_l2": self.l2[name]}',
-      "the L2 definition summed, not averaged, over batches", RGN, "issue 24: caught"),
+      "the L2 definition summed, not averaged, over batches", RGN),
     M("rgn-ewc-not-averaged", "benchmark/rgn.py",
       '"ewc": {k: (v / n).float()', '"ewc": {k: v.float()',
       "the EWC importance summed, not averaged, over batches", RGN),
@@ -169,8 +165,7 @@ MUTATIONS: list[Mutation] = [
     M("voc-rounding", "benchmark/evaluation/voc.py",
       'rounded = np.asarray([[float(f"{v:.1f}")', 'rounded = np.asarray([[float(f"{v:.2f}")',
       "VOC corners rounded to .2f instead of detectron2's .1f",
-      ("tests/evaluation/test_voc_detectron2.py", "tests/evaluation/test_voc.py"),
-      "issue 24: caught"),
+      ("tests/evaluation/test_voc_detectron2.py", "tests/evaluation/test_voc.py")),
     M("voc-07-points", "benchmark/evaluation/voc.py",
       "total += (above.max() if above.size else 0.0) / 11.0",
       "total += (above.max() if above.size else 0.0) / 10.0",
@@ -184,24 +179,23 @@ MUTATIONS: list[Mutation] = [
       "strides = (4, 8, 16, 32, 64) if geometry.p2 else (8, 16, 32, 64)",
       "strides = (4, 8, 16, 32, 61) if geometry.p2 else (8, 16, 32, 61)",
       "P6 anchors stepped by torchvision's image // grid (61) instead of 64",
-      ("tests/test_engine_geometry.py",), "issue 24: caught"),
+      ("tests/test_engine_geometry.py",)),
     M("dp-detach-torchvision", "benchmark/models/torchvision_frcnn.py",
       "feats = OrderedDict((k, v.detach()) for k, v in feats.items())",
       "feats = OrderedDict((k, v) for k, v in feats.items())",
-      "DP's detach removed (torchvision engine)", ("tests/test_registries.py",),
-      "issue 24: caught"),
+      "DP's detach removed (torchvision engine)", ("tests/test_registries.py",)),
     M("dp-detach-detectron2", "benchmark/models/detectron2_engine.py",
       ("return {n: (feats[n].detach() if self.detach_body else feats[n]) for n in levels}",
        "return {n: (feats[n].detach() if detach else feats[n]) for n in levels}"),
       ("return {n: feats[n] for n in levels}", "return {n: feats[n] for n in levels}"),
-      "DP's detach removed (detectron2 engine)", D2, "issue 24: survived (tests skip)"),
+      "DP's detach removed (detectron2 engine)", D2),
     M("record-checksum", "benchmark/store/cells.py",
       'if record["checksum"] != record_checksum(record):', "if False:",
-      "a record's checksum never checked", ("tests/test_integrity.py",), "issue 24: caught"),
+      "a record's checksum never checked", ("tests/test_integrity.py",)),
     M("verdict-within", "benchmark/compare/verdict.py",
       "return abs(self.delta) <= self.noise", "return abs(self.delta) <= 2 * self.noise",
       "a Δ within test-set noise at twice the half-width (Delta.within)",
-      ("tests/report/test_verdict_noise.py", "tests/test_compare.py"), "issue 24: caught"),
+      ("tests/report/test_verdict_noise.py", "tests/test_compare.py")),
     M("verdict-classify", "benchmark/compare/seed_noise.py",
       "if delta == 0 or (test is not None and abs(delta) <= test):",
       "if delta == 0 or (test is not None and abs(delta) <= 2 * test):",
