@@ -36,6 +36,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         default = action.default
         if ("%(default)" in text or "default" in text.lower() or default is None
+                or action.nargs == 0  # a flag: its "default" is the opposite of the flag
                 or default is False or default is argparse.SUPPRESS or not action.option_strings
                 or default == []):
             return text

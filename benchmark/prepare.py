@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from benchmark.acquire import ManualDownload
@@ -50,21 +51,28 @@ def _add_common(parser: argparse.ArgumentParser, *, corruptions: str, severities
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmark.prepare", description="Prepare benchmark datasets."
-    )
+    from benchmark.commandline import HelpFormatter
+    from benchmark.commandline import parser as command_parser
+
+    parser = command_parser(
+        "python -m benchmark.prepare", "Prepare benchmark datasets: convert a raw dataset "
+        "into prepared splits (or download it first: --download), or corrupt a split.",
+        example="python -m benchmark.prepare voc --download --raw data/raw/voc",
+        exits="0 prepared; 1 files to place by hand (a dataset behind a login); 2 bad input "
+              "or a failed download / conversion")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{DATASET,corrupt}")
+    add = partial(sub.add_parser, formatter_class=HelpFormatter)
     preparers = load_preparers()
     for name in preparers:
         doc = (preparers.get(name).__doc__ or "").strip().splitlines()
-        p = sub.add_parser(name, help=doc[0] if doc else f"prepare {name}")
+        p = add(name, help=doc[0] if doc else f"prepare {name}")
         _add_common(p, corruptions="none", severities="1-5")
         if name in PREPARER_ARGUMENTS:
             PREPARER_ARGUMENTS[name](p)
         if name in DATASETS:
             _add_download(p)
         p.set_defaults(run=preparers.get(name))
-    p = sub.add_parser("corrupt", help="write corrupted copies <SPLIT>-C.<corruption>.<severity>")
+    p = add("corrupt", help="write corrupted copies <SPLIT>-C.<corruption>.<severity>")
     p.add_argument("split", metavar="SPLIT", help="name of a prepared split")
     _add_common(p, corruptions="benchmark", severities="1-5")
     p.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",

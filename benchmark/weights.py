@@ -17,8 +17,8 @@ network.
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +102,27 @@ def _convert(weights: str, backbone: str, out: Path, partial: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark.weights", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmark.commandline import HelpFormatter, parser
+
+    p = parser("python -m benchmark.weights", __doc__,
+               example="python -m benchmark.weights fetch --grid mind_back_pascal",
+               exits="0 every file present and verified (or done); 1 a file missing, wrong or "
+                     "unverifiable; 2 bad input or a failed download")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="the catalogue")
-    c = sub.add_parser("check", help="which catalogue files are present and intact")
+    add = partial(sub.add_parser, formatter_class=HelpFormatter)
+    add("list", help="the catalogue")
+    c = add("check", help="which catalogue files are present and intact")
     c.add_argument("--grid", help="only the weights this grid names")
-    f = sub.add_parser("fetch", help="download the files a grid needs, verified")
+    f = add("fetch", help="download the files a grid needs, verified")
     f.add_argument("--grid", required=True, help="the grid whose weights to fetch")
     f.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="only this catalogue name (repeatable)")
     f.add_argument("--mirror", help="base URL serving every file by its name "
                    "(default $BENCH_MIRROR; else each entry's own URL)")
     f.add_argument("--timeout", type=float, default=60.0,
-                   help="seconds without data before giving up (default %(default)s)")
+                   help="seconds without data before giving up")
     f.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
-    v = sub.add_parser("convert", help="convert a checkpoint and report its keys")
+    v = add("convert", help="convert a checkpoint and report its keys")
     v.add_argument("weights", help="catalogue name or checkpoint path")
     v.add_argument("--backbone", required=True, help="registry name of the architecture")
     v.add_argument("--out", type=Path, required=True)

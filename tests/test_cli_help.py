@@ -9,7 +9,9 @@ from importlib import metadata
 
 import pytest
 
-COMMANDS = ["run", "status", "describe", "clean", "report", "compare"]
+COMMANDS = ["run", "status", "describe", "clean", "report", "compare", "weights", "prepare"]
+#: commands whose options live on subcommands: the defaults are shown in this one's help
+SUBCOMMAND = {"weights": "fetch", "prepare": "corrupt"}
 
 
 def _main(name: str):
@@ -25,6 +27,10 @@ def test_help_shows_defaults_an_example_and_exit_codes(name: str, capsys) -> Non
     out = capsys.readouterr().out
     assert "example:\n  python -m benchmark." in out
     assert "exit status: 0" in out and " 2 " in out.split("exit status:")[1]
+    if name in SUBCOMMAND:
+        with pytest.raises(SystemExit):
+            _main(name)([SUBCOMMAND[name], "--help"])
+        out = capsys.readouterr().out
     assert re.search(r"\(default:\s", out)
     for markup in ("``", ":mod:", ":func:", ":class:", ":meth:"):
         assert markup not in out, (markup, out)
