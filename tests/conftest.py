@@ -45,6 +45,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reason = _skip_reason(report)
         if "detectron2" in reason:
             reason = "detectron2 not importable"
+        elif reason.startswith("slow:") and "rehearsal" in report.keywords:
+            reason = ("rehearsal: the smoke of every published grid, hours on 2 cores "
+                      "(pytest --runslow -m rehearsal; not run by `bash scripts/dev.sh test`)")
         elif reason.startswith("slow:"):
             reason = "slow (run with --runslow; `bash scripts/dev.sh test` runs them next)"
         groups[reason] = groups.get(reason, 0) + 1

@@ -28,7 +28,7 @@ from benchmark.models import build_detector
 from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
 from tests.conftest import TESTS
 
-REASON = ("detectron2 is not installed (optional; see README 'detectron2 engine' and "
+REASON = ("detectron2 is not installed (optional; see docs/MODELS.md 'detectron2 engine' and "
           "https://detectron2.readthedocs.io/en/latest/tutorials/install.html)")
 
 
