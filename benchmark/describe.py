@@ -2,7 +2,7 @@
 will run.
 
 Before a GPU-hour is spent: per cell of the grid (its runs and their parents), the protocol
-card (:mod:`benchmark.protocol`), the detector's FPN levels and anchors for one input size,
+card (:mod:`benchmark.protocol_card`), the detector's FPN levels and anchors for one input size,
 its parameter counts (total / trainable after the recipe's ``configure``), the number of
 trainable backbone tensors and each evaluation split's AP protocol. Everything is read off
 the detector itself, built with random weights: no data and no weight files are needed (a
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.protocol import card_of, describe_card, split_protocols
+from benchmark.protocol_card import card_of, describe_card, split_protocols
 from benchmark.spec import BackboneSpec, RunSpec
 
 

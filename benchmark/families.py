@@ -22,7 +22,7 @@ Contract of a registered object (``FAMILIES.register(name)(Family(...))``):
 * ``published``: reference rows from the papers, values as fractions keyed by metric key or
   by a domain substring of ``domains``; each carries its publication's protocol card
   (:data:`SAITO_CARD`, :data:`MICHAELIS_CARD`) in the JSON form of
-  :meth:`benchmark.protocol.ProtocolCard.to_json`, every value cited.
+  :meth:`benchmark.protocol_card.ProtocolCard.to_json`, every value cited.
 
 This module is in the bottom layer: it imports only the standard library,
 :mod:`benchmark.registry` and :mod:`benchmark.errors`.
@@ -50,7 +50,7 @@ SUMMARY_PROTOCOLS = ("coco", "voc")
 class PublishedRow:
     """A published result. It *matches* a reproduced row when the family and recipe are equal
     and the reproduced run's weights are a checkpoint of the weights catalogue
-    (``benchmark.models.weights.catalogue``; by name, or by the file's sha256) whose
+    (``benchmark.models.checkpoints.catalogue``; by name, or by the file's sha256) whose
     ``publication`` keys contain ``weights_key`` — never by the look of a file name."""
 
     family: str
@@ -60,7 +60,7 @@ class PublishedRow:
     source: str
     weights_key: str  # a catalogue entry's publication key
     derived: tuple[str, ...] = field(default=())  # keys computed here from published values
-    # the publication's protocol card (benchmark.protocol): a reproduced row is comparable
+    # the publication's protocol card (benchmark.protocol_card): a reproduced row is comparable
     # only when its run's card equals every field stated here; None: no card stated
     card: Mapping[str, Any] | None = None
 
@@ -193,7 +193,7 @@ MICHAELIS_CARD: dict[str, Any] = {
     # (0 = the clean set)
     "corruption": {"channel_order": "bgr", "severities": [1, 2, 3, 4, 5]},
 }
-# publication keys of the catalogue entries (benchmark/models/weights/catalogue.py)
+# publication keys of the catalogue entries (benchmark/models/checkpoints/catalogue.py)
 R50_IG = "swsl_r50"
 EFFB2_JFT = "effb2_ns"
 CONVNEXT_B_21K = "convnext_b_22k"

@@ -342,7 +342,7 @@ def _expand(exp: dict[str, Any]) -> list[RunSpec]:
 
 def _check_catalogue_pairing(spec: BackboneSpec, field: str) -> None:
     """A catalogue name is known and names a checkpoint of this backbone's architecture."""
-    from benchmark.models.weights import catalogue
+    from benchmark.models.checkpoints import catalogue
 
     w = spec.weights
     entry = catalogue.lookup(w)
@@ -381,7 +381,7 @@ def _check_weights(runs: list[RunSpec]) -> None:
 def _check_weights_file(backbone: BackboneSpec) -> None:
     from benchmark.errors import MissingFileError
     from benchmark.models.backbones import build_body, file_sha256, weights_path
-    from benchmark.models.weights import catalogue
+    from benchmark.models.checkpoints import catalogue
 
     path = weights_path(backbone.weights)
     if path is None:

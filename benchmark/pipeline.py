@@ -292,7 +292,7 @@ def _run_locked(
     spec: RunSpec, cell: Cell, grid: str, clock: WorkClock, progress: bool
 ) -> dict[str, Any]:
     from benchmark.evaluation import summarize
-    from benchmark.protocol import card_of
+    from benchmark.protocol_card import card_of
     from benchmark.provenance import provenance
     from benchmark.training import checkpoint
 
@@ -315,7 +315,7 @@ def _run_locked(
         record = make_record(
             spec,
             grid=grid,
-            protocol=card_of(spec).to_json(),  # the card it ran with (benchmark.protocol)
+            protocol=card_of(spec).to_json(),  # the card it ran with (benchmark.protocol_card)
             metrics=metrics,
             summary=summarize(spec, metrics),
             rgn=state.get("rgn"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError, ConfigError
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 from benchmark.store import weights_root
 
 

@@ -6,7 +6,7 @@ The case mimics COCO val2017: 5,000 images of 640×480, 80 classes, ~7.3 boxes p
 (~36k), sizes spread over small/medium/large, and ~100 detections per image (jittered copies
 of GT boxes plus background boxes, random scores). faster-coco-eval is pinned by the project
 and selectable as ``coco_summary(..., backend="faster_coco_eval")`` /
-``python -m benchmark.evaluate --backend faster_coco_eval``.
+``python -m benchmark.evaluation --backend faster_coco_eval``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Protocol cards (benchmark.protocol): a run's card from its spec and family, the published
+"""Protocol cards (benchmark.protocol_card): a run's card from its spec and family, the published
 cards, the comparison, and the report's use of them (old records: card unknown)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.families import FAMILIES, MICHAELIS_CARD, SAITO_CARD
 from benchmark.grid import load_grid
-from benchmark.protocol import UNKNOWN, card_of, check_published_card, compare_cards
+from benchmark.protocol_card import UNKNOWN, card_of, check_published_card, compare_cards
 from benchmark.spec import BackboneSpec, CorruptionSpec, RecipeSpec, RunSpec, Schedule
 
 # the study's Pascal cell, written out from configs/Pascal/base.yaml (not from SAITO_CARD)

@@ -19,7 +19,7 @@ from benchmark.families import YAMADA_CARD, yamada_card
 from benchmark.grid import load_grid
 from benchmark.models.backbones import build_body
 from benchmark.models.backbones.resnet import EvalAffineBatchNorm2d
-from benchmark.protocol import card_of, flatten
+from benchmark.protocol_card import card_of, flatten
 from benchmark.recipes import get_recipe
 from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
 from benchmark.training.checkpoint import load_detector

@@ -16,9 +16,9 @@ import torchvision
 
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.models.backbones import BACKBONES, build_body
-from benchmark.models.weights import catalogue
-from benchmark.models.weights.catalogue import WeightsEntry
-from benchmark.models.weights.convert import CONVERTERS
+from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import WeightsEntry
+from benchmark.models.checkpoints.convert import CONVERTERS
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from benchmark.acquire.download import DEFAULT_TIMEOUT_S, download
 from benchmark.acquire.space import human
 from benchmark.errors import BenchmarkError
 from benchmark.models.backbones import build_body, file_sha256, weights_path
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 
 
 def fetch_weights(pairs: list[tuple[str, str]], *, mirror: str | None = None,

@@ -14,7 +14,7 @@ Layout (each module one job; none imports the report, training or models):
 * :mod:`~benchmark.evaluation.summary_metrics` — the summary-metric table;
 * :mod:`~benchmark.evaluation.record` — the run record: schema, construction, validation;
 * this module — :func:`evaluate_split` and :func:`summarize` (the pipeline's entry points)
-  and :func:`evaluate_predictions` (the ``python -m benchmark.evaluate`` dispatch).
+  and :func:`evaluate_predictions` (the ``python -m benchmark.evaluation`` dispatch).
 """
 
 from __future__ import annotations

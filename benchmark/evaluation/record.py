@@ -38,7 +38,7 @@ def make_record(
 ) -> dict[str, Any]:
     """The record of one cell, keys in their written order (a record's bytes, and so its
     checksum, depend on it); ``checksum`` is added by the store when it writes the file.
-    ``protocol``: the card the cell ran with (:func:`benchmark.protocol.card_of`);
+    ``protocol``: the card the cell ran with (:func:`benchmark.protocol_card.card_of`);
     ``checkpoint`` and ``predictions``: paths relative to the artifacts root. ``smoke`` is
     written only when true, so every other record keeps its bytes."""
     record = {

@@ -2,7 +2,7 @@
 
 The package face is lazy (PEP 562): ``from benchmark.models import ENGINES`` imports the
 modules that register every built-in engine first, while a torch-free submodule
-(``benchmark.models.geometry``, ``benchmark.models.weights.catalogue``) imports without torch.
+(``benchmark.models.geometry``, ``benchmark.models.checkpoints.catalogue``) imports without torch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ use (``engine:``) as a **builder**::
 ``spec`` gives the backbone (``spec.backbone``) and the input sizes (``spec.schedule``);
 ``num_classes`` counts the object classes (no background). The builder carries a ``card``
 attribute, ``card(spec) -> (detector fields, input fields)``: the values of
-:class:`benchmark.protocol.DetectorCard` and :class:`benchmark.protocol.InputCard` for the
+:class:`benchmark.protocol_card.DetectorCard` and :class:`benchmark.protocol_card.InputCard` for the
 detector it builds for ``spec``, so a run's protocol card states what defines the detector,
 never just the engine's name (:func:`engine_card`). The returned :class:`Detector`
 meets the contract below, which is all the training loop, the recipes, RGN and evaluation

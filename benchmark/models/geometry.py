@@ -60,7 +60,7 @@ def _levels(lo: int, hi: int) -> str:
 
 
 def detector_fields(g: Geometry, architecture: str) -> dict[str, str]:
-    """The protocol card's detector fields (:class:`benchmark.protocol.DetectorCard`) of
+    """The protocol card's detector fields (:class:`benchmark.protocol_card.DetectorCard`) of
     geometry ``g`` as the suite's engines build it (torchvision's modules with detectron2's
     anchors, pooling, losses and head initialisation; the detectron2 engine builds the same
     numbers natively). Every value states numbers, so two engines agree only when the

@@ -33,9 +33,9 @@ from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import FrozenBatchNorm2d
 
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 
-#: the values of the protocol card's input fields (benchmark.protocol.InputCard)
+#: the values of the protocol card's input fields (benchmark.protocol_card.InputCard)
 AS_WEIGHTS = "weights"
 REVERSED = "reversed"
 BN_FROZEN = "frozen (the checkpoint's statistics)"

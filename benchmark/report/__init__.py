@@ -9,7 +9,7 @@ Modules, each one job (imports go down this list, never up):
 * :mod:`~benchmark.report.names` — short display names ("EfficientNet-Lite0 (IN-1k)", "DP-FT");
 * :mod:`~benchmark.report.tables` — a family's ranked table (:class:`FamilyTable`);
 * :mod:`~benchmark.report.cards` — the protocol cards of a family's runs and publications,
-  and whether a published row is comparable (:mod:`benchmark.protocol`);
+  and whether a published row is comparable (:mod:`benchmark.protocol_card`);
 * :mod:`~benchmark.report.published` — published rows and RGN next to reproduced ones;
 * :mod:`~benchmark.report.bootstrap` — image-level bootstrap, intervals, ER band;
 * :mod:`~benchmark.report.uncertainty` — intervals of the rows from saved predictions;

@@ -1,6 +1,6 @@
 """Protocol cards in the report: the card(s) a family's runs ran with, next to the cards of
 its publications, and whether a reproduced row may be compared with a published one
-(:func:`benchmark.protocol.compare_cards`: only when the cards are equal)."""
+(:func:`benchmark.protocol_card.compare_cards`: only when the cards are equal)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from benchmark.protocol import CARD_FIELDS, compare_cards, describe_card
+from benchmark.protocol_card import CARD_FIELDS, compare_cards, describe_card
 from benchmark.report.aggregation import counts
 from benchmark.report.tables import FamilyTable, Table, esc
 

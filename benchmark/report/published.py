@@ -22,7 +22,7 @@ from benchmark.families import (
     FAMILIES,
     R50_IG,
 )
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 from benchmark.report.aggregation import format_cell
 from benchmark.report.cards import row_comparison
 from benchmark.report.tables import FamilyTable, Table, esc, finite, fmt_ap

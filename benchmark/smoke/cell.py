@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.models.weights.catalogue import WeightsEntry
+from benchmark.models.checkpoints.catalogue import WeightsEntry
 from benchmark.spec import RunSpec
 
 
@@ -48,7 +48,7 @@ def run_kind(kind: str, spec: RunSpec, grid: str, entries: tuple[WeightsEntry, .
     """Run ``spec`` (standing for ``kind``) with the stand-in weights ``entries`` registered;
     never raises for a failure of the cell: the result names the stage (``on_stage`` hears
     each stage as it starts, so a process killed mid-way is still placed)."""
-    from benchmark.models.weights import catalogue
+    from benchmark.models.checkpoints import catalogue
 
     result = KindResult(kind, spec.fingerprint)
     stage = ["train"]

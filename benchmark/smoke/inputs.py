@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.data.split import MANIFEST, load_split, split_dir, write_split
-from benchmark.models.weights import catalogue
-from benchmark.models.weights.catalogue import WeightsEntry
+from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import WeightsEntry
 from benchmark.smoke.standin_data import Sizes, standin_for
 from benchmark.spec import RunSpec, parse_corrupted_split_name
 

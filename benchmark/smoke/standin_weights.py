@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from benchmark.models.weights.catalogue import WeightsEntry
+from benchmark.models.checkpoints.catalogue import WeightsEntry
 from benchmark.store import atomic_write_bytes, sha256_file
 
 #: prefix of a stand-in entry's name (``standin_<real name>``)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from benchmark.data.archives import DATASETS
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 from benchmark.run import main as run_main
 
 FULL_WEIGHTS = ("torchvision_resnet50", "convnext_base_1k", "efficientnet_b2_ra")

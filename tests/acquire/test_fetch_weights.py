@@ -12,8 +12,8 @@ import pytest
 import torch
 import torchvision
 
-from benchmark.models.weights import catalogue
-from benchmark.models.weights.catalogue import WeightsEntry
+from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import WeightsEntry
 from benchmark.weights import main
 
 GRID = """\

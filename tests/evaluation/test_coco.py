@@ -39,7 +39,7 @@ def known() -> tuple[Path, Path, dict[str, float]]:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "benchmark.evaluate", *args],
+        [sys.executable, "-m", "benchmark.evaluation", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import pytest
 from benchmark.data.sources import Options
 from benchmark.grid import GRIDS_DIR, load_grid
 from benchmark.models.backbones import build_body
-from benchmark.models.weights import catalogue
+from benchmark.models.checkpoints import catalogue
 from benchmark.smoke.standin_data import STANDINS, Sizes, standin_for
 from benchmark.smoke.standin_weights import PREFIX, standin_entry
 from benchmark.spec import parse_corrupted_split_name

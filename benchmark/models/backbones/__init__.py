@@ -1,6 +1,6 @@
 """Backbone registry: name → builder of a multi-scale feature extractor (:class:`Body`).
 
-A builder takes the weights source — a catalogue name (``benchmark.models.weights.catalogue``),
+A builder takes the weights source — a catalogue name (``benchmark.models.checkpoints.catalogue``),
 ``"imagenet"`` (a checkpoint shipped by an installed package, where one exists), ``"none"``
 (random initialisation) or a file path — and the keywords ``strict`` (refuse a checkpoint
 that covers less than the body; default True) and ``drop_path`` (stochastic depth; default

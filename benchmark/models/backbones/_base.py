@@ -13,9 +13,9 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from benchmark.errors import ConfigError, MissingFileError
-from benchmark.models.weights import catalogue
-from benchmark.models.weights.catalogue import IMAGENET_RGB, PixelStats, WeightsEntry
-from benchmark.models.weights.convert import (
+from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import IMAGENET_RGB, PixelStats, WeightsEntry
+from benchmark.models.checkpoints.convert import (
     CONVERTERS,
     MatchReport,
     load_matched,

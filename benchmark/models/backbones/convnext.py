@@ -22,7 +22,7 @@ from benchmark.models.backbones._base import (
     load_source,
     resolve_source,
 )
-from benchmark.models.weights.catalogue import IMAGENET_RGB
+from benchmark.models.checkpoints.catalogue import IMAGENET_RGB
 
 HEAD = ("head.",)
 

@@ -26,7 +26,7 @@ from benchmark.models.backbones._base import (
     load_source,
     resolve_source,
 )
-from benchmark.models.weights.catalogue import IMAGENET_RGB
+from benchmark.models.checkpoints.catalogue import IMAGENET_RGB
 
 HEAD = ("conv_head.", "bn2.", "classifier.")
 

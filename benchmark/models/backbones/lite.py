@@ -16,7 +16,7 @@ from benchmark.models.backbones._base import (
     no_stochastic_depth,
     resolve_source,
 )
-from benchmark.models.weights.convert import load_matched, read_checkpoint
+from benchmark.models.checkpoints.convert import load_matched, read_checkpoint
 
 
 @BACKBONES.register("efficientnet_lite0")

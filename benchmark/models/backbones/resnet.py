@@ -40,7 +40,7 @@ from benchmark.models.backbones._base import (
     no_stochastic_depth,
     resolve_source,
 )
-from benchmark.models.weights.catalogue import IMAGENET_RGB
+from benchmark.models.checkpoints.catalogue import IMAGENET_RGB
 
 TORCHVISION = {  # name → (constructor, torchvision weights enum of the published file)
     "resnet18": ("resnet18", "ResNet18_Weights.IMAGENET1K_V1"),

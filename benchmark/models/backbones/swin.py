@@ -22,7 +22,7 @@ from benchmark.models.backbones._base import (
     load_source,
     resolve_source,
 )
-from benchmark.models.weights.catalogue import IMAGENET_RGB
+from benchmark.models.checkpoints.catalogue import IMAGENET_RGB
 
 HEAD = ("head.", "norm.")
 TIMM = {"swin_tiny": "swin_tiny_patch4_window7_224", "swin_small": "swin_small_patch4_window7_224",

@@ -1,4 +1,4 @@
-"""``python -m benchmark.evaluate``: score saved COCO-format detections from the command line.
+"""``python -m benchmark.evaluation``: score saved COCO-format detections from the command line.
 
 The scoring itself lives in :mod:`benchmark.evaluation`; this module is the CLI only.
 """
@@ -32,7 +32,7 @@ def format_summary(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.evaluate", description="Evaluate COCO-format detections."
+        prog="python -m benchmark.evaluation", description="Evaluate COCO-format detections."
     )
     parser.add_argument("--gt", required=True, type=Path, help="COCO ground-truth JSON")
     parser.add_argument("--predictions", required=True, type=Path, help="COCO results JSON")

@@ -5,7 +5,7 @@ An entry names a checkpoint file as its publisher ships it: the backbone it load
 sha256 (the full digest where it is published or was measured; the hash prefix torch.hub
 puts in the file name otherwise; ``None`` when the publisher gives none), the source URL,
 the licence, the pixel statistics and channel order the weights expect, the converter that
-maps the file onto the architecture's keys (:mod:`benchmark.models.weights.convert`), and
+maps the file onto the architecture's keys (:mod:`benchmark.models.checkpoints.convert`), and
 the published rows it stands for (``publication`` keys, matched by
 ``benchmark.families.PublishedRow.weights``).
 
@@ -61,7 +61,7 @@ class WeightsEntry:
     file: str  # file name under $BENCH_WEIGHTS
     url: str
     licence: str
-    converter: str  # benchmark.models.weights.convert.CONVERTERS key
+    converter: str  # benchmark.models.checkpoints.convert.CONVERTERS key
     sha256: str | None = None  # full digest or prefix (torch.hub file-name convention)
     pixels: str = "imagenet_rgb"
     publication: tuple[str, ...] = ()  # published-row keys this checkpoint stands for
