@@ -59,16 +59,10 @@ def pinned_environment(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before = {k: os.environ.get(k) for k in PINNED_ENV}
-    os.environ.update(PINNED_ENV)
-    try:
+    from benchmark.store import environment
+
+    with environment(PINNED_ENV):
         yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def apply_in_process() -> None:

@@ -31,7 +31,9 @@ from benchmark.errors import ConfigError, DataError
 from benchmark.prepare import main
 from benchmark.store import sha256_file, sha256_lines
 
-RESEARCH_ORDER = (
+#: the 15 benchmark corruptions in the order of Hendrycks & Dietterich, "Benchmarking Neural
+#: Network Robustness to Common Corruptions and Perturbations" (ICLR 2019), Figure 1
+PUBLISHED_ORDER = (
     "gaussian_noise shot_noise impulse_noise defocus_blur glass_blur motion_blur zoom_blur snow "
     "frost fog brightness contrast elastic_transform pixelate jpeg_compression"
 ).split()
@@ -42,7 +44,7 @@ def _image(h: int = 40, w: int = 56, seed: int = 1) -> np.ndarray:
 
 
 def test_corruption_lists() -> None:
-    assert list(BENCHMARK_CORRUPTIONS) == RESEARCH_ORDER
+    assert list(BENCHMARK_CORRUPTIONS) == PUBLISHED_ORDER
     assert list(BENCHMARK_CORRUPTIONS) == imagecorruptions.get_corruption_names("common")
     assert list(HELDOUT_CORRUPTIONS) == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
     assert list(HELDOUT_CORRUPTIONS) == imagecorruptions.get_corruption_names("validation")

@@ -12,12 +12,10 @@ naming the kind and the stage (convert, weights, train, evaluate); exit status 1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -45,20 +43,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "the one measured here")
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def smoke_schedule(schedule, iterations: int, scale: float):
     """The real schedule at ``iterations`` (checkpointing once, at the end), with at most one
     RGN / importance batch and, in CI, input sizes × ``scale``."""
@@ -75,7 +59,7 @@ def smoke_schedule(schedule, iterations: int, scale: float):
 def main(args: argparse.Namespace) -> int:
     from benchmark.grid import load_grid
     from benchmark.smoke.kinds import group_kinds
-    from benchmark.store import REPO_ROOT, data_root, weights_root
+    from benchmark.store import REPO_ROOT, data_root, environment, weights_root
 
     iterations = int(args.smoke) if str(args.smoke).isdigit() else args.smoke_iters
     if args.smoke not in ("kinds", "all") and not str(args.smoke).isdigit():
@@ -104,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     env = {"BENCH_DATA": str(root / "data"), "BENCH_RESULTS": str(root / "results"),
            "BENCH_ARTIFACTS": str(root / "artifacts"), "BENCH_SMOKE": "1",
            "BENCH_LOADER_WORKERS": os.environ.get("BENCH_LOADER_WORKERS", "0")}
-    with _environment(env):
+    with environment(env):
         (root / "results").mkdir(parents=True, exist_ok=True)
         from benchmark.report.records import SMOKE_ROOT_MARK
 

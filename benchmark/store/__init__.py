@@ -23,6 +23,7 @@ from benchmark.store.files import (
     atomic_write_text,
     canonical_json,
     data_root,
+    environment,
     file_lock,
     remove_stray_temp_files,
     results_root,
@@ -57,4 +58,5 @@ __all__ = [
     "sha256_lines",
     "warn",
     "weights_root",
+    "environment",
 ]

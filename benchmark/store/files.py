@@ -55,17 +55,11 @@ def work_root(root: str | Path | None, grid: Path | None = None, *,
 
 
 @contextlib.contextmanager
-def rooted(root: Path | None) -> Iterator[None]:
-    """Inside the block, ``$BENCH_RESULTS`` = ``root/results`` and ``$BENCH_ARTIFACTS`` =
-    ``root/artifacts`` (child processes and SLURM jobs inherit them); restored after it.
-    ``None`` changes nothing."""
-    if root is None:
-        yield
-        return
-    keys = ("BENCH_RESULTS", "BENCH_ARTIFACTS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["BENCH_RESULTS"] = str(Path(root) / "results")
-    os.environ["BENCH_ARTIFACTS"] = str(Path(root) / "artifacts")
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` inside the block (child processes inherit them); every
+    variable restored, or removed again, after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -74,6 +68,19 @@ def rooted(root: Path | None) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def rooted(root: Path | None) -> Iterator[None]:
+    """Inside the block, ``$BENCH_RESULTS`` = ``root/results`` and ``$BENCH_ARTIFACTS`` =
+    ``root/artifacts`` (child processes and SLURM jobs inherit them); restored after it.
+    ``None`` changes nothing."""
+    if root is None:
+        yield
+        return
+    with environment({"BENCH_RESULTS": str(Path(root) / "results"),
+                      "BENCH_ARTIFACTS": str(Path(root) / "artifacts")}):
+        yield
 
 
 def data_root() -> Path:
