@@ -10,6 +10,11 @@ of its source split, and the loader can corrupt on the fly to exactly the materi
 Nor do the pixels depend on the CPU's SIMD extensions (:mod:`benchmark.data.isa`): OpenCV is
 kept on its baseline code, and the library's Gaussian taps (motion blur, ``skimage`` Gaussian)
 take their exponentials from software instead of numpy's AVX-512 ``exp``.
+
+The library (with ``skimage``, numba, scipy and :mod:`benchmark.data.isa`) is imported when
+an image is first corrupted or a corruption checked against it, not with this module: naming
+and parsing corruptions (:func:`corruption_names`, :func:`parse_severities`; grid validation)
+stays cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from importlib import metadata
@@ -26,19 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skimage.filters
-from imagecorruptions import corruption_dict
-from imagecorruptions import corruptions as _library
 from PIL import Image
 from tqdm import tqdm
 
-from benchmark.data import (
-    IMAGE_HASH,
-    isa,
-    pixel_sha256,
-    read_rgb,
-    write_png,
-)
+from benchmark.data import IMAGE_HASH, pixel_sha256, read_rgb, write_png
 from benchmark.data.split import (
     CORRUPTION_CODE,
     MANIFEST,
@@ -70,6 +67,7 @@ CORRUPTION_GROUPS: dict[str, tuple[str, ...]] = {
 # Corruptions that ignore numpy's global RNG and take an explicit seed instead.
 _SEED_ARGUMENT = frozenset({"impulse_noise", "glass_blur"})
 _BUILD_STATE = "build.json"  # params of an unfinished build; removed when the manifest is written
+_PATCH_LOCK = threading.Lock()
 
 
 def _use_isa_independent_taps() -> None:
@@ -79,15 +77,31 @@ def _use_isa_independent_taps() -> None:
     every corruption that uses them (motion_blur, snow; gaussian_blur, glass_blur, spatter,
     elastic_transform) keeps the library's code and differs only in the taps' last bits.
     """
-    if _library.gauss_function is isa.gauss_function:
-        return
-    if _library.gaussian is not skimage.filters.gaussian or not callable(_library.gauss_function):
-        raise ImportError(
-            f"{_package_version()}: its Gaussian helpers are not those this module replaces; "
-            "check benchmark.data.isa against the new version"
-        )
-    _library.gauss_function = isa.gauss_function
-    _library.gaussian = isa.gaussian
+    import skimage.filters
+    from imagecorruptions import corruptions as _library
+
+    from benchmark.data import isa
+
+    with _PATCH_LOCK:  # a thread must not corrupt with one helper replaced and not the other
+        if _library.gauss_function is isa.gauss_function:
+            return
+        if (_library.gaussian is not skimage.filters.gaussian
+                or not callable(_library.gauss_function)):
+            raise ImportError(
+                f"{_package_version()}: its Gaussian helpers are not those this module "
+                "replaces; check benchmark.data.isa against the new version"
+            )
+        _library.gauss_function = isa.gauss_function
+        _library.gaussian = isa.gaussian
+
+
+def _corruptions() -> dict[str, Callable[..., Any]]:
+    """The library's corruptions by name, its Gaussian taps made ISA-independent first
+    (:func:`_use_isa_independent_taps`)."""
+    from imagecorruptions import corruption_dict
+
+    _use_isa_independent_taps()
+    return corruption_dict
 
 
 def _package_version() -> str:
@@ -97,14 +111,11 @@ def _package_version() -> str:
         return "imagecorruptions (unknown version)"
 
 
-_use_isa_independent_taps()
-
-
 # ---------------------------------------------------------------------------- names and seeds
 
 
 def check_corruption(corruption: str, severity: int | None = None) -> None:
-    if corruption not in corruption_dict or corruption not in ALL_CORRUPTIONS:
+    if corruption not in ALL_CORRUPTIONS or corruption not in _corruptions():
         raise ConfigError(
             f"unknown corruption {corruption!r} (valid: {', '.join(ALL_CORRUPTIONS)})"
         )
@@ -199,12 +210,14 @@ def corrupt_image(
     height, width = image.shape[:2]
     if height < 32 or width < 32:
         raise DataError(f"image shape={image.shape}: imagecorruptions needs at least 32x32")
+    from benchmark.data import isa
+
     kwargs = {"seed": seed} if corruption in _SEED_ARGUMENT else {}
     isa.pin_opencv()
     state = np.random.get_state()
     try:
         np.random.seed(seed)
-        out = corruption_dict[corruption](Image.fromarray(image), severity, **kwargs)
+        out = _corruptions()[corruption](Image.fromarray(image), severity, **kwargs)
     finally:
         np.random.set_state(state)
     return to_uint8_image(out, height, width)
@@ -251,7 +264,7 @@ def _runner(workers: int) -> Iterator[Runner]:
     # children. A fork server starts clean, imports this module once, then forks cheaply.
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
+        ctx.set_forkserver_preload([__name__, "imagecorruptions"])
     else:
         ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker) as pool:

@@ -16,13 +16,13 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 from benchmark.spec import RecipeSpec, RunSpec, Schedule
 
 if TYPE_CHECKING:
+    import torch
+
     from benchmark.models import Detector
 
 
@@ -58,6 +58,8 @@ def build_optimizer(name: str, groups: list[dict[str, Any]], lr: float,
     betas=(0.9, 0.999), weight_decay=0.05``; mmcv builds ``torch.optim.AdamW`` from it, eps
     left at torch's default: open-mmlab/mmcv@f4167fe1 ``mmcv/runner/optimizer/builder.py:
     14-27``). A group's own ``weight_decay`` overrides the schedule's."""
+    import torch
+
     if name == "adamw":  # the recipe checked ``name`` against OPTIMIZERS
         return torch.optim.AdamW(groups, lr=lr, weight_decay=schedule.weight_decay)
     return torch.optim.SGD(

@@ -49,15 +49,14 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
 from benchmark.errors import ConfigError
 from benchmark.recipes.base import ALIASES, RECIPES, Recipe
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 from benchmark.recipes.patches import BatchCapture, box_mask, patch_coverage, to_pixels
 
 if TYPE_CHECKING:
+    import torch
+
     from benchmark.models import Detector
 
 #: rf main_distill.py:47 (--w_distill 30)
@@ -78,6 +77,8 @@ def counterfactual(x: torch.Tensor, chosen: torch.Tensor, patch: int,
                    source: torch.Tensor | None) -> torch.Tensor:
     """``x`` (N, C, H, W) with the ``chosen`` cells (N, gh, gw) of each image replaced by the
     same cells of image ``source[i]`` (0 where ``source`` is None)."""
+    import torch
+
     mask = to_pixels(chosen, patch, *x.shape[-2:])
     fill = torch.zeros_like(x) if source is None else x[source]
     return torch.where(mask, fill, x)
@@ -123,6 +124,9 @@ class FineTuneDistill(Recipe):
     def extra_losses(
         self, model: Detector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
+        import torch
+        import torch.nn.functional as F
+
         capture, teacher = self.capture, self.teacher
         assert capture is not None and teacher is not None, "configure() first"
         if capture.tensor is None:
@@ -167,6 +171,8 @@ class CounterfactualDistill(FineTuneDistill):
         self.threshold = THRESHOLDS[masking] if threshold is None else float(threshold)
 
     def input_for(self, x: torch.Tensor, boxes: list[torch.Tensor]) -> torch.Tensor:
+        import torch
+
         n = x.shape[0]
         patch = int(self.params["patch"])
         chosen = chosen_patches(boxes, *x.shape[-2:], patch, self.threshold,

@@ -37,23 +37,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 from benchmark.recipes.base import RECIPES, Recipe
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from benchmark.models import Detector
 
-NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 #: norm modules recognised by name (2-d LayerNorms, the BatchNorm of ``norm: eval_affine``)
 NORM_NAMES = ("LayerNorm2d", "LayerNormChannelsLast", "EvalAffineBatchNorm2d")
 
 
 def norm_affine_ids(body: nn.Module) -> set[int]:
     """ids of the affine parameters of the norm layers in ``body``."""
+    from torch import nn
+
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     ids: set[int] = set()
     for m in body.modules():
-        if isinstance(m, NORMS) or type(m).__name__ in NORM_NAMES:
+        if isinstance(m, norms) or type(m).__name__ in NORM_NAMES:
             ids.update(id(p) for p in m.parameters(recurse=False))
     return ids
 

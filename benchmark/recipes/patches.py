@@ -16,11 +16,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from benchmark.models import Detector
 
 
@@ -29,6 +28,8 @@ class BatchCapture:
     :meth:`paused`: a recipe's own body calls) and the boxes the engine resized with it."""
 
     def __init__(self, model: Detector) -> None:
+        from torch import nn
+
         self.body = model.body
         self.tensor: torch.Tensor | None = None
         self.boxes: list[torch.Tensor] | None = None
@@ -40,6 +41,8 @@ class BatchCapture:
             self.handles.append(transform.register_forward_hook(self._transformed))
 
     def _body_input(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        import torch
+
         if self._paused or not torch.is_grad_enabled():
             return  # a recipe's own call, or evaluation
         x = args[0]
@@ -47,6 +50,8 @@ class BatchCapture:
         self.tensor = x.flip(1) if self.body.channel_order == "BGR" else x
 
     def _transformed(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        import torch
+
         if self._paused or not torch.is_grad_enabled():
             return
         _, targets = output
@@ -79,6 +84,8 @@ class BatchCapture:
 
 def box_mask(boxes: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
     """(N, 1, H, W) float: 1 at the pixels whose centre lies in one of the image's boxes."""
+    import torch
+
     out = []
     for b in boxes:
         b = b.float()
@@ -96,6 +103,8 @@ def box_mask(boxes: list[torch.Tensor], height: int, width: int) -> torch.Tensor
 def patch_coverage(mask: torch.Tensor, patch: int) -> torch.Tensor:
     """(N, gh, gw): the fraction of each ``patch`` × ``patch`` cell (tiled from the top-left
     corner; a partial last row/column counts its pixels only) that ``mask`` covers."""
+    import torch.nn.functional as F
+
     return F.avg_pool2d(mask, patch, ceil_mode=True, count_include_pad=False)[:, 0]
 
 

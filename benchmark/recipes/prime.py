@@ -11,14 +11,14 @@ primitives see (1, or 255 for the study's 0–255 arithmetic); ``optimizer`` as 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from benchmark.data.prime import VARIANTS, prime
 from benchmark.errors import ConfigError
 from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.spec import RecipeSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 @RECIPES.register("prime_ft")
@@ -27,6 +27,8 @@ class PrimeFineTune(Recipe):
     RANGES = {**Recipe.RANGES, "scale": (0.0, float("inf"), False)}
 
     def __init__(self, spec: RecipeSpec) -> None:
+        from benchmark.data.prime import VARIANTS
+
         super().__init__(spec)
         if self.params["variant"] not in VARIANTS:
             raise ConfigError(f"recipe {spec.name!r}: variant={self.params['variant']!r}: "
@@ -38,6 +40,8 @@ class PrimeFineTune(Recipe):
         targets: list[dict[str, torch.Tensor]],
         generator: torch.Generator,
     ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+        from benchmark.data.prime import prime
+
         variant, scale = str(self.params["variant"]), float(self.params["scale"])
         out_images, out_targets = [], []
         for image, target in zip(images, targets, strict=True):

@@ -24,13 +24,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from benchmark.errors import ConfigError
 from benchmark.recipes.base import RECIPES
 from benchmark.recipes.dp_ft import DecoderProbeThenFineTune
 
 if TYPE_CHECKING:
+    import torch
+
     from benchmark.models import Detector
 
 WEIGHTINGS = ("distance", "ewc", "rgn")
@@ -80,6 +80,8 @@ class PullToStart:
         """The pull on every anchored tensor with a gradient, as a few fused
         ``torch._foreach_*`` calls instead of a Python loop of small ops (the same
         element-wise operations in the same order: the same numbers)."""
+        import torch
+
         with torch.no_grad():
             for maps in (False, True):
                 idx = [i for i, (p, s) in enumerate(zip(self.params_, self.scales, strict=True))

@@ -51,16 +51,15 @@ import math
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from benchmark.errors import ConfigError
 from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.recipes.patches import BatchCapture, box_mask, patch_coverage
 from benchmark.spec import RecipeSpec
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from benchmark.models import Detector
     from benchmark.spec import RunSpec, Schedule
 
@@ -76,6 +75,9 @@ def relevance_loss(rel: torch.Tensor, fg: torch.Tensor, w_bg: float = LAMBDA_BG,
                    w_fg: float = LAMBDA_FG) -> torch.Tensor:
     """rv imagenet_finetune.py:328-335: ``w_bg·MSE(rel·bg, 0) + w_fg·MSE(rel·fg, fg)``,
     bg = 1 − fg, means over every element."""
+    import torch
+    import torch.nn.functional as F
+
     bg = 1 - fg
     return (w_bg * F.mse_loss(rel * bg, torch.zeros_like(rel))
             + w_fg * F.mse_loss(rel * fg, fg))
@@ -83,6 +85,8 @@ def relevance_loss(rel: torch.Tensor, fg: torch.Tensor, w_bg: float = LAMBDA_BG,
 
 def rollout(attentions: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
     """(N, T, T) relevance of tokens to tokens: rules 5 and 6 of rv ViT/explainer.py."""
+    import torch
+
     n, _, t, _ = attentions[0].shape
     r = torch.eye(t, device=attentions[0].device).expand(n, t, t)
     for a, g in zip(attentions, grads, strict=True):
@@ -112,6 +116,8 @@ def _trunk_net(body: nn.Module) -> nn.Module | None:
 @lru_cache(maxsize=64)
 def _has_global_attention(backbone: str) -> tuple[bool, str]:
     """Built on the meta device (no weights, no memory), once per backbone name."""
+    import torch
+
     from benchmark.models.backbones import BACKBONES
 
     with torch.device("meta"):
@@ -159,6 +165,8 @@ class RelevanceFineTune(Recipe):
 
     def optimizer(self, groups: list[dict[str, Any]], lr: float,
                   schedule: Schedule) -> torch.optim.Optimizer:
+        import torch
+
         # rv imagenet_finetune.py:222: AdamW(lr, weight_decay=args.weight_decay)
         opt = torch.optim.AdamW(groups, lr=lr, weight_decay=float(self.params["weight_decay"]))
         for g in opt.param_groups:  # saved with the optimizer's state: restored on resume
@@ -220,6 +228,8 @@ class RelevanceFineTune(Recipe):
     def extra_losses(
         self, model: Detector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
+        import torch
+
         assert self.capture is not None, "configure() first"
         losses = self._attention_pass(model, images, targets)
         attentions, self.attentions = self.attentions, []

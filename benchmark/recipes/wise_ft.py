@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from benchmark.recipes.base import RECIPES, Recipe
 from benchmark.spec import RecipeSpec
 
 if TYPE_CHECKING:
+    import torch
+
     from benchmark.models import Detector
 
 
