@@ -56,7 +56,7 @@ class SubmissionError(BenchmarkError):
 
 
 # ---------------------------------------------------------------------------- the task
-def _join_job() -> None:
+def join_job() -> None:
     """Fit this task to its allocation: torch threads = the CPUs SLURM gave the task (no
     oversubscription, and the thread count that bit-for-bit reproduction depends on), and,
     when the job has several tasks (``tasks_per_run``), the RANK / WORLD_SIZE / MASTER_*
@@ -92,7 +92,7 @@ class CellTask(Checkpointable):
 
     def __call__(self, spec: Any) -> Any:
         os.environ.update(self.env)
-        _join_job()
+        join_job()
         try:
             if self.task is not None:
                 return self.task(spec)
@@ -227,6 +227,20 @@ class _SubmititSlurm(submitit.SlurmExecutor):
         return jobs
 
 
+def make_executor(profile: Profile, folder: Path, job_name: str) -> _SubmititSlurm:
+    """The submitit executor for ``profile``, writing into ``folder``: its sbatch
+    parameters, with the repository importable and the working directory on the nodes."""
+    ex = _SubmititSlurm(folder, max_num_timeout=profile.max_requeues, python=profile.python)
+    params = profile.sbatch_parameters()
+    params["setup"] = [
+        *params["setup"],
+        f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}",
+    ]
+    params["additional_parameters"].setdefault("chdir", str(REPO_ROOT))
+    ex.update_parameters(job_name=job_name, stderr_to_stdout=True, wckey=None, **params)
+    return ex
+
+
 def submission_lock(
     results: Path, timeout: float = LOCK_TIMEOUT_S
 ) -> contextlib.AbstractContextManager:
@@ -309,28 +323,13 @@ class SlurmExecutor:
                 return []
             return self._submit_plan(plan, results)
 
-    def _make_executor(self, folder: Path) -> _SubmititSlurm:
-        ex = _SubmititSlurm(
-            folder, max_num_timeout=self.profile.max_requeues, python=self.profile.python
-        )
-        params = self.profile.sbatch_parameters()
-        params["setup"] = [
-            *params["setup"],
-            f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}",
-        ]
-        params["additional_parameters"].setdefault("chdir", str(REPO_ROOT))
-        ex.update_parameters(
-            job_name=f"bench-{self.grid or 'cells'}", stderr_to_stdout=True, wckey=None, **params
-        )
-        return ex
-
     def _submit_plan(self, plan: SubmissionPlan, results: Path) -> list[str]:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = (
             artifacts_root().resolve() / "slurm" / (self.grid or "cells") / f"{stamp}-{os.getpid()}"
         )
         folder.mkdir(parents=True, exist_ok=True)
-        ex = self._make_executor(folder)
+        ex = make_executor(self.profile, folder, f"bench-{self.grid or 'cells'}")
         env = {
             k: str(p)
             for k, p in (

@@ -32,6 +32,7 @@ class KindResult:
     trained_params: int | None = None
     checkpoint_bytes: int = 0
     prediction_bytes: int = 0
+    device: str | None = None  # where it ran, when not on this machine (a SLURM node)
 
     @property
     def ok(self) -> bool:

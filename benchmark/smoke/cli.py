@@ -5,8 +5,11 @@ for N iterations (default 2) at the grid's input sizes and per-device batch, eva
 images of every split (corrupted ones on the fly) and is recorded, all in a scratch root of
 its own (default ``runs/smoke/<grid>/``, never ``results/``); the leaderboard is rendered
 there. Absent datasets and weights are replaced by stand-ins (:mod:`.inputs`). Each kind
-runs in a process of its own, so its peak resident memory is its own. A failure is one line
-naming the kind and the stage (convert, weights, train, evaluate); exit status 1.
+runs in a process of its own, so its peak resident memory is its own; with ``--executor
+slurm --profile P`` the kinds run as one job array on the cluster (:mod:`.slurm_array`)
+and this command waits for it (``--dry-run``: the profile checked, nothing submitted). A
+failure is one line naming the kind and the stage (convert, weights, train, evaluate;
+``slurm`` for a job that ended before its first stage); exit status 1.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ ROOT_ENV = ("BENCH_DATA", "BENCH_RESULTS", "BENCH_ARTIFACTS", "BENCH_SMOKE",
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--smoke", nargs="?", const="kinds", metavar="N|all",
                     help="rehearse the grid: one cell per kind (all: every cell) for N "
-                         "iterations (default 2) into runs/smoke/<grid>/, then a cost sheet")
+                         "iterations (default 2) into runs/smoke/<grid>/, then a cost sheet "
+                         "(--executor slurm: the kinds as one job array, waited for)")
     ap.add_argument("--smoke-iters", type=int, default=2, metavar="N",
                     help="smoke: training iterations per cell (default 2)")
     ap.add_argument("--smoke-images", type=int, default=2, metavar="K",
@@ -69,18 +73,39 @@ def main(args: argparse.Namespace) -> int:
         print("error: --smoke-iters and --smoke-images must be >= 1, --smoke-scale in (0, 1]",
               file=sys.stderr)
         return 2
+    slurm = None
+    if args.executor == "slurm":
+        if args.smoke_inline:
+            print("error: --smoke-inline runs the kinds here; it does not go with --executor "
+                  "slurm", file=sys.stderr)
+            return 2
+        from benchmark.smoke.slurm_array import check_profile
+
+        slurm = check_profile(args.profile, dry_run=args.dry_run)  # before any input
     t0 = time.monotonic()
     grid = load_grid(args.grid, resolve_data=False, check_weights=False)
     cells = grid.cells()
     groups = group_kinds(cells)
     chosen = ([(g.kind.label, s) for g in groups for s in g.cells] if args.smoke == "all"
               else [(g.kind.label, g.representative) for g in groups])
-    base = Path(args.smoke_root) if args.smoke_root else REPO_ROOT / "runs" / "smoke"
+    base = (Path(args.smoke_root) if args.smoke_root else REPO_ROOT / "runs" / "smoke").resolve()
     root = base / grid.name
     print(f"smoke of grid {grid.name!r}: {len(cells)} cells in {len(groups)} kinds; running "
           f"{len(chosen)} cell(s), {iterations} iteration(s) each, {args.smoke_images} image(s) "
           f"per split" + (f", sizes × {args.smoke_scale:g}" if args.smoke_scale != 1 else
                           ", true sizes") + f" -> {root}")
+    if args.dry_run:  # what would run; no input is provided, nothing trains
+        if slurm is not None:
+            from benchmark.smoke.slurm_array import profile_line
+
+            where = f"submit {len(chosen)} kind(s) as one SLURM job array on " \
+                    f"{profile_line(slurm[0])}"
+        else:
+            where = f"run {len(chosen)} kind(s) here"
+        print(f"dry run: would {where}, after providing their inputs under {root}:")
+        for label, spec in chosen:
+            print(f"  {label}  ({spec.fingerprint})")
+        return 0
     if grid.prepare:
         print(f"note: generated datasets ({', '.join(grid.prepare)}) are read from "
               f"{data_root()} as they are; prepare them first")
@@ -95,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
         (root / "results" / SMOKE_ROOT_MARK).write_text(
             "records here are smoke tests (python -m benchmark.run --smoke), never results\n")
         results = _rehearse(grid.name, chosen, args, iterations, root, base, real_data,
-                            real_weights)
+                            real_weights, slurm)
         ok = [r for r in results if r.ok]
         if ok and not args.no_report:
             from benchmark.report import main as report_main
@@ -108,7 +133,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _rehearse(grid: str, chosen, args: argparse.Namespace, iterations: int, root: Path,
-              base: Path, real_data: Path, real_weights: Path):
+              base: Path, real_data: Path, real_weights: Path, slurm):
+    """Provide the inputs, then run the kinds here (one process each) or, with ``slurm``
+    (profile, tasks per array), as a job array; smoke.json holds the results."""
     from benchmark.smoke.cell import KindResult
     from benchmark.smoke.inputs import Inputs, needed_splits, provide_data, provide_weights
 
@@ -120,19 +147,36 @@ def _rehearse(grid: str, chosen, args: argparse.Namespace, iterations: int, root
     provide_weights(specs, real=real_weights, folder=base / "weights", out=inputs)
     for line in inputs.substitutions:
         print(f"  {line}")
-    results: list[KindResult] = []
-    for i, (label, spec) in enumerate(chosen, 1):
+    results: dict[int, KindResult] = {}
+
+    def finished(i: int, result: KindResult) -> None:
+        results[i] = result
+        _progress(len(results), len(chosen), result)
+
+    todo = []  # (its place in chosen, label, smoke cell)
+    for i, (label, spec) in enumerate(chosen):
         smoke, failure = _smoke_spec(spec, iterations, args.smoke_scale, inputs)
         if failure is not None:
-            stage, error = failure
-            result = KindResult(label, spec.fingerprint, stage=stage, error=error)
+            finished(i, KindResult(label, spec.fingerprint, stage=failure[0], error=failure[1]))
         else:
-            result = _run(label, smoke, grid, tuple(inputs.weights.values()), root / "logs",
-                          isolated=not args.smoke_inline, progress=not args.quiet)
-        results.append(result)
-        _progress(i, len(chosen), result)
-    (root / "smoke.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
-    return results
+            todo.append((i, label, smoke))
+    entries = tuple(inputs.weights.values())
+    if slurm is None:
+        for i, label, smoke in todo:
+            finished(i, _run(label, smoke, grid, entries, root / "logs",
+                             isolated=not args.smoke_inline, progress=not args.quiet))
+    elif todo:
+        from benchmark.smoke.slurm_array import run_array
+
+        profile, array_limit = slurm
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_array([(label, smoke) for _, label, smoke in todo], profile=profile,
+                  array_limit=array_limit, grid=grid, entries=entries, logs=root / "logs",
+                  folder=root / "slurm" / f"{stamp}-{os.getpid()}",
+                  finished=lambda k, result: finished(todo[k][0], result))
+    ordered = [results[i] for i in range(len(chosen))]
+    (root / "smoke.json").write_text(json.dumps([asdict(r) for r in ordered], indent=1))
+    return ordered
 
 
 def _smoke_spec(spec, iterations: int, scale: float, inputs):

@@ -20,6 +20,13 @@ def device_name() -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def ran_on(results: list[KindResult]) -> str:
+    """The device the kinds were measured on: the nodes' for a smoke on SLURM, else this
+    machine's."""
+    nodes = sorted({r.device for r in results if r.device})
+    return " / ".join(nodes) if nodes else device_name()
+
+
 def kind_table(groups: dict[str, int], results: list[KindResult]) -> str:
     rows = [("kind", "cells", "s/iter", "img/s", "peak RSS", "trained params", "eval s/img",
              "status")]
@@ -64,13 +71,14 @@ def print_summary(grid: str, cells: list[RunSpec], groups: list[KindGroup],
                   results: list[KindResult], args: argparse.Namespace, real_data: Path,
                   root: Path, wall_s: float) -> int:
     sizes = {g.kind.label: len(g.cells) for g in groups}
+    device = ran_on(results)
     print(f"\nper kind (N = {args.smoke_iters if not str(args.smoke).isdigit() else args.smoke} "
-          f"iterations; {device_name()}; timings on a shared machine are rough):")
+          f"iterations; {device}; timings on a shared machine are rough):")
     print(kind_table(sizes, results))
     measured = {r.kind: r for r in results if r.ok}
     sheet = grid_cost(cells, measured, split_images(real_data), args.img_per_s)
     print()
-    print(format_cost(grid, sheet, device_name(), args.img_per_s))
+    print(format_cost(grid, sheet, device, args.img_per_s))
     failed = [r for r in results if not r.ok]
     board = root / "BENCHMARKS.md"
     print(f"\nsmoke of {grid!r}: {len(results) - len(failed)} of {len(results)} kind(s) passed in "

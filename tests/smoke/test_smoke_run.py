@@ -82,3 +82,12 @@ def test_a_head_with_the_wrong_class_count_fails_at_train(
                              "/ft/b2@480-800/800<=1333 at train: ")
     log = Path(err[0].rsplit("(log: ", 1)[1].rstrip(")"))
     assert "Traceback" in log.read_text()
+
+
+def test_a_dry_run_lists_the_kinds_and_provides_nothing(
+        bench_env: Path, tmp_path: Path, smoke_root: Path, capsys: pytest.CaptureFixture) -> None:
+    grid = write_grid(tmp_path)
+    assert smoke(grid, smoke_root, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "dry run: would run 1 kind(s) here" in out and KIND in out
+    assert not smoke_root.exists()  # no stand-in made, nothing trained
