@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
 
         slurm = check_profile(args.profile, dry_run=args.dry_run)  # before any input
     t0 = time.monotonic()
-    grid = load_grid(args.grid, resolve_data=False, check_weights=False)
+    grid = load_grid(args.grid, resolve_data=False, check_weights=False,
+                     overrides=args.overrides, only=args.only)
     cells = grid.cells()
     groups = group_kinds(cells)
     chosen = ([(g.kind.label, s) for g in groups for s in g.cells] if args.smoke == "all"

@@ -91,3 +91,13 @@ def test_a_dry_run_lists_the_kinds_and_provides_nothing(
     out = capsys.readouterr().out
     assert "dry run: would run 1 kind(s) here" in out and KIND in out
     assert not smoke_root.exists()  # no stand-in made, nothing trained
+
+
+def test_only_and_set_narrow_and_change_the_rehearsed_grid(
+        bench_env: Path, tmp_path: Path, smoke_root: Path, capsys: pytest.CaptureFixture) -> None:
+    grid = write_grid(tmp_path)
+    assert smoke(grid, smoke_root, "--dry-run", "--only", "seed=1",
+                 "--set", "schedule.batch_size=4") == 0
+    out = capsys.readouterr().out
+    assert "'pascal_small': 1 cells in 1 kinds" in out  # seeds [0, 1] -> seed 1
+    assert KIND.replace("/b2@", "/b4@") in out
