@@ -38,6 +38,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="smoke: images evaluated per split (default 2)")
     ap.add_argument("--smoke-scale", type=float, default=1.0, metavar="F",
                     help="smoke: input sizes and stand-in images × F (default 1: true size)")
+    ap.add_argument("--smoke-batch", type=int, default=None, metavar="B",
+                    help="smoke: cap the per-device training batch at B (default: the grid's; "
+                         "CI's rehearsal of every kind uses 2)")
     ap.add_argument("--smoke-root", type=Path, default=None,
                     help="smoke: scratch root (default runs/smoke); the grid's is ROOT/<grid>")
     ap.add_argument("--smoke-inline", action="store_true",
@@ -47,13 +50,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "the one measured here")
 
 
-def smoke_schedule(schedule, iterations: int, scale: float):
+def smoke_schedule(schedule, iterations: int, scale: float, batch: int | None = None):
     """The real schedule at ``iterations`` (checkpointing once, at the end), with at most one
-    RGN / importance batch and, in CI, input sizes × ``scale``."""
+    RGN / importance batch and, where asked (CI), input sizes × ``scale`` and the training
+    batch capped at ``batch``."""
     def size(v: int) -> int:
         return max(64, round(v * scale / 32) * 32) if scale != 1 else v
 
     return replace(schedule, iterations=iterations, checkpoint_every=iterations,
+                   batch_size=min(schedule.batch_size, batch or schedule.batch_size),
                    rgn_batches=min(schedule.rgn_batches, 1),
                    importance_batches=min(schedule.importance_batches, 1),
                    train_sizes=tuple(dict.fromkeys(size(v) for v in schedule.train_sizes)),
@@ -69,9 +74,10 @@ def main(args: argparse.Namespace) -> int:
     if args.smoke not in ("kinds", "all") and not str(args.smoke).isdigit():
         print(f"error: --smoke {args.smoke!r}: give N (iterations) or all", file=sys.stderr)
         return 2
-    if iterations < 1 or args.smoke_images < 1 or not 0 < args.smoke_scale <= 1:
-        print("error: --smoke-iters and --smoke-images must be >= 1, --smoke-scale in (0, 1]",
-              file=sys.stderr)
+    if (iterations < 1 or args.smoke_images < 1 or not 0 < args.smoke_scale <= 1
+            or (args.smoke_batch is not None and args.smoke_batch < 1)):
+        print("error: --smoke-iters, --smoke-images and --smoke-batch must be >= 1, "
+              "--smoke-scale in (0, 1]", file=sys.stderr)
         return 2
     slurm = None
     if args.executor == "slurm":
@@ -94,7 +100,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"smoke of grid {grid.name!r}: {len(cells)} cells in {len(groups)} kinds; running "
           f"{len(chosen)} cell(s), {iterations} iteration(s) each, {args.smoke_images} image(s) "
           f"per split" + (f", sizes × {args.smoke_scale:g}" if args.smoke_scale != 1 else
-                          ", true sizes") + f" -> {root}")
+                          ", true sizes")
+          + (f", training batch <= {args.smoke_batch}" if args.smoke_batch else "")
+          + f" -> {root}")
     if args.dry_run:  # what would run; no input is provided, nothing trains
         if slurm is not None:
             from benchmark.smoke.slurm_array import profile_line
@@ -156,7 +164,8 @@ def _rehearse(grid: str, chosen, args: argparse.Namespace, iterations: int, root
 
     todo = []  # (its place in chosen, label, smoke cell)
     for i, (label, spec) in enumerate(chosen):
-        smoke, failure = _smoke_spec(spec, iterations, args.smoke_scale, inputs)
+        smoke, failure = _smoke_spec(spec, iterations, args.smoke_scale, args.smoke_batch,
+                                      inputs)
         if failure is not None:
             finished(i, KindResult(label, spec.fingerprint, stage=failure[0], error=failure[1]))
         else:
@@ -180,7 +189,7 @@ def _rehearse(grid: str, chosen, args: argparse.Namespace, iterations: int, root
     return ordered
 
 
-def _smoke_spec(spec, iterations: int, scale: float, inputs):
+def _smoke_spec(spec, iterations: int, scale: float, batch: int | None, inputs):
     """The smoke cell of ``spec`` (its stand-in weights, its smoke schedule, the smoke data's
     fingerprints), or (stage, error) when an input it needs could not be provided."""
     from benchmark.errors import BenchmarkError
@@ -198,7 +207,7 @@ def _smoke_spec(spec, iterations: int, scale: float, inputs):
     if backbone.weights in inputs.weights:
         backbone = replace(backbone, weights=inputs.weights[backbone.weights].name)
     smoke = replace(spec, backbone=backbone,
-                    schedule=smoke_schedule(spec.schedule, iterations, scale))
+                    schedule=smoke_schedule(spec.schedule, iterations, scale, batch))
     try:
         fps = _check_categories([smoke], None)
     except BenchmarkError as e:

@@ -79,6 +79,13 @@ def print_summary(grid: str, cells: list[RunSpec], groups: list[KindGroup],
     sheet = grid_cost(cells, measured, split_images(real_data), args.img_per_s)
     print()
     print(format_cost(grid, sheet, device, args.img_per_s))
+    shrunk = [what for what, on in ((f"input sizes × {args.smoke_scale:g}",
+                                     args.smoke_scale != 1),
+                                    (f"training batch <= {args.smoke_batch}",
+                                     bool(args.smoke_batch))) if on]
+    if shrunk and args.img_per_s is None:
+        print(f"  (measured with {' and '.join(shrunk)}: the device-hours above are a floor, "
+              "not the grid's cost; --img-per-s costs it at a throughput you know)")
     failed = [r for r in results if not r.ok]
     board = root / "BENCHMARKS.md"
     print(f"\nsmoke of {grid!r}: {len(results) - len(failed)} of {len(results)} kind(s) passed in "

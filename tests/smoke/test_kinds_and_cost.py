@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from benchmark.grid import load_grid
 from benchmark.smoke.cell import KindResult
 from benchmark.smoke.cli import smoke_schedule
@@ -53,3 +55,7 @@ def test_the_smoke_schedule_shrinks_only_what_it_says() -> None:
         spec.schedule.train_sizes, spec.schedule.test_size, spec.schedule.batch_size)
     small = smoke_schedule(spec.schedule, 2, 0.2)
     assert (small.train_sizes, small.test_size, small.max_size) == ((96, 128, 160), 160, 256)
+    assert small.batch_size == spec.schedule.batch_size == 2
+    capped = smoke_schedule(replace(spec.schedule, batch_size=16), 2, 1.0, batch=4)
+    assert capped.batch_size == 4 and capped.train_sizes == spec.schedule.train_sizes
+    assert smoke_schedule(spec.schedule, 2, 1.0, batch=4).batch_size == 2  # a cap, not a set

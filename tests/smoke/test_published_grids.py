@@ -23,10 +23,10 @@ PUBLISHED = sorted(p.stem for p in GRIDS_DIR.glob("*.yaml") if p.stem != "demo")
 HAS_D2 = importlib.util.find_spec("detectron2") is not None
 
 
-def _smoke(grid: str, root: Path, scale: str) -> int:
+def _smoke(grid: str, root: Path, scale: str, *extra: str) -> int:
     return run_main(["--grid", grid, "--smoke", "--smoke-iters", "1", "--smoke-images", "1",
                      "--smoke-scale", scale, "--smoke-inline", "--smoke-root", str(root),
-                     "--quiet", "--no-report"])
+                     "--quiet", "--no-report", *extra])
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ def test_every_kind_of_every_published_grid(grid: str, bench_env: Path,
     if grid.endswith("_d2") and not HAS_D2:
         pytest.skip("detectron2 is not importable")
     root = tmp_path_factory.getbasetemp() / "smoke_published"  # stand-in weights shared
-    assert _smoke(grid, root, "0.16") == 0
+    assert _smoke(grid, root, "0.1", "--smoke-batch", "2") == 0
 
 
 @pytest.mark.slow
