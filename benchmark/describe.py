@@ -9,6 +9,9 @@ the detector itself, built with random weights: no data and no weight files are 
 cell's weights file is replaced by a random stand-in of the same architecture). Each cell
 is printed as soon as it is built.
 
+``--schema DIR`` writes the JSON Schemas of grid and profile files into DIR instead
+(:mod:`benchmark.schema`; the committed ones are ``schemas/``).
+
 Exit status 0, or 2 with one error line per problem of a bad grid or input.
 """
 
@@ -215,12 +218,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 example="python -m benchmark.describe --grid mind_back_pascal --input 800x1216 "
                         "--only backbone=resnet50,seed=0",
                 exits="0 described; 2 invalid grid, input size or arguments (one line each)")
-    ap.add_argument("--grid", required=True, help="grid name (benchmark/grids/NAME.yaml) or path")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--grid", help="grid name (benchmark/grids/NAME.yaml) or path")
+    what.add_argument("--schema", type=Path, metavar="DIR",
+                      help="write grid.schema.json and profile.schema.json (the JSON Schemas "
+                           "of grid and profile files, for editors) into DIR; the committed "
+                           "ones are schemas/")
     add_grid_selection(ap)
     ap.add_argument("--input", type=parse_input, metavar="HxW",
                     help="image size for the anchor count (default: test_size square)")
     ap.add_argument("--json", action="store_true", help='print {"cells": [...]} as JSON')
     args = ap.parse_args(argv)
+    if args.schema is not None:
+        from benchmark.schema import write_schemas
+
+        for path in write_schemas(args.schema):
+            print(path)
+        return 0
     try:
         name, cells = grid_cells(args.grid, args.overrides, args.only)
         if args.json:

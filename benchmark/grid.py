@@ -23,7 +23,9 @@ bodies as the study's code did, its documented input defects included
 (:mod:`benchmark.models.study_input`); ``reproducible_cpu: true`` (top level) runs every
 cell pinned to one CPU instruction-set level (:mod:`benchmark.cpu_pinning`). Everything is
 validated before anything runs, every problem of the grid in one pass (one line each, naming
-the file, the field and the value).
+the file, the field and the value): the keys and the type of every value against
+:mod:`benchmark.schema` (exported as ``schemas/grid.schema.json`` for editors), then what the
+values mean (registered names, recipe parameters, ranges, splits) here and in the specs.
 
 ``load_grid(..., overrides=["schedule.iterations=10"])`` changes the document before it is
 validated (``--set``): a path whose first key is an experiment key applies to every
@@ -44,28 +46,10 @@ from typing import Any
 import yaml
 
 from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.registry import Registry
 from benchmark.spec import BackboneSpec, CorruptionSpec, RecipeSpec, RunSpec, Schedule
 
 GRIDS_DIR = Path(__file__).parent / "grids"
-EXPERIMENT_KEYS = {
-    "family",
-    "prepare",
-    "engine",
-    "train_split",
-    "id_split",
-    "ood_splits",
-    "corruption",
-    "schedule",
-    "backbones",
-    "recipes",
-    "seeds",
-    "study_compat",
-}
-#: top-level keys that configure how the grid runs, not its cells
-RUN_KEYS = ("reproducible_cpu",)
-#: top-level keys that are not experiment defaults
-DOC_KEYS = ("name", "description", "experiments", *RUN_KEYS)
-REQUIRED = ("family", "engine", "train_split", "id_split", "schedule", "backbones", "recipes")
 
 
 @dataclass(frozen=True)
@@ -129,23 +113,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _as_list(value: Any, field: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{field}={value!r}: expected a list")
-    return value
-
-
-def _mapping(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{field}={value!r}: expected a mapping")
-    return value
-
-
-def _nearest(name: str, known: Any) -> str:
+def _near(name: str, known: Any) -> str | None:
     import difflib
 
     near = difflib.get_close_matches(name, sorted(known), n=1)
-    return f"did you mean {near[0]!r}? " if near else ""
+    return near[0] if near else None
+
+
+def _nearest(name: str, known: Any) -> str:
+    near = _near(name, known)
+    return f"did you mean {near!r}? " if near else ""
 
 
 class GridErrors(ConfigError):
@@ -184,22 +161,36 @@ class _Problems:
             return _FAILED
 
 
-def _construct(cls: Any, doc: dict[str, Any], field: str) -> Any:
-    """``cls(**doc)`` with every unknown key named beside its nearest known one."""
-    from dataclasses import fields
+_Location = tuple[str | int, ...]  # keys and list indices into a document
 
-    known = {f.name for f in fields(cls) if f.init}
-    _raise_all([f"{field}.{key}: unknown key ({_nearest(str(key), known)}known: "
-                f"{', '.join(sorted(known))})" for key in doc if key not in known])
+
+def _structure(model: Any, doc: dict[str, Any]) -> tuple[list[str], list[_Location]]:
+    """The problems of ``doc``'s keys and value types under ``model`` (:mod:`benchmark.schema`),
+    one line each, and where they are. An unknown key is named beside its nearest known one;
+    a missing key that an unknown key of the same mapping is nearest to is not repeated."""
+    from benchmark.schema import problems
+
+    found = problems(model, doc)
+    typos = {(p.path[:-1], _near(str(p.path[-1]), p.known)) for p in found if p.kind == "unknown"}
+    lines = []
+    for p in found:
+        if p.kind == "unknown":
+            lines.append(f"{p.dotted}: unknown key ({_nearest(str(p.path[-1]), p.known)}known: "
+                         f"{', '.join(sorted(p.known))})")
+        elif p.kind == "missing":
+            if (p.path[:-1], p.path[-1]) not in typos:
+                lines.append(f"{p.dotted}: missing required key")
+        elif p.kind == "type":
+            lines.append(f"{p.dotted}={p.value!r}: expected {p.expected}")
+        else:
+            lines.append(f"{p.dotted}={p.value!r}: {p.message}")
+    return lines, [p.path for p in found]
+
+
+def _lookup(registry: Registry[Any], name: Any, field: str) -> None:
+    """Whether ``name`` is in ``registry``, without importing what registers it."""
     try:
-        return cls(**doc)
-    except TypeError as e:
-        raise ConfigError(f"{field}={doc!r}: {e}") from None
-
-
-def _lookup(registry: Any, name: Any, field: str) -> None:
-    try:
-        registry.get(name)
+        registry.require(name)
     except ConfigError as e:
         raise ConfigError(f"{field}={name!r}: {e}") from None
 
@@ -216,9 +207,11 @@ def _check_family(exp: dict[str, Any]) -> None:
 
 
 def _check_engine(engine: Any) -> None:
-    from benchmark.models import ENGINES
+    from benchmark.models.registries import ENGINES, OPTIONAL_ENGINES
 
     _lookup(ENGINES, engine, "engine")
+    if engine in ENGINES.declarations() and engine not in OPTIONAL_ENGINES:
+        return  # built in, needing only what the suite installs: its module stays unimported
     check_engine = getattr(ENGINES.get(engine), "check_available", None)
     if check_engine is not None:  # an optional engine (detectron2): installed?
         try:
@@ -229,38 +222,35 @@ def _check_engine(engine: Any) -> None:
 
 def _corruption(exp: dict[str, Any]) -> CorruptionSpec:
     from benchmark.data.corrupt import corruption_names
+    from benchmark.schema import Corruption
 
-    c = _mapping(exp["corruption"], "corruption")
-    names = c.get("names", "benchmark")
-    names = corruption_names(names if isinstance(names, str) else ",".join(names))
+    defaults = {k: f.get_default(call_default_factory=True)
+                for k, f in Corruption.model_fields.items()}
+    c = {**defaults, **exp["corruption"]}
+    names = c["names"] if isinstance(c["names"], str) else ",".join(c["names"])
     return CorruptionSpec(
-        c.get("base", exp["id_split"]),
-        tuple(names),
-        tuple(_as_list(c.get("severities", [1, 2, 3, 4, 5]), "corruption.severities")),
-        c.get("channel_order", "rgb"),
+        exp["id_split"] if c["base"] is None else c["base"],
+        tuple(corruption_names(names)),
+        tuple(c["severities"]),
+        c["channel_order"],
     )
 
 
-def _backbone(b: Any, i: int, study_compat: bool) -> BackboneSpec:
-    from benchmark.models import BACKBONES
+def _backbone(b: dict[str, Any], i: int, study_compat: bool) -> BackboneSpec:
+    from benchmark.models.registries import BACKBONES
 
-    b = _mapping(b, f"backbones[{i}]")
-    if study_compat:
-        b = {**b, "study_compat": True}
-    spec = _construct(BackboneSpec, b, f"backbones[{i}]")
+    spec = BackboneSpec(**({**b, "study_compat": True} if study_compat else b))
     _lookup(BACKBONES, spec.name, f"backbones[{i}].name")
     _check_catalogue_pairing(spec, f"backbones[{i}]")
     return spec
 
 
-def _recipes(r: Any, i: int) -> list[RecipeSpec]:
+def _recipes(r: dict[str, Any], i: int) -> list[RecipeSpec]:
     """The recipes one ``recipes[i]`` entry stands for: a list-valued parameter is a sweep,
     one recipe per value (per combination)."""
     from benchmark.recipes import RECIPES, get_recipe
 
-    r = dict(_mapping(r, f"recipes[{i}]"))
-    if "name" not in r:
-        raise ConfigError(f"recipes[{i}].name: missing")
+    r = dict(r)
     name = r.pop("name")
     _lookup(RECIPES, name, f"recipes[{i}].name")
     swept = [k for k, v in r.items() if isinstance(v, list)]
@@ -275,44 +265,41 @@ def _recipes(r: Any, i: int) -> list[RecipeSpec]:
 
 
 def _expand(exp: dict[str, Any]) -> list[RunSpec]:
-    """The runs of one experiment; every problem of it at once (:class:`GridErrors`)."""
+    """The runs of one experiment; every problem of it at once (:class:`GridErrors`): its
+    structure (:mod:`benchmark.schema`), then what the well-formed parts mean."""
     from benchmark.recipes import get_recipe
+    from benchmark.schema import Experiment
 
     p = _Problems()
-    p.lines += [f"{key}: unknown key ({_nearest(key, EXPERIMENT_KEYS)}known: "
-                f"{', '.join(sorted(EXPERIMENT_KEYS))})"
-                for key in sorted(set(exp) - EXPERIMENT_KEYS)]
-    p.lines += [f"{key}: missing required key" for key in REQUIRED if key not in exp]
-    if "family" in exp:
+    p.lines, bad = _structure(Experiment, exp)
+
+    def ok(*path: str | int) -> bool:
+        """``exp`` has a well-formed value at ``path`` (one without a problem in or above it)."""
+        return path[0] in exp and not any(q[:len(path)] == path or path[:len(q)] == q
+                                          for q in bad)
+
+    if ok("family"):
         p.attempt(_check_family, exp)
-    if "engine" in exp:
+    if ok("engine"):
         p.attempt(_check_engine, exp["engine"])
-    schedule = _FAILED
-    if "schedule" in exp:
-        schedule = p.attempt(lambda: _construct(Schedule, _mapping(exp["schedule"], "schedule"),
-                                                "schedule"))
+    schedule = p.attempt(lambda: Schedule(**exp["schedule"])) if ok("schedule") else _FAILED
     corruption = None
-    if exp.get("corruption") is not None and "id_split" in exp:
+    if ok("corruption") and exp["corruption"] is not None and ok("id_split"):
         corruption = p.attempt(_corruption, exp)
-    study_compat = exp.get("study_compat", False)
-    if not isinstance(study_compat, bool):
-        p.lines.append(f"study_compat={study_compat!r}: must be true or false")
-        study_compat = False
-    listed = p.attempt(_as_list, exp["backbones"], "backbones") if "backbones" in exp else []
+    study_compat = ok("study_compat") and exp["study_compat"]
     backbones = [p.attempt(_backbone, b, i, study_compat)
-                 for i, b in enumerate(listed if listed is not _FAILED else [])]
+                 for i, b in enumerate(exp["backbones"] if ok("backbones") else [])
+                 if ok("backbones", i)]
     recipes: list[RecipeSpec] = []
     origin: list[int] = []  # the recipes[i] entry each recipe comes from
-    listed = p.attempt(_as_list, exp["recipes"], "recipes") if "recipes" in exp else []
-    for i, r in enumerate(listed if listed is not _FAILED else []):
-        expanded = p.attempt(_recipes, r, i)
+    for i, r in enumerate(exp["recipes"] if ok("recipes") else []):
+        expanded = p.attempt(_recipes, r, i) if ok("recipes", i) else _FAILED
         for spec_r in expanded if expanded is not _FAILED else []:
             if spec_r not in recipes:  # e.g. wise_ft at α = 0 next to the dp it is
                 recipes.append(spec_r)
                 origin.append(i)
-    seeds = p.attempt(_as_list, exp.get("seeds", [0]), "seeds")
-    ood = p.attempt(_as_list, exp.get("ood_splits", []), "ood_splits")
     _raise_all(p.lines)
+    seeds, ood = exp.get("seeds", [0]), exp.get("ood_splits", [])
     runs = [
         RunSpec(
             family=exp["family"],
@@ -380,8 +367,8 @@ def _check_weights(runs: list[RunSpec]) -> None:
 
 def _check_weights_file(backbone: BackboneSpec) -> None:
     from benchmark.errors import MissingFileError
-    from benchmark.models.backbones import build_body, file_sha256, weights_path
     from benchmark.models.checkpoints import catalogue
+    from benchmark.models.checkpoints.catalogue import file_sha256, weights_path
 
     path = weights_path(backbone.weights)
     if path is None:
@@ -398,6 +385,8 @@ def _check_weights_file(backbone: BackboneSpec) -> None:
     key = (backbone.name, backbone.strict, str(path), file_sha256(path))
     if key in _WEIGHTS_FIT:
         return
+    from benchmark.models.backbones import build_body
+
     try:  # wrong hash, unpublished hash or a plain path: load it (strict keys)
         build_body(backbone.name, backbone.weights, 0, strict=backbone.strict)
     except ConfigError as e:
@@ -482,6 +471,8 @@ def apply_overrides(doc: dict[str, Any], overrides: Sequence[str], path: Path
                     ) -> tuple[dict[str, Any], list[tuple[list[str], Any, str]]]:
     """The document with the top-level overrides applied (a copy), and the overrides of
     experiment keys, which apply to every experiment after its defaults are merged."""
+    from benchmark.schema import DOC_KEYS, EXPERIMENT_KEYS
+
     doc = copy.deepcopy(doc)
     per_experiment: list[tuple[list[str], Any, str]] = []
     problems: list[str] = []
@@ -496,7 +487,7 @@ def apply_overrides(doc: dict[str, Any], overrides: Sequence[str], path: Path
                 if not isinstance(exps, list):
                     raise ConfigError(f"--set {key}: the grid has no experiments list")
                 if parts[2] not in EXPERIMENT_KEYS:
-                    raise _unknown_key(key, parts[2], sorted(EXPERIMENT_KEYS))
+                    raise _unknown_key(key, parts[2], EXPERIMENT_KEYS)
                 if not parts[1].isdigit() or int(parts[1]) >= len(exps):
                     raise ConfigError(f"--set {key}: the grid has {len(exps)} experiment(s); "
                                       f"{parts[1]!r} is not an index of them")
@@ -578,27 +569,29 @@ def load_grid(
     validated; ``only`` keeps the runs it matches. With ``resolve_data`` every split is loaded
     and validated, and its content fingerprint becomes part of each run's fingerprint; with
     ``check_weights`` every weights file must exist and match the catalogue."""
+    from benchmark.schema import DOC_KEYS, GridHeader
+
     path = grid_path(str(name_or_path))
     doc, per_experiment = apply_overrides(_read_yaml(path), overrides, path)
+    lines, _ = _structure(GridHeader, {k: doc[k] for k in DOC_KEYS if k in doc})
+    problems = [f"{path}: {line}" for line in lines]
+    experiments = doc.get("experiments", [{}])
+    if not isinstance(experiments, list):
+        _raise_all(problems)
     defaults = {k: v for k, v in doc.items() if k not in DOC_KEYS}
-    problems: list[str] = []
-    reproducible_cpu = doc.get("reproducible_cpu", False)
-    if not isinstance(reproducible_cpu, bool):
-        problems.append(f"{path}: reproducible_cpu={reproducible_cpu!r}: must be true or false")
-    experiments = _as_list(doc.get("experiments", [{}]), f"{path}: experiments")
     runs: list[RunSpec] = []
     prepare: list[str] = []
     for i, exp in enumerate(experiments):
+        if not isinstance(exp, dict):
+            continue  # a problem of the header
         try:
-            exp = copy.deepcopy({**defaults, **_mapping(exp, f"experiments[{i}]")})
+            exp = copy.deepcopy({**defaults, **exp})
             for parts, value, key in per_experiment:
                 _set_path(exp, parts, value, "", key)
             runs.extend(_expand(exp))
         except BenchmarkError as e:
             problems += [f"{path}: {line}" if line.startswith("--set ") else
-                         f"{path}: experiments[{i}].{line}".replace(
-                             f"experiments[{i}].experiments[{i}]", f"experiments[{i}]")
-                         for line in _lines(e)]
+                         f"{path}: experiments[{i}].{line}" for line in _lines(e)]
             continue
         if exp.get("prepare"):
             prepare.append(str(exp["prepare"]))
@@ -620,5 +613,5 @@ def load_grid(
     if resolve_data:
         fps = _check_categories(runs, data_root)
         runs = [replace(r, data=tuple((s, fps[s]) for s in r.all_splits)) for r in runs]
-    return Grid(name, path, runs, tuple(dict.fromkeys(prepare)), reproducible_cpu,
-                tuple(overrides), only_text)
+    return Grid(name, path, runs, tuple(dict.fromkeys(prepare)),
+                doc.get("reproducible_cpu", False), tuple(overrides), only_text)

@@ -5,7 +5,9 @@ GPUs (or a raw gres string), CPUs, memory, time limit, array parallelism, extra 
 options and environment setup lines. ``load_profile`` checks the file on its own;
 ``check_cluster`` checks it against the live cluster (``sinfo`` + ``scontrol show config``
 + ``sbatch --test-only``) so that a bad profile fails before anything is submitted.
-Errors are ``ConfigError("<file>: <field>=<value>: <problem>")``.
+Errors are ``ConfigError("<file>: <field>=<value>: <problem>")``. The keys, their types,
+defaults and limits are declared once, in :class:`benchmark.schema.ProfileKeys` (exported as
+``schemas/profile.schema.json`` for editors).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,71 +23,21 @@ from typing import Any
 import yaml
 
 from benchmark.errors import ConfigError, field_error
+from benchmark.schema import ProfileFile, ProfileKeys, problems, union_members
 from benchmark.store import REPO_ROOT
 
 PROFILES_DIR = REPO_ROOT / "slurm"
-REQUIRED = ("partition", "time_min", "cpus_per_task", "mem_gb")
-# key: (accepted types, default, check, what the check means)
-_NUM = (int, float)
-OPTIONAL: dict[str, tuple[tuple[type, ...], Any]] = {
-    "description": ((str,), ""),
-    "account": ((str,), None),
-    "qos": ((str,), None),
-    "gpus_per_task": ((int,), 1),
-    "tasks_per_run": ((int,), 1),
-    "gres": ((str,), None),
-    "array_parallelism": ((int,), 64),
-    "max_array_size": ((int,), None),
-    "max_requeues": ((int,), 10),
-    "signal_delay_s": ((int,), 120),
-    "extra_sbatch": ((dict,), {}),
-    "setup": ((list,), []),
-    "python": ((str,), None),
-}
-_TYPES: dict[str, tuple[type, ...]] = {
-    "partition": (str,),
-    "time_min": (int,),
-    "cpus_per_task": (int,),
-    "mem_gb": _NUM,
-    **{k: v[0] for k, v in OPTIONAL.items()},
-}
-_MIN = {  # smallest allowed value of numeric keys
-    "time_min": 1,
-    "cpus_per_task": 1,
-    "mem_gb": 0.001,
-    "gpus_per_task": 0,
-    "tasks_per_run": 1,
-    "array_parallelism": 1,
-    "max_array_size": 1,
-    "max_requeues": 0,
-    "signal_delay_s": 0,
-}
+#: sbatch options the benchmark sets itself (not in extra_sbatch)
+RESERVED_SBATCH = ("array", "output", "error", "dependency", "wrap")
 QUERY_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
-class Profile:
-    """One validated cluster profile."""
+class Profile(ProfileKeys):
+    """One validated cluster profile: a profile file's keys, its name and the file."""
 
-    name: str
-    source: Path
-    partition: str
-    time_min: int
-    cpus_per_task: int
-    mem_gb: float
-    description: str = ""
-    account: str | None = None
-    qos: str | None = None
-    gpus_per_task: int = 1
-    tasks_per_run: int = 1  # processes per cell (one GPU each): DDP across them when > 1
-    gres: str | None = None
-    array_parallelism: int = 64
-    max_array_size: int | None = None
-    max_requeues: int = 10
-    signal_delay_s: int = 120
-    extra_sbatch: dict[str, Any] = field(default_factory=dict)
-    setup: tuple[str, ...] = ()
-    python: str | None = None
+    name: str = field(kw_only=True)
+    source: Path = field(kw_only=True)
 
     @property
     def wants_gpus(self) -> bool:
@@ -158,44 +111,58 @@ def load_profile(name_or_path: str, profiles_dir: Path | None = None) -> Profile
 
 
 def validate_profile(raw: dict[str, Any], source: Path) -> Profile:
+    """A profile from a file's mapping: its first problem is the error (a key set to null
+    takes its default)."""
+
     def bad(key: str, problem: str) -> ConfigError:
         return field_error(ConfigError, source, key, raw.get(key), problem)  # type: ignore[return-value]
 
-    unknown = sorted(set(raw) - set(_TYPES))
+    known = ProfileFile.model_fields
+    unknown = sorted(map(str, set(raw) - set(known)))
     if unknown:
-        raise bad(unknown[0], f"unknown key (known: {', '.join(sorted(_TYPES))})")
-    for key in REQUIRED:
-        if raw.get(key) is None:
+        raise bad(unknown[0], f"unknown key (known: {', '.join(sorted(known))})")
+    values = {k: v for k, v in raw.items() if v is not None}
+    found = sorted(problems(ProfileFile, values), key=lambda p: p.kind != "missing")
+    if found:
+        p, key = found[0], str(found[0].path[0])
+        if p.kind == "missing":
             raise bad(key, "required key missing")
-    values: dict[str, Any] = {}
-    for key, types in _TYPES.items():
-        value = raw.get(key)
-        if value is None:
-            values[key] = OPTIONAL[key][1] if key in OPTIONAL else None
-            continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise bad(key, f"expected {names}, got {type(value).__name__}")
-        if key in _MIN and value < _MIN[key]:
-            raise bad(key, f"must be >= {_MIN[key]}")
-        if isinstance(value, str) and not value.strip() and key != "description":
-            raise bad(key, "must not be empty")
-        values[key] = value
-    for item in values["setup"]:
-        if not isinstance(item, str):
-            raise bad("setup", f"each line must be a string, got {type(item).__name__} {item!r}")
-    for opt, val in values["extra_sbatch"].items():
-        if not isinstance(opt, str) or not isinstance(val, str | int | float | bool):
-            raise bad("extra_sbatch", f"option {opt!r}: value {val!r} is not a string/number/bool")
-        if opt.replace("_", "-") in ("array", "output", "error", "dependency", "wrap"):
+        if key == "setup" and len(p.path) > 1:
+            raise bad(key, f"each line must be a string, got {type(p.value).__name__} "
+                           f"{p.value!r}")
+        if key == "extra_sbatch" and len(p.path) > 1:
+            raise bad(key, f"option {p.path[1]!r}: value {p.value!r} is not a string/number/bool")
+        if p.kind == "type":
+            raise bad(key, f"expected {_type_names(known[key].annotation)}, got "
+                           f"{type(p.value).__name__}")
+        if p.kind == "greater_than_equal":
+            raise bad(key, f"must be >= {p.ctx['ge']}")
+        raise bad(key, "must not be empty" if p.kind == "string_pattern_mismatch" else p.message)
+    for opt in values.get("extra_sbatch", {}):
+        if not isinstance(opt, str):
+            raise bad("extra_sbatch", f"option {opt!r}: not a string")
+        if opt.replace("_", "-") in RESERVED_SBATCH:
             raise bad(
                 "extra_sbatch", f"option {opt!r} is set by the benchmark and cannot be overridden"
             )
-    if values["gres"] is not None and raw.get("gpus_per_task") is not None:
+    if "gres" in values and "gpus_per_task" in values:
         raise bad("gres", "set either gres or gpus_per_task, not both")
-    values["setup"] = tuple(values["setup"])
-    values["extra_sbatch"] = dict(values["extra_sbatch"])
+    if "setup" in values:
+        values["setup"] = tuple(values["setup"])
+    if "extra_sbatch" in values:
+        values["extra_sbatch"] = dict(values["extra_sbatch"])
     return Profile(name=source.stem, source=source, **values)
+
+
+def _type_names(annotation: Any) -> str:
+    """The YAML value types a key accepts, as an error names them: ``int | None`` → "int",
+    ``float`` → "int or float" (``mem_gb: 2`` is a number), ``tuple[str, ...]`` → "list"."""
+    names = []
+    for t in union_members(annotation):
+        t = typing.get_origin(t) or t
+        if t is not type(None):
+            names += ["int", "float"] if t is float else ["list" if t is tuple else t.__name__]
+    return " or ".join(names)
 
 
 # --------------------------------------------------------------------------- live cluster

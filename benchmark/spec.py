@@ -49,6 +49,8 @@ AUGMENTS = ("none", "study_crop")
 #: COCO evaluation backends (``benchmark.evaluation.coco.BACKENDS``; spelled here because
 #: the spec is a leaf and validates on construction)
 EVAL_BACKENDS = ("pycocotools", "faster_coco_eval")
+#: learning-rate policies (benchmark.training.schedule.lr_factor)
+POLICIES = ("onecycle", "step")
 
 
 
@@ -82,6 +84,14 @@ def parse_corrupted_split_name(name: str) -> tuple[str, str, int] | None:
     return base, corruption, int(severity)
 
 
+def _doc(description: str, choices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A grid key's field metadata: keyword arguments of ``pydantic.Field``, from which
+    :mod:`benchmark.schema` declares the grid file (the description an editor shows, the
+    accepted values where they are few). Validation stays in ``__post_init__``."""
+    return {"description": description,
+            **({"json_schema_extra": {"enum": list(choices)}} if choices else {})}
+
+
 def _check(cond: bool, field_name: str, value: object, problem: str) -> None:
     if not cond:
         raise ConfigError(f"{field_name}={value!r}: {problem}")
@@ -95,15 +105,22 @@ NORM_MODES = ("frozen", "eval_affine")
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    name: str
-    weights: str = "imagenet"  # "imagenet" (the package's checkpoint), "none", or a file path
-    freeze_at: int | None = None  # None: the backbone's default freeze point
-    strict: bool = True  # False: a checkpoint covering part of the body is accepted
-    drop_path: float = 0.0  # stochastic depth during fine-tuning (the studies use 0)
-    norm: str = "frozen"  # BatchNorm handling, one of NORM_MODES
-    # True: feed the body as the study's code did, documented input defects included
-    # (benchmark.models.study_input; a grid experiment's ``study_compat: true``)
-    study_compat: bool = False
+    name: str = field(metadata=_doc("backbone architecture (benchmark.models.BACKBONES)"))
+    weights: str = field(default="imagenet", metadata=_doc(
+        "'imagenet' (the package's checkpoint), 'none' (random), a weights-catalogue name "
+        "(python -m benchmark.weights) or a file path (relative: under $BENCH_WEIGHTS)"))
+    freeze_at: int | None = field(default=None, metadata=_doc(
+        "how many stages, the stem first, stay frozen (null: the backbone's default)"))
+    strict: bool = field(default=True, metadata=_doc(
+        "false: a checkpoint covering part of the body is accepted"))
+    drop_path: float = field(default=0.0, metadata=_doc(
+        "stochastic depth during fine-tuning, in [0, 1) (the studies use 0)"))
+    norm: str = field(default="frozen", metadata=_doc(
+        "BatchNorm handling: frozen (statistics and affine fixed: detectron2's FrozenBN) or "
+        "eval_affine (statistics fixed, affine trained: mmdetection's norm_eval)", NORM_MODES))
+    study_compat: bool = field(default=False, metadata=_doc(
+        "true: feed the body as the study's code did, documented input defects included "
+        "(benchmark.models.study_input; an experiment's study_compat: true sets it)"))
 
     def __post_init__(self) -> None:
         _check(
@@ -172,31 +189,44 @@ class Schedule:
     the training keys seed the random draws, so a checkpoint interval, an evaluation batch
     or an RGN batch count never changes what a training learns."""
 
-    iterations: int
-    batch_size: int
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    # weight decay of normalisation layers' affine tensors (None: ``weight_decay``);
+    iterations: int = field(metadata=_doc("training iterations, one batch each"))
+    batch_size: int = field(metadata=_doc("training images per iteration"))
+    lr: float = field(metadata=_doc("base learning rate (a recipe's lr replaces it)"))
+    momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
+    weight_decay: float = field(default=1e-4, metadata=_doc("weight decay"))
     # detectron2's SOLVER.WEIGHT_DECAY_NORM = 0.0 (facebookresearch/detectron2@02b5c4e2
     # detectron2/config/defaults.py:541) is the suite's default: both engines are detectron2's
-    weight_decay_norm: float | None = 0.0
-    warmup_iters: int = 0
-    policy: str = "onecycle"  # "onecycle" | "step"
-    steps: tuple[int, ...] = ()  # iterations at which lr *= 0.1 (policy "step")
-    train_sizes: tuple[int, ...] = (800,)  # short side, one drawn per batch
-    max_size: int = 1333
-    test_size: int = 800
-    hflip: bool = True
-    checkpoint_every: int = 100
-    rgn_batches: int = 100  # RGN over min(this, |train| / batch) batches
-    # a regulariser's importance maps over min(this, |train| / batch) batches: mind_back's
-    # ITER_GRAD_COMP = 5000 (VisionLearningGroup/mind_back@5e6694f, src/engine/config.py:20)
-    importance_batches: int = 5000
-    eval_batch_size: int = 8
-    amp: str = "off"  # one of AMP_MODES
-    augment: str = "none"  # one of AUGMENTS
-    eval_backend: str = "pycocotools"  # one of EVAL_BACKENDS
+    weight_decay_norm: float | None = field(default=0.0, metadata=_doc(
+        "weight decay of normalisation layers' affine tensors (null: weight_decay)"))
+    warmup_iters: int = field(default=0, metadata=_doc(
+        "linear warm-up iterations (onecycle: at least 20% of the iterations)"))
+    policy: str = field(default="onecycle", metadata=_doc(
+        "onecycle (warm-up, then cosine decay to 0) or step (warm-up from 0.001, then "
+        "lr × 0.1 at each of steps)", POLICIES))
+    steps: tuple[int, ...] = field(default=(), metadata=_doc(
+        "iterations at which lr *= 0.1 (policy step)"))
+    train_sizes: tuple[int, ...] = field(default=(800,), metadata=_doc(
+        "training short side in pixels, one drawn per batch"))
+    max_size: int = field(default=1333, metadata=_doc("longest side in pixels, at most"))
+    test_size: int = field(default=800, metadata=_doc("evaluation short side in pixels"))
+    hflip: bool = field(default=True, metadata=_doc("random horizontal flips in training"))
+    checkpoint_every: int = field(default=100, metadata=_doc(
+        "iterations between checkpoints (in no fingerprint)"))
+    rgn_batches: int = field(default=100, metadata=_doc(
+        "RGN over min(this, |train| / batch) batches"))
+    # mind_back's ITER_GRAD_COMP = 5000 (VisionLearningGroup/mind_back@5e6694f,
+    # src/engine/config.py:20)
+    importance_batches: int = field(default=5000, metadata=_doc(
+        "a regulariser's importance maps over min(this, |train| / batch) batches"))
+    eval_batch_size: int = field(default=8, metadata=_doc("images per evaluation batch"))
+    amp: str = field(default="off", metadata=_doc(
+        "mixed precision of the training step: off (fp32), fp16 (with a gradient scaler) or "
+        "bf16", AMP_MODES))
+    augment: str = field(default="none", metadata=_doc(
+        "training-image augmentation after the flip: none, or the transfer study's Swin crop "
+        "policy (benchmark.data.loader.study_crop)", AUGMENTS))
+    eval_backend: str = field(default="pycocotools", metadata=_doc(
+        "COCO evaluation backend", EVAL_BACKENDS))
 
     def __post_init__(self) -> None:
         _check(self.augment in AUGMENTS, "schedule.augment", self.augment,
@@ -232,7 +262,7 @@ class Schedule:
             "must be a positive number",
         )
         _check(
-            self.policy in ("onecycle", "step"),
+            self.policy in POLICIES,
             "schedule.policy",
             self.policy,
             "must be 'onecycle' or 'step'",
@@ -245,7 +275,9 @@ class CorruptionSpec:
     base: str
     names: tuple[str, ...]
     severities: tuple[int, ...]
-    channel_order: str = "rgb"  # "bgr": as mmdetection's robustness pipeline (Michaelis et al.)
+    channel_order: str = field(default="rgb", metadata=_doc(
+        "the array a corruption is applied to: rgb (imagecorruptions' convention) or bgr (as "
+        "mmdetection's robustness pipeline, Michaelis et al.)", CHANNEL_ORDERS))
 
     def __post_init__(self) -> None:
         _check(self.channel_order in CHANNEL_ORDERS, "corruption.channel_order",

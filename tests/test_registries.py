@@ -1,21 +1,29 @@
 """Every entry of every registry is built and checked, timm-style: an entry is tested the day
 it is registered. Backbones: ``tests/test_backbones.py``; families and summary metrics:
-``tests/test_families.py``; here: recipes, engines and dataset preparers."""
+``tests/test_families.py``; here: recipes, engines and dataset preparers, and the declared
+names of the engine and backbone registries against what their modules register."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+import benchmark.models
 from benchmark.data import load_preparers
 from benchmark.errors import ConfigError
-from benchmark.models import ENGINES
+from benchmark.models import BACKBONES, ENGINES
 from benchmark.models.engine import engine_needs_masks
+from benchmark.models.registries import OPTIONAL_ENGINES
 from benchmark.recipes import RECIPES, get_recipe, parent_of
+from benchmark.registry import Registry
 from benchmark.spec import BackboneSpec, RecipeSpec, RunSpec, Schedule
 from benchmark.store import REPO_ROOT
 
@@ -123,3 +131,68 @@ def test_dataset_cards_exist_for_every_card_link() -> None:
     index = (REPO_ROOT / "datasets" / "README.md").read_text()
     for link in re.findall(r"\]\(([\w.]+\.md)\)", index):
         assert Path(REPO_ROOT / "datasets" / link).is_file(), link
+
+
+@pytest.mark.parametrize("registry", [ENGINES, BACKBONES], ids=lambda r: r.kind)
+def test_every_built_in_name_is_declared_with_the_module_that_registers_it(
+        registry: Registry[object]) -> None:
+    """Each declared name is registered by its declared module and by no other, and every
+    name a module of ``benchmark.models`` registers is declared: ``names()`` is complete
+    before anything is imported, and ``get`` imports the right module."""
+    for module in pkgutil.walk_packages(benchmark.models.__path__, "benchmark.models."):
+        importlib.import_module(module.name)
+    by = {name: registry.registered_by(name) for name in registry.names()}
+    assert {n: m for n, m in by.items() if m and m.startswith("benchmark.")} == \
+        registry.declarations()
+
+
+def test_only_optional_engines_check_their_packages() -> None:
+    """Grid validation loads only :data:`OPTIONAL_ENGINES` to call ``check_available``."""
+    declared = ENGINES.declarations()
+    assert set(OPTIONAL_ENGINES) <= set(declared)
+    assert {n for n in declared if hasattr(ENGINES.get(n), "check_available")} == \
+        set(OPTIONAL_ENGINES)
+
+
+def test_names_need_no_import_and_get_imports_the_declaring_module() -> None:
+    code = """
+import sys
+from benchmark.models import BACKBONES, ENGINES
+assert "frcnn_fpn" in ENGINES and "resnet18" in BACKBONES.names()
+BACKBONES.require("vit_base_patch16")
+assert "torch" not in sys.modules and "benchmark.models.torchvision_frcnn" not in sys.modules
+ENGINES.get("frcnn_fpn")
+assert "benchmark.models.torchvision_frcnn" in sys.modules
+assert "benchmark.models.detectron2_engine" not in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_declared_name_is_filled_by_its_module(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "probe_things.py").write_text(
+        "from benchmark.registry import Registry\n"
+        "THINGS = Registry('thing')\n"
+        "THINGS.declare('late', 'probe_things_late')\n"
+        "THINGS.declare('missing', 'probe_things_late')\n")
+    (tmp_path / "probe_things_late.py").write_text(
+        "from probe_things import THINGS\nTHINGS.register('late')(42)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        things = importlib.import_module("probe_things").THINGS
+        assert things.names() == ["late", "missing"] and "late" in things
+        assert things.registered_by("late") is None and "probe_things_late" not in sys.modules
+        with pytest.raises(ConfigError, match=r"unknown thing 'no' \(known: late, missing\)"):
+            things.require("no")
+        assert things.get("late") == 42 and things.registered_by("late") == "probe_things_late"
+        with pytest.raises(ValueError, match="already registered"):
+            things.register("late")(43)
+        with pytest.raises(LookupError, match="registered by probe_things_late, which did not"):
+            things.get("missing")
+        things.register("missing")(7)
+        assert things.get("missing") == 7 and things.in_order() == [42, 7]
+    finally:
+        for name in ("probe_things", "probe_things_late"):
+            sys.modules.pop(name, None)

@@ -70,7 +70,5 @@ def test_a_dry_run_imports_no_corruption_or_plotting_package(dry_run_imports: se
     assert dry_run_imports - set(TORCH) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="grid validation looks the engine up in "
-                   "benchmark.models.ENGINES, whose engine modules define torch detectors")
 def test_a_dry_run_imports_no_torch(dry_run_imports: set[str]) -> None:
     assert dry_run_imports & set(TORCH) == set()

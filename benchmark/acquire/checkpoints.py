@@ -9,8 +9,9 @@ from benchmark.acquire import mirrored
 from benchmark.acquire.download import DEFAULT_TIMEOUT_S, download
 from benchmark.acquire.space import human
 from benchmark.errors import BenchmarkError
-from benchmark.models.backbones import build_body, file_sha256, weights_path
+from benchmark.models.backbones import build_body
 from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import file_sha256, weights_path
 
 
 def fetch_weights(pairs: list[tuple[str, str]], *, mirror: str | None = None,

@@ -12,8 +12,8 @@ from typing import Any
 from benchmark.acquire.space import human
 from benchmark.data.archives import DATASETS, family_of
 from benchmark.errors import DataError
-from benchmark.models.backbones import file_sha256, weights_path
 from benchmark.models.checkpoints import catalogue
+from benchmark.models.checkpoints.catalogue import file_sha256, weights_path
 from benchmark.store import data_root
 
 #: statuses that stop a run

@@ -14,7 +14,8 @@ detector it builds for ``spec``, so a run's protocol card states what defines th
 never just the engine's name (:func:`engine_card`). The returned :class:`Detector`
 meets the contract below, which is all the training loop, the recipes, RGN and evaluation
 use — so a second engine (detectron2, …) is one module implementing it plus one
-registration line, and nothing else in the suite changes.
+registration line (and its declaration in :mod:`benchmark.models.registries`), and nothing
+else in the suite changes.
 
 Conventions of the contract:
 
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from benchmark.models.backbones import Body
-from benchmark.registry import Registry
+from benchmark.models.registries import ENGINES
 
 if TYPE_CHECKING:
     from benchmark.spec import RunSpec
@@ -106,7 +107,6 @@ class Detector(nn.Module, abc.ABC):
 
 
 EngineBuilder = Callable[["RunSpec", int], Detector]
-ENGINES: Registry[EngineBuilder] = Registry("engine")
 
 
 def engine_needs_masks(name: str) -> bool:

@@ -60,11 +60,9 @@ def publication_keys(backbone: str, weights: str) -> frozenset[str]:
     if entry is None and re.fullmatch(r"[0-9a-f]{64}", weights or ""):
         entry = catalogue.by_sha256(weights)
     if entry is None and weights and weights not in ("imagenet", "none"):
-        from benchmark.models.backbones import file_sha256, weights_path
-
-        path = weights_path(weights)
+        path = catalogue.weights_path(weights)
         if path is not None and path.is_file():
-            entry = catalogue.by_sha256(file_sha256(path))
+            entry = catalogue.by_sha256(catalogue.file_sha256(path))
     if entry is None or entry.architecture != backbone:
         return frozenset()
     return frozenset(entry.publication)

@@ -9,7 +9,8 @@ last four produce strides 4, 8, 16, 32 (P2–P5, :meth:`Body.levels`), whose fir
 ``freeze_at`` stages can be frozen as detectron2's FREEZE_AT does, and which carries the
 pixel statistics and channel order its weights expect. One module per family
 (``resnet``, ``convnext``, ``efficientnet``, ``swin``, ``vit``, ``lite``); to add a
-backbone, write a builder and decorate it with ``@BACKBONES.register("name")``.
+backbone, write a builder, decorate it with ``@BACKBONES.register("name")`` and declare its
+name in :mod:`benchmark.models.registries`.
 """
 
 from benchmark.models.backbones._base import (  # noqa: I001  (registry first)
@@ -18,12 +19,10 @@ from benchmark.models.backbones._base import (  # noqa: I001  (registry first)
     OUT_STRIDES,
     Body,
     build_body,
-    file_sha256,
     freeze_batchnorm,
     resolve_source,
-    weights_path,
 )
 from benchmark.models.backbones import convnext, efficientnet, lite, resnet, swin, vit  # noqa: F401
 
-__all__ = ["BACKBONES", "LEVEL_STRIDES", "OUT_STRIDES", "Body", "build_body", "file_sha256",
-           "freeze_batchnorm", "resolve_source", "weights_path"]
+__all__ = ["BACKBONES", "LEVEL_STRIDES", "OUT_STRIDES", "Body", "build_body", "freeze_batchnorm",
+           "resolve_source"]

@@ -1,4 +1,5 @@
-"""What every backbone shares: the :class:`Body`, the registry, resolving a ``weights`` value
+"""What every backbone shares: the :class:`Body`, the registry (declared in
+:mod:`benchmark.models.registries`), resolving a ``weights`` value
 (catalogue name, "imagenet", "none" or a path) and loading it strictly, freezing BatchNorm."""
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from benchmark.errors import ConfigError, MissingFileError
 from benchmark.models.checkpoints import catalogue
-from benchmark.models.checkpoints.catalogue import IMAGENET_RGB, PixelStats, WeightsEntry
+from benchmark.models.checkpoints.catalogue import (
+    IMAGENET_RGB,
+    PixelStats,
+    WeightsEntry,
+    file_sha256,
+    weights_path,
+)
 from benchmark.models.checkpoints.convert import (
     CONVERTERS,
     MatchReport,
     load_matched,
     read_checkpoint,
 )
-from benchmark.registry import Registry
-from benchmark.store import sha256_file, weights_root
+from benchmark.models.registries import BACKBONES
 
 LEVEL_STRIDES = (4, 8, 16, 32)  # P2–P5
 OUT_STRIDES = (8, 16, 32)  # what ``forward`` returns (the engine's FPN input today)
@@ -123,35 +129,8 @@ class Body(nn.Module):
         return OrderedDict((str(i), f) for i, f in enumerate(feats))
 
 
-BACKBONES: Registry[Callable[..., Body]] = Registry("backbone")
 #: backbones whose builder takes ``norm`` (a BatchNorm handling other than "frozen")
 NORM_OPTION: set[str] = set()
-
-
-# ---- weights -------------------------------------------------------------------------------
-def weights_path(weights: str) -> Path | None:
-    """The file a ``backbone.weights`` value names: a catalogue entry's file under
-    $BENCH_WEIGHTS, or a path (relative paths under $BENCH_WEIGHTS); None for "imagenet"
-    (packaged) and "none" (random init)."""
-    if weights in ("imagenet", "none"):
-        return None
-    entry = catalogue.lookup(weights)
-    if entry is not None:
-        return weights_root() / entry.file
-    path = Path(weights).expanduser()
-    return path if path.is_absolute() else weights_root() / path
-
-
-_SHA256: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) for the process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA256:
-        _SHA256[key] = sha256_file(path)
-    return _SHA256[key]
 
 
 @dataclass(frozen=True)

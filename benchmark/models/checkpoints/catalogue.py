@@ -11,7 +11,8 @@ the published rows it stands for (``publication`` keys, matched by
 
 To add a checkpoint: one :class:`WeightsEntry` in :data:`CATALOGUE` (its converter must exist;
 ``tests/test_weights.py`` loads a synthetic file of every converter). Grids then say
-``weights: <name>``. Nothing here is ever downloaded.
+``weights: <name>``. Nothing here is ever downloaded. :func:`weights_path` names the file a
+``weights`` value stands for, :func:`file_sha256` hashes it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmark.errors import ConfigError
+from benchmark.store import sha256_file, weights_root
 
 
 @dataclass(frozen=True)
@@ -307,3 +310,28 @@ def hash_matches(entry: WeightsEntry, digest: str) -> bool | None:
 def looks_like_name(value: str) -> bool:
     """A bare identifier (no path separator, no file suffix): meant as a catalogue name."""
     return "/" not in value and "." not in value and value not in ("imagenet", "none")
+
+
+def weights_path(weights: str) -> Path | None:
+    """The file a ``backbone.weights`` value names: a catalogue entry's file under
+    $BENCH_WEIGHTS, or a path (relative paths under $BENCH_WEIGHTS); None for "imagenet"
+    (packaged) and "none" (random init)."""
+    if weights in ("imagenet", "none"):
+        return None
+    entry = lookup(weights)
+    if entry is not None:
+        return weights_root() / entry.file
+    path = Path(weights).expanduser()
+    return path if path.is_absolute() else weights_root() / path
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached per (path, size, mtime) for the process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256:
+        _SHA256[key] = sha256_file(path)
+    return _SHA256[key]
