@@ -64,8 +64,9 @@ case "$verb" in
     # are available, runs pytest, then stops the daemons it started. Without root/apt those
     # tests are skipped loudly; with CI=true they must run.
     # Two stages: the default set, then (when it passed, and only for the whole suite, i.e.
-    # no extra arguments) the tests marked slow (`--runslow -m slow`: end-to-end WiSE mix,
-    # evaluation-sweep resume, the demo command, fp16 AMP; about 3 min on 2 cores).
+    # no extra arguments) the tests marked slow but not rehearsal: end-to-end WiSE mix,
+    # evaluation-sweep resume, the demo command, fp16 AMP, one smoke cell per published
+    # family; about 5 min on 2 cores.
     # BENCH_SKIP_SLOW=1 leaves the second stage out.
     provision_chromium
     export BENCH_SLOW_STAGE=1
