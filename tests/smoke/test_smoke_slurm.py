@@ -75,8 +75,10 @@ def test_the_kinds_run_as_one_array_and_the_cost_sheet_is_collected(
     assert len(records) == 2 and all(r["smoke"] is True for r in records)
     assert sorted(r["spec"]["backbone"]["weights"] for r in records) == [
         "imagenet", "standin_torchvision_resnet18"]
-    # one array of two tasks, both done, their results in the submitit folder
-    assert _sacct(array) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
+    # one array of two tasks, both done (a task's result is written before its process
+    # ends, and sacct says so a moment later), their results in the submitit folder
+    done = {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
+    wait_for("sacct to list both tasks COMPLETED", lambda: _sacct(array) == done, timeout=60)
     (folder,) = (root / "pascal_two" / "slurm").iterdir()
     assert {p.name for p in folder.glob("*_result.pkl")} == {f"{array}_0_0_result.pkl",
                                                              f"{array}_1_0_result.pkl"}
