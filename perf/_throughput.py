@@ -6,17 +6,21 @@ engines, batch 8 of 800x1216, 12 random boxes per image, SGD momentum 0.9 at lr 
 torchvision ``fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)`` (BatchNorm, all
 layers trainable, as shipped) and the suite's ``detectron2`` engine where detectron2 imports,
 in the same run. ``--small``: batch 2 of 320x480, ResNet-18, 1 + 3 iterations, fp32 (CPU, CI).
+``--json PATH`` also writes the table and the environment as JSON (:func:`write_json`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,7 @@ def parse(description: str) -> tuple[Setup, argparse.Namespace]:
                     "native bf16 emulates it, minutes per step)")
     ap.add_argument("--channels-last", default="off,on", help="off, on or off,on")
     ap.add_argument("--iters", default="", help="WARMUP,TIMED instead of the setup's (CI)")
+    ap.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     args = ap.parse_args()
     setup = SMALL if args.small else REFERENCE
     if args.iters:
@@ -67,6 +72,48 @@ def parse(description: str) -> tuple[Setup, argparse.Namespace]:
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def environment() -> dict[str, Any]:
+    """What a figure was measured on: torch, the device, the CPU count."""
+    import torchvision
+
+    dev = device()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name() if dev.type == "cuda" else _cpu_name(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """``payload`` and :func:`environment` as one JSON file (the scripts' ``--json PATH``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**payload, "environment": environment()}, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def detectron2_status() -> str:
+    """``"importable"`` or ``"not importable: <why>"``."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError as e:
+        return f"not importable: {e}"
+    return "importable"
 
 
 def batch(setup: Setup, seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
@@ -109,9 +156,7 @@ def engines(setup: Setup) -> list[Engine]:
                                                        else setup.width)}
     out = []
     names = ["frcnn_fpn"]
-    with contextlib.suppress(ImportError):
-        import detectron2  # noqa: F401
-
+    if detectron2_status() == "importable":
         names.append("detectron2")
     for name in names:
         spec = RunSpec(
@@ -183,6 +228,7 @@ def run(kind: str, measure: Callable[[Engine, str, Setup], float], description: 
           + ("" if dev.type == "cuda" else f", {torch.get_num_threads()} threads"))
     print("| engine | precision | channels_last | img/s | peak mem GB | ratio to torchvision |")
     print("|---|---|---|---|---|---|")
+    rows: list[dict[str, Any]] = []
     for precision in args.precisions:
         for channels_last in args.channels_last:
             rates = {}
@@ -191,11 +237,19 @@ def run(kind: str, measure: Callable[[Engine, str, Setup], float], description: 
                             else torch.contiguous_format)
                 if dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                rates[e.name] = setup.batch / measure(e, precision, setup)
-                mem = (f"{torch.cuda.max_memory_allocated() / 1e9:.1f}" if dev.type == "cuda"
-                       else "-")
-                rates[e.name] = (rates[e.name], mem)
+                rate = setup.batch / measure(e, precision, setup)
+                mem = torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else None
+                rates[e.name] = (rate, mem)
             ref = rates[models[-1].name][0]
             for name, (rate, mem) in rates.items():
                 print(f"| {name} | {precision} | {'on' if channels_last else 'off'} | "
-                      f"{rate:.3g} | {mem} | {rate / ref:.2f}x |")
+                      f"{rate:.3g} | {'-' if mem is None else f'{mem:.1f}'} | "
+                      f"{rate / ref:.2f}x |")
+                rows.append({"engine": name, "precision": precision,
+                             "channels_last": channels_last, "img_s": rate,
+                             "peak_mem_gb": mem, "ratio_to_torchvision": rate / ref})
+            if args.json:  # after every setting: a step killed later keeps these rows
+                write_json(args.json, {"kind": kind, "setup": asdict(setup),
+                                       "reference_setup": not args.small,
+                                       "detectron2": detectron2_status(),
+                                       "engines": [e.name for e in models], "rows": rows})

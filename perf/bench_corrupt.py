@@ -43,9 +43,13 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "h
 COCO_C_IMAGES = 5000 * 15 * 5
 
 
-def make_source(root: Path, n: int, height: int, width: int, name: str = "bench") -> PreparedSplit:
-    """``n`` photo-like JPEGs of the given size (scikit-image photos, cropped and flipped)."""
+def make_source(root: Path, n: int, height: int, width: int, name: str = "bench",
+                classes: int = 1, boxes: int = 0) -> PreparedSplit:  # fmt: skip
+    """``n`` photo-like JPEGs of the given size (scikit-image photos, cropped and flipped),
+    with ``boxes`` seeded random boxes of ``classes`` categories each (for scoring)."""
     images = []
+    annotations = []
+    rng = np.random.default_rng(0)
     for i in range(n):
         photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
         scale = max(height / photo.shape[0], width / photo.shape[1])
@@ -57,7 +61,15 @@ def make_source(root: Path, n: int, height: int, width: int, name: str = "bench"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.ascontiguousarray(crop)).save(path, quality=90)
         images.append({"id": i + 1, "file_name": path.name, "width": width, "height": height})
-    coco = {"images": images, "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+        for _ in range(boxes):
+            w, h = rng.uniform(16, width / 2), rng.uniform(16, height / 2)
+            x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
+                                "category_id": int(rng.integers(1, classes + 1)),
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+    categories = [{"id": k + 1, "name": f"thing{k + 1}" if classes > 1 else "thing"}
+                  for k in range(classes)]
+    coco = {"images": images, "annotations": annotations, "categories": categories}
     return write_split(name, coco, dataset="bench", domain="photo", root=root)
 
 

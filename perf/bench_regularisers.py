@@ -13,7 +13,8 @@ one torch thread) it times, per weighting (``distance``, ``ewc``, ``rgn``):
 and prints medians and the overhead of each over FT. The target is ≤ 5 % over FT
 on the CPU. Then, in the same run, the distilling recipes' steps against FT (interleaved):
 ``ft_kd`` (a student and a frozen teacher body pass on the batch) and ``cf_kd`` (the same on
-the counterfactual batch, plus building it); reported as measured.
+the counterfactual batch, plus building it); reported as measured. On a GPU each step ends
+with a device synchronisation. ``--json PATH`` also writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _demo_step import demo_step  # noqa: E402
+from _throughput import sync, write_json  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     args = ap.parse_args()
     import torch
 
@@ -60,6 +63,7 @@ def main() -> int:
         sum(losses.values()).backward()
         edit()
         opt.step()
+        sync()
         return time.perf_counter() - t0
 
     def interleaved(*edits) -> list[float]:
@@ -74,6 +78,11 @@ def main() -> int:
         return [statistics.median(t) for t in times]
 
     print(f"{'weighting':<10} {'FT s/step':>10} {'fused':>16} {'loop (before)':>18}")
+    spec = d.trainer.spec
+    results: dict = {"model": f"{spec.engine} {spec.backbone.label}", "batch": len(images),
+                     "size": spec.schedule.train_sizes[0], "steps": args.steps,
+                     "device": str(next(model.parameters()).device), "reg_ft": {},
+                     "distill": {}}
     for weighting in ("distance", "ewc", "rgn"):
         recipe = get_recipe(RecipeSpec.make("reg_ft", weighting=weighting))
         ewc = {n: torch.rand(p.shape) for n, p in body}
@@ -83,6 +92,11 @@ def main() -> int:
                                       lambda r=recipe: loop_reference(r, 0.01))
         print(f"{weighting:<10} {ft:>10.3f} {fused:>8.3f} ({100 * (fused / ft - 1):+5.1f}%) "
               f"{loop:>8.3f} ({100 * (loop / ft - 1):+5.1f}%)")
+        results["reg_ft"][weighting] = {
+            "ft_s": ft, "fused_s": fused, "fused_overhead_pct": 100 * (fused / ft - 1),
+            "loop_s": loop, "loop_overhead_pct": 100 * (loop / ft - 1)}
+        if args.json:  # after every weighting: a step killed later keeps these
+            write_json(args.json, results)
 
     recipes = {name: get_recipe(RecipeSpec.make(name)) for name in ("ft_kd", "cf_kd")}
     for recipe in recipes.values():
@@ -96,6 +110,7 @@ def main() -> int:
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         opt.step()
+        sync()
         return time.perf_counter() - t0
 
     for r in (None, *recipes.values()):
@@ -106,9 +121,13 @@ def main() -> int:
             times[name].append(distill_step(recipes.get(name) if name else None))
     ft = statistics.median(times[None])
     print(f"\n{'recipe':<10} {'s/step':>10} {'over FT':>8}\n{'ft':<10} {ft:>10.3f}")
+    results["distill"]["ft_s"] = ft
     for name in recipes:
         t = statistics.median(times[name])
         print(f"{name:<10} {t:>10.3f} {100 * (t / ft - 1):>+7.1f}%")
+        results["distill"][name] = {"s": t, "overhead_pct": 100 * (t / ft - 1)}
+    if args.json:
+        write_json(args.json, results)
     for recipe in recipes.values():
         recipe.finalize(model, start)
     return 0
