@@ -26,7 +26,7 @@ import multiprocessing as mp
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
+from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,9 +95,11 @@ def _use_isa_independent_taps() -> None:
         _library.gaussian = isa.gaussian
 
 
+@cache
 def _corruptions() -> dict[str, Callable[..., Any]]:
     """The library's corruptions by name, its Gaussian taps made ISA-independent first
-    (:func:`_use_isa_independent_taps`)."""
+    (:func:`_use_isa_independent_taps`); imported and patched once per process, not per
+    image."""
     from imagecorruptions import corruption_dict
 
     _use_isa_independent_taps()
